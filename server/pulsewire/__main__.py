@@ -1,0 +1,3 @@
+from pulsewire.cli import main
+
+main()

@@ -1,0 +1,75 @@
+"""Live fan-out to dashboards (PROTOCOL.md section 2).
+
+Each live client has a bounded queue of encoded messages. Publishing never waits: a message that
+does not fit marks the client as fallen behind, and its connection handler drops it. Each message
+is encoded once and shared by every client that wants it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from pulsewire.metrics import Metrics
+
+
+class LiveClient:
+    __slots__ = ("queue", "devices", "behind")
+
+    def __init__(self, queue_size: int) -> None:
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
+        self.devices: frozenset[str] | None = None  # None: every device
+        self.behind = asyncio.Event()
+
+    def wants(self, device_id: str) -> bool:
+        return self.devices is None or device_id in self.devices
+
+    def subscribe(self, device_ids: Iterable[str] | None) -> None:
+        ids = frozenset(device_ids or ())
+        self.devices = ids or None
+
+
+class LiveHub:
+    def __init__(self, metrics: Metrics, queue_size: int) -> None:
+        self._metrics = metrics
+        self._queue_size = queue_size
+        self._clients: set[LiveClient] = set()
+
+    def join(self) -> LiveClient:
+        client = LiveClient(self._queue_size)
+        self._clients.add(client)
+        self._metrics.live_clients.set(len(self._clients))
+        return client
+
+    def leave(self, client: LiveClient) -> None:
+        self._clients.discard(client)
+        self._metrics.live_clients.set(len(self._clients))
+
+    def publish_readings(self, batches: Iterable[tuple[str, list[dict[str, Any]]]]) -> None:
+        """Push committed readings: one message per device, its batches in commit order."""
+        if not self._clients:
+            return
+        per_device: dict[str, list[dict[str, Any]]] = {}
+        for device_id, data in batches:
+            per_device.setdefault(device_id, []).extend(data)
+        for device_id, data in per_device.items():
+            self._offer(device_id, {"type": "telemetry", "device": device_id, "data": data})
+
+    def publish_status(self, device_id: str, online: bool, ts: int) -> None:
+        self._offer(device_id, {"type": "status", "device": device_id, "online": online, "ts": ts})
+
+    def _offer(self, device_id: str, message: dict[str, Any]) -> None:
+        encoded: str | None = None
+        for client in self._clients:
+            if client.behind.is_set() or not client.wants(device_id):
+                continue
+            if encoded is None:
+                encoded = orjson.dumps(message).decode()
+            try:
+                client.queue.put_nowait(encoded)
+            except asyncio.QueueFull:
+                client.behind.set()
+                self._metrics.live_dropped.inc()

@@ -1,0 +1,51 @@
+"""Prometheus instruments, one registry per app (no process-wide collectors)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+@dataclass(eq=False)
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.device_connections = Gauge("pulsewire_device_connections", "Open device connections", registry=r)
+        self.live_clients = Gauge("pulsewire_live_clients", "Open live-channel connections", registry=r)
+        self.readings = Counter(
+            "pulsewire_readings", "Readings (timestamped value sets) committed; rate() gives readings/s", registry=r
+        )
+        self.values = Counter("pulsewire_values", "Individual metric values committed", registry=r)
+        self.acks = Counter("pulsewire_acks", "Batches acknowledged to devices", registry=r)
+        self.rejects = Counter(
+            "pulsewire_rejects", "Messages refused with an error message", ["code"], registry=r
+        )
+        self.frame_closes = Counter(
+            "pulsewire_frame_closes", "Connections closed for an unusable frame", ["close_code"], registry=r
+        )
+        self.auth_refusals = Counter(
+            "pulsewire_auth_refusals", "Device handshakes refused", ["reason"], registry=r
+        )
+        self.write_queue_depth = Gauge("pulsewire_write_queue_depth", "Batches waiting for the writer", registry=r)
+        self.commit_seconds = Histogram(
+            "pulsewire_commit_seconds",
+            "Duration of one group commit",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.group_batches = Histogram(
+            "pulsewire_group_batches",
+            "Batches per group commit",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+            registry=r,
+        )
+        self.storage_errors = Counter("pulsewire_storage_errors", "Group commits that failed", registry=r)
+        self.live_dropped = Counter(
+            "pulsewire_live_dropped_clients", "Live clients dropped for falling behind", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

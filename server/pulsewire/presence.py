@@ -1,0 +1,41 @@
+"""Which devices are connected now, and the handle to close each connection."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+Closer = Callable[[int, str], Awaitable[None]]
+
+
+@dataclass(eq=False, slots=True)
+class Connection:
+    device_id: str
+    close: Closer = field(repr=False)
+
+
+class Presence:
+    def __init__(self) -> None:
+        self._current: dict[str, Connection] = {}
+
+    def arrive(self, conn: Connection) -> Connection | None:
+        """Make `conn` the device's connection; returns the one it replaces, if any."""
+        previous = self._current.get(conn.device_id)
+        self._current[conn.device_id] = conn
+        return previous
+
+    def leave(self, conn: Connection) -> bool:
+        """Forget `conn`; True when it was still the device's current connection (so it is now offline)."""
+        if self._current.get(conn.device_id) is conn:
+            del self._current[conn.device_id]
+            return True
+        return False
+
+    def is_online(self, device_id: str) -> bool:
+        return device_id in self._current
+
+    def get(self, device_id: str) -> Connection | None:
+        return self._current.get(device_id)
+
+    def __len__(self) -> int:
+        return len(self._current)

@@ -1,0 +1,165 @@
+"""Device channel `/ws/device` (PROTOCOL.md section 1): a thin I/O shell around `codec.DeviceSession`.
+
+Reading and acking run apart: the reader hands each batch to the writer and goes on with the
+next frame; the acker waits for commits in order and sends acks. At most `inflight_batches`
+batches wait for their ack; past that the reader stops reading and TCP slows the device down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import APIRouter, WebSocket
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketState
+
+from pulsewire import codec
+from pulsewire.clock import now_ms
+from pulsewire.presence import Connection
+from pulsewire.routes.deps import ServicesDep
+from pulsewire.services import Services
+from pulsewire.storage import devices as store
+from pulsewire.storage.writer import StorageError
+from pulsewire.tokens import bearer, token_hash
+
+log = logging.getLogger("pulsewire.device")
+
+router = APIRouter()
+
+
+async def _refuse(ws: WebSocket, services: Services, status: int, reason: str, detail: str) -> None:
+    services.metrics.auth_refusals.labels(reason=reason).inc()
+    client = ws.client.host if ws.client else "?"
+    log.warning("device handshake refused", extra={"reason": reason, "client": client})
+    try:
+        await ws.send_denial_response(JSONResponse({"detail": detail}, status_code=status))
+    except RuntimeError:  # server without the denial-response extension
+        await ws.close(codec.CLOSE_POLICY, detail[:120])
+
+
+def _lookup(services: Services, token: str) -> str | None:
+    with services.engine.connect() as conn:
+        return store.device_for_token(conn, token_hash(token))
+
+
+@router.websocket("/ws/device")
+async def device_channel(ws: WebSocket, services: ServicesDep) -> None:
+    if codec.SUBPROTOCOL not in ws.scope.get("subprotocols", ()):
+        offered = ", ".join(ws.scope.get("subprotocols", ())) or "none"
+        await _refuse(ws, services, 400, "subprotocol", f"subprotocol {codec.SUBPROTOCOL} required (offered: {offered})")
+        return
+    token = bearer(ws.headers.get("authorization"))
+    if token is None:
+        await _refuse(ws, services, 401, "missing_token", "device token required: Authorization: Bearer <token>")
+        return
+    device_id = await run_in_threadpool(_lookup, services, token)
+    if device_id is None:
+        await _refuse(ws, services, 401, "bad_token", "unknown or revoked device token")
+        return
+    await ws.accept(subprotocol=codec.SUBPROTOCOL)
+    await _serve(ws, services, device_id)
+
+
+async def _serve(ws: WebSocket, services: Services, device_id: str) -> None:
+    metrics = services.metrics
+    closing: list[tuple[int, str]] = []
+
+    async def close(code: int, reason: str) -> None:
+        if not closing:
+            closing.append((code, reason))
+            with contextlib.suppress(Exception):
+                await ws.close(code, reason)
+
+    me = Connection(device_id, close)
+    previous = services.presence.arrive(me)
+    if previous is not None:
+        await previous.close(codec.CLOSE_REPLACED, "replaced by a newer connection of the same device")
+    metrics.device_connections.inc()
+    client = ws.client.host if ws.client else "?"
+    log.info("device connected", extra={"device": device_id, "client": client})
+    if previous is None:
+        services.hub.publish_status(device_id, True, now_ms())
+
+    pending: asyncio.Queue[tuple[int, asyncio.Future[None]]] = asyncio.Queue()
+    window = asyncio.Semaphore(services.settings.inflight_batches)
+    acker = asyncio.create_task(_ack_in_order(ws, services, pending, window, close))
+    session = codec.DeviceSession()
+    try:
+        while not closing:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            frame = message.get("text")
+            if frame is None:
+                frame = message.get("bytes", b"")
+            try:
+                msg = session.receive(frame)
+            except codec.FrameError as exc:
+                metrics.frame_closes.labels(close_code=str(exc.close_code)).inc()
+                log.warning("unusable frame", extra={"device": device_id, "close_code": exc.close_code, "reason": exc.reason})
+                await close(exc.close_code, exc.reason)
+                break
+            except codec.MessageError as exc:
+                metrics.rejects.labels(code=exc.code).inc()
+                log.info("message refused", extra={"device": device_id, "code": exc.code, "seq": exc.seq, "detail": exc.detail})
+                await ws.send_text(codec.error(exc))
+                continue
+            if isinstance(msg, codec.Telemetry):
+                await window.acquire()
+                done = await services.writer.submit(device_id, msg.data, codec.rows(msg.data))
+                pending.put_nowait((msg.seq, done))
+            elif isinstance(msg, codec.Hello):
+                await services.writer.call(store.record_hello(device_id, msg.fw, now_ms()))
+                await ws.send_text(codec.welcome(now_ms(), services.settings.sample_interval_ms))
+                log.info("device hello", extra={"device": device_id, "fw": msg.fw, "uptime": msg.uptime})
+            else:
+                log.info("command result", extra={"device": device_id, "id": msg.id, "ok": msg.ok, "detail": msg.detail})
+    except StorageError:
+        await close(codec.CLOSE_INTERNAL_ERROR, "storage unavailable; reconnect and resend")
+    except Exception as exc:
+        # A send failing because the peer vanished ends the connection like a disconnect.
+        if ws.application_state != WebSocketState.DISCONNECTED and ws.client_state != WebSocketState.DISCONNECTED:
+            log.exception("device connection failed", extra={"device": device_id})
+            await close(codec.CLOSE_INTERNAL_ERROR, "internal error")
+        else:
+            log.debug("device connection lost", extra={"device": device_id, "error": repr(exc)})
+    finally:
+        acker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await acker
+        metrics.device_connections.dec()
+        if services.presence.leave(me):
+            seen = now_ms()
+            services.hub.publish_status(device_id, False, seen)
+            with contextlib.suppress(Exception):
+                await services.writer.call(store.mark_seen(device_id, seen))
+        code, reason = closing[0] if closing else (None, "closed by device or lost")
+        log.info("device disconnected", extra={"device": device_id, "close_code": code, "reason": reason})
+
+
+async def _ack_in_order(
+    ws: WebSocket,
+    services: Services,
+    pending: asyncio.Queue[tuple[int, asyncio.Future[None]]],
+    window: asyncio.Semaphore,
+    close,  # type: ignore[no-untyped-def]
+) -> None:
+    acks = services.metrics.acks
+    while True:
+        seq, done = await pending.get()
+        try:
+            await done
+        except StorageError:
+            # Neither ack nor error: the device keeps the batch and sends it again after reconnecting.
+            await close(codec.CLOSE_INTERNAL_ERROR, "storage unavailable; reconnect and resend")
+            return
+        finally:
+            window.release()
+        try:
+            await ws.send_text(codec.ack(seq))
+        except Exception:
+            return  # connection gone; the device resends and the store keeps one copy
+        acks.inc()

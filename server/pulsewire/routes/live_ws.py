@@ -1,0 +1,107 @@
+"""Live channel `/ws/live` (PROTOCOL.md section 2): snapshot, subscribe, pushed telemetry and status.
+
+Each client drains its own bounded queue; a client that falls behind is closed with 1013 and may
+reconnect for a fresh snapshot. Ingest never waits for a dashboard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, WebSocket
+from starlette.concurrency import run_in_threadpool
+
+from pulsewire import codec
+from pulsewire.hub import LiveClient
+from pulsewire.routes.deps import ServicesDep, read_key_ok
+from pulsewire.services import Services
+from pulsewire.storage import devices as store
+
+log = logging.getLogger("pulsewire.live")
+
+router = APIRouter()
+
+
+def snapshot(services: Services) -> str:
+    with services.engine.connect() as conn:
+        records = store.list_devices(conn)
+        latest = store.latest_values(conn)
+    devices: list[dict[str, Any]] = [
+        {
+            "id": rec.id,
+            "name": rec.name,
+            "online": services.presence.is_online(rec.id),
+            "last_seen": rec.last_seen,
+            "latest": {m: {"ts": v.ts, "value": v.value} for m, v in latest.get(rec.id, {}).items()},
+        }
+        for rec in records
+    ]
+    return orjson.dumps({"type": "snapshot", "devices": devices}).decode()
+
+
+def _error(code: str, detail: str) -> str:
+    return orjson.dumps({"type": "error", "code": code, "detail": detail}).decode()
+
+
+async def _receive_subscriptions(ws: WebSocket, client: LiveClient) -> None:
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        try:
+            msg = orjson.loads(text) if text is not None else None
+        except orjson.JSONDecodeError:
+            msg = None
+        if not isinstance(msg, dict) or msg.get("type") != "subscribe":
+            await ws.send_text(_error("invalid", 'expected {"type":"subscribe","devices":[...]}'))
+            continue
+        ids = msg.get("devices")
+        if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
+            await ws.send_text(_error("invalid", "devices: expected a list of device ids"))
+            continue
+        client.subscribe(ids)
+
+
+async def _send_queued(ws: WebSocket, client: LiveClient) -> None:
+    while True:
+        await ws.send_text(await client.queue.get())
+
+
+@router.websocket("/ws/live")
+async def live_channel(ws: WebSocket, services: ServicesDep) -> None:
+    if not read_key_ok(ws, services):
+        await ws.close(codec.CLOSE_POLICY, "read key required (?key=)")
+        return
+    await ws.accept()
+    # Join before the snapshot so nothing committed in between is missed (a reading may come twice).
+    client = services.hub.join()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await ws.send_text(await run_in_threadpool(snapshot, services))
+        tasks = [
+            asyncio.create_task(_receive_subscriptions(ws, client)),
+            asyncio.create_task(_send_queued(ws, client)),
+            asyncio.create_task(client.behind.wait()),  # type: ignore[arg-type]
+        ]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if tasks[2] in done:
+            log.warning("live client too slow; dropped", extra={"queued": client.queue.qsize()})
+            with contextlib.suppress(Exception):
+                await ws.close(codec.CLOSE_TRY_AGAIN_LATER, "too slow: reconnect for a fresh snapshot")
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.debug("live connection ended", extra={"error": repr(task.exception())})
+    except Exception as exc:
+        log.debug("live connection ended", extra={"error": repr(exc)})
+    finally:
+        services.hub.leave(client)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task

@@ -1,0 +1,153 @@
+"""Stored readings over HTTP: raw or aggregated per bucket in the database, as JSON or streamed CSV."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from pulsewire.codec import MAX_TS, METRIC_NAME
+from pulsewire.routes.deps import ReaderDep, ServicesDep
+from pulsewire.routes.schemas import ID_PATTERN, PointOut
+from pulsewire.services import Services
+from pulsewire.storage import devices as device_store
+from pulsewire.storage.queries import Agg, Order, TelemetryQuery, read_series, series_ids, stream_series
+from pulsewire.timeparse import parse_time
+
+router = APIRouter(prefix="/api/devices", tags=["telemetry"], dependencies=[ReaderDep])
+
+PARAMS = {"keys", "start", "end", "limit", "order", "interval", "agg", "key"}
+
+DeviceId = Annotated[str, Path(pattern=ID_PATTERN)]
+Keys = Annotated[str | None, Query(description="Comma-separated metric names; default: every metric of the device.")]
+Start = Annotated[str | None, Query(description="Earliest ts, inclusive: epoch ms or ISO 8601. Default: the beginning.")]
+End = Annotated[str | None, Query(description="Latest ts, inclusive: epoch ms or ISO 8601. Default: no bound.")]
+Limit = Annotated[int | None, Query(description="Most points per metric (default 1000, at most 100000).")]
+OrderQ = Annotated[Order, Query(description="asc: oldest first; desc: newest first.")]
+Interval = Annotated[int | None, Query(ge=1, description="Bucket width in ms; with it, one value per bucket.")]
+AggQ = Annotated[Agg | None, Query(description="Aggregate per bucket (default avg when interval is given).")]
+
+
+def _plan(
+    request: Request,
+    services: Services,
+    device_id: str,
+    keys: str | None,
+    start: str | None,
+    end: str | None,
+    limit: int | None,
+    order: Order,
+    interval: int | None,
+    agg: Agg | None,
+) -> tuple[dict[str, int], TelemetryQuery]:
+    """Check every parameter and resolve the series, so a streamed answer never fails half-way."""
+    unknown = sorted(set(request.query_params) - PARAMS)
+    if unknown:
+        raise HTTPException(400, f"unknown query parameter(s): {', '.join(unknown)}; known: {', '.join(sorted(PARAMS - {'key'}))}")
+    settings = services.settings
+    try:
+        lo = parse_time(start, "start") if start is not None else 0
+        hi = parse_time(end, "end") if end is not None else MAX_TS
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    if lo > hi:
+        raise HTTPException(400, f"start ({lo}) is after end ({hi})")
+    if limit is None:
+        limit = settings.query_default_limit
+    if not 1 <= limit <= settings.query_max_limit:
+        raise HTTPException(400, f"limit: {limit} is out of range 1..{settings.query_max_limit}")
+    if agg is not None and interval is None:
+        raise HTTPException(400, "agg needs interval (bucket width in ms)")
+    wanted = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
+    if wanted is not None:
+        bad = [k for k in wanted if not METRIC_NAME.match(k)]
+        if bad or not wanted:
+            raise HTTPException(400, f"keys: bad metric name(s) {bad!r}" if bad else "keys: empty list")
+    with services.engine.connect() as conn:
+        if device_store.get_device(conn, device_id) is None:
+            raise HTTPException(404, f"no device {device_id!r}")
+        known = series_ids(conn, device_id)
+    if wanted is None:
+        chosen = dict(sorted(known.items()))
+    else:
+        missing = [k for k in wanted if k not in known]
+        if missing:
+            have = ", ".join(sorted(known)) or "none yet"
+            raise HTTPException(404, f"device {device_id!r} has no metric {', '.join(missing)} (it has: {have})")
+        chosen = {k: known[k] for k in dict.fromkeys(wanted)}
+    query = TelemetryQuery(start=lo, end=hi, limit=limit, order=order, interval=interval, agg=(agg or "avg") if interval else None)
+    return chosen, query
+
+
+@router.get(
+    "/{device_id}/telemetry",
+    response_class=Response,
+    responses={200: {"model": dict[str, list[PointOut]], "description": "metric -> points"}},
+    summary="Stored readings, raw or aggregated per interval",
+)
+def telemetry(
+    request: Request,
+    services: ServicesDep,
+    device_id: DeviceId,
+    keys: Keys = None,
+    start: Start = None,
+    end: End = None,
+    limit: Limit = None,
+    order: OrderQ = "desc",
+    interval: Interval = None,
+    agg: AggQ = None,
+) -> Response:
+    chosen, query = _plan(request, services, device_id, keys, start, end, limit, order, interval, agg)
+    out: dict[str, list[dict[str, object]]] = {}
+    with services.engine.connect() as conn:
+        for metric, sid in chosen.items():
+            out[metric] = [{"ts": ts, "value": value} for ts, value in read_series(conn, sid, query)]
+    return Response(orjson.dumps(out), media_type="application/json")
+
+
+def _csv_rows(services: Services, chosen: dict[str, int], query: TelemetryQuery) -> Iterator[bytes]:
+    yield b"metric,ts,value\r\n"
+    with services.engine.connect() as conn:
+        for metric, sid in chosen.items():
+            for chunk in stream_series(conn, sid, query):
+                yield "".join(f"{metric},{ts},{_csv_value(v)}\r\n" for ts, v in chunk).encode()
+
+
+def _csv_value(value: float | int | bool | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+@router.get(
+    "/{device_id}/telemetry.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "metric,ts,value rows, streamed"}},
+    summary="The same rows as /telemetry, as CSV, streamed",
+)
+async def telemetry_csv(
+    request: Request,
+    services: ServicesDep,
+    device_id: DeviceId,
+    keys: Keys = None,
+    start: Start = None,
+    end: End = None,
+    limit: Limit = None,
+    order: OrderQ = "desc",
+    interval: Interval = None,
+    agg: AggQ = None,
+) -> StreamingResponse:
+    chosen, query = await run_in_threadpool(
+        _plan, request, services, device_id, keys, start, end, limit, order, interval, agg
+    )
+    return StreamingResponse(
+        _csv_rows(services, chosen, query),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{device_id}-telemetry.csv"'},
+    )

@@ -1,0 +1,73 @@
+"""Every setting of the server, in one typed object.
+
+Values come from (highest first) command-line flags, `PULSEWIRE_*` environment variables, and the
+defaults below. The object is built once at start-up and passed to whatever needs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PULSEWIRE_", frozen=True, extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on (0 picks a free one).")
+    data_dir: Path = Field(Path("data"), description="Folder for the SQLite database and the admin key file.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the database; default: SQLite at <data_dir>/pulsewire.db. "
+        "PostgreSQL: postgresql+psycopg://user@host/db.",
+    )
+    admin_key: str | None = Field(
+        None,
+        description="Key for admin calls. Unset: read from <data_dir>/admin.key, generated on first start.",
+    )
+    read_key: str | None = Field(
+        None,
+        description="When set, the live channel and the read API need it too (Bearer header or ?key=).",
+    )
+    sample_interval_ms: int = Field(5000, ge=100, le=86_400_000, description="Sampling interval sent to devices in welcome.")
+    ping_interval_s: float = Field(20.0, gt=0, description="Seconds between server pings on idle WebSockets.")
+    ping_timeout_s: float = Field(20.0, gt=0, description="Seconds to wait for a pong before a connection is dead.")
+    inflight_batches: int = Field(
+        16, ge=1, le=1024, description="Un-acked batches one device may have; past it the server stops reading."
+    )
+    write_queue_batches: int = Field(
+        4096, ge=1, description="Batches waiting for the writer; past it devices wait (backpressure)."
+    )
+    group_commit_readings: int = Field(
+        20_000, ge=1, description="Most values written in one transaction by the batching writer."
+    )
+    live_queue_messages: int = Field(
+        1024, ge=1, description="Messages queued for one live client; a client further behind is dropped."
+    )
+    query_max_limit: int = Field(100_000, ge=1, description="Largest `limit` an HTTP telemetry query may ask for.")
+    query_default_limit: int = Field(1000, ge=1, description="`limit` of an HTTP telemetry query that names none.")
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL",
+        description="SQLite synchronous pragma. FULL survives power loss; NORMAL survives a crash of the process only.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe log level shown.")
+    log_format: Literal["text", "json"] = Field("text", description="text: key=value lines; json: one object per line.")
+    dashboard_dir: Path | None = Field(None, description="Folder served at /; default: the dashboard shipped with Pulsewire.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_engine(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("sqlite", "postgresql")):
+            raise ValueError("only sqlite:// and postgresql+psycopg:// URLs are supported")
+        return url
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'pulsewire.db'}"
+
+    @property
+    def admin_key_file(self) -> Path:
+        return self.data_dir / "admin.key"

@@ -1,0 +1,58 @@
+"""Database tables (SQLAlchemy Core). Wire and HTTP schemas live elsewhere; rows never leave storage.
+
+A reading is one value of one metric at one instant. Readings are keyed by (series, ts), where a
+series is one (device, metric) pair, so a replayed batch stores once and each row stays small.
+The series row also carries the latest value, so "latest" and "which metrics" never scan readings.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    false,
+)
+
+metadata = MetaData()
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    # sha256 of the token: tokens are 256-bit random strings, so a plain digest cannot be reversed
+    # and lets the handshake find the device with one indexed lookup.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=True),
+    Column("fw", String(64), nullable=True),
+)
+
+# Series outlive a removed device (unless purged) so re-registering the id brings its history back.
+series = Table(
+    "series",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(64), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("last_ts", BigInteger, nullable=True),
+    Column("last_value", Double, nullable=True),
+    Column("last_is_bool", Boolean, nullable=False, server_default=false()),
+    UniqueConstraint("device_id", "metric", name="uq_series_device_metric"),
+)
+
+readings = Table(
+    "readings",
+    metadata,
+    Column("series_id", Integer, ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
+    Column("ts", BigInteger, primary_key=True),
+    Column("value", Double, nullable=False),
+    Column("is_bool", Boolean, nullable=False),
+    sqlite_with_rowid=False,
+)

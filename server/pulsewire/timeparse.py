@@ -1,0 +1,28 @@
+"""Times given to the HTTP API: epoch milliseconds or ISO 8601, to epoch milliseconds."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pulsewire.codec import MAX_TS
+
+
+def parse_time(text: str, name: str) -> int:
+    """`1763700000123`, `2025-11-21T04:40:00Z` or `2025-11-21T04:40:00+01:00`; a time without an offset is UTC.
+
+    Raises ValueError with a message naming the parameter.
+    """
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        ms = int(text)
+    else:
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{name}: {text[:40]!r} is neither epoch milliseconds nor an ISO 8601 time") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        ms = int(when.timestamp() * 1000)
+    if not 0 <= ms <= MAX_TS:
+        raise ValueError(f"{name}: {ms} is out of range 0..{MAX_TS} (ms since the Unix epoch)")
+    return ms
