@@ -25,6 +25,8 @@ log = logging.getLogger("pulsewire.live")
 
 router = APIRouter()
 
+CLOSE_WAIT_S = 1.0
+
 
 def snapshot(services: Services) -> str:
     with services.engine.connect() as conn:
@@ -91,8 +93,11 @@ async def live_channel(ws: WebSocket, services: ServicesDep) -> None:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if tasks[2] in done:
             log.warning("live client too slow; dropped", extra={"queued": client.queue.qsize()})
+            # The close frame waits behind data the client is not reading: give it a moment only.
             with contextlib.suppress(Exception):
-                await ws.close(codec.CLOSE_TRY_AGAIN_LATER, "too slow: reconnect for a fresh snapshot")
+                await asyncio.wait_for(
+                    ws.close(codec.CLOSE_TRY_AGAIN_LATER, "too slow: reconnect for a fresh snapshot"), CLOSE_WAIT_S
+                )
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 log.debug("live connection ended", extra={"error": repr(task.exception())})

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import Connection, false, func, literal_column, select
+from sqlalchemy import BigInteger, Connection, false, func, literal_column, select
 
 from pulsewire.storage.schema import readings, series
 
@@ -38,10 +38,10 @@ def _statement(series_id: int, q: TelemetryQuery):  # type: ignore[no-untyped-de
         cols = select(readings.c.ts, readings.c.value, readings.c.is_bool).where(*where)
         key = readings.c.ts
     else:
-        # Integer division on both SQLite and PostgreSQL; timestamps are never negative.
         # The interval is inlined (a validated int), so GROUP BY and SELECT name the same expression.
-        width = literal_column(str(int(q.interval)))
-        bucket = ((readings.c.ts / width) * width).label("bucket")
+        # Floor division is exact on both backends because timestamps are never negative.
+        width = literal_column(str(int(q.interval)), BigInteger)
+        bucket = ((readings.c.ts // width) * width).label("bucket")
         fn = _AGG[q.agg or "avg"]
         cols = select(bucket, fn(readings.c.value), false()).where(*where).group_by(bucket)
         key = bucket

@@ -1,0 +1,138 @@
+"""The live channel: snapshot, subscriptions, pushes, the read key, and slow clients."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from pulsewire.hub import LiveHub
+from pulsewire.metrics import Metrics
+from tests.conftest import start_server
+from tests.helpers import Server, device, dumps, live, live_until, now_ms, recv_json, send_batch
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_snapshot_lists_devices_with_latest_values(server: Server) -> None:
+    dev, token = server.register(name="Snapshot device")
+    ts = now_ms()
+    async with device(server, token) as ws:
+        assert (await send_batch(ws, 1, [{"ts": ts, "values": {"temperature": 21.5, "door": True}}]))["type"] == "ack"
+        async with live(server) as dashboard:
+            snap = await recv_json(dashboard)
+    entry = next(d for d in snap["devices"] if d["id"] == dev)
+    assert entry["name"] == "Snapshot device" and entry["online"] is True and entry["last_seen"] >= ts - 5000
+    assert entry["latest"] == {"temperature": {"ts": ts, "value": 21.5}, "door": {"ts": ts, "value": True}}
+
+
+async def test_subscribe_filters_devices_and_status_events(server: Server) -> None:
+    a, token_a = server.register()
+    b, token_b = server.register()
+    async with live(server) as dashboard:
+        await recv_json(dashboard)
+        await dashboard.send(dumps({"type": "subscribe", "devices": [b]}))
+        await asyncio.sleep(0.2)
+        async with device(server, token_a) as ws_a, device(server, token_b) as ws_b:
+            assert (await send_batch(ws_a, 1, [{"ts": now_ms(), "values": {"t": 1}}]))["type"] == "ack"
+            assert (await send_batch(ws_b, 1, [{"ts": now_ms(), "values": {"t": 2}}]))["type"] == "ack"
+            first = await live_until(dashboard, lambda m: m["type"] == "telemetry")
+            assert first["device"] == b and first["data"][0]["values"] == {"t": 2}
+        await dashboard.send(dumps({"type": "subscribe", "devices": []}))  # back to every device
+        await asyncio.sleep(0.2)
+        async with device(server, token_a) as ws_a:
+            online = await live_until(dashboard, lambda m: m["type"] == "status" and m["online"])
+            assert online["device"] == a
+
+
+async def test_bad_subscribe_gets_an_error_and_the_socket_stays(server: Server) -> None:
+    async with live(server) as dashboard:
+        await recv_json(dashboard)
+        for bad in ("not json", dumps({"type": "unsubscribe"}), dumps({"type": "subscribe", "devices": "all"})):
+            await dashboard.send(bad)
+            answer = await recv_json(dashboard)
+            assert answer["type"] == "error" and answer["code"] == "invalid" and answer["detail"]
+        await dashboard.send(dumps({"type": "subscribe"}))
+        await dashboard.ping()
+
+
+async def test_read_key_guards_reads_but_not_device_ingest(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    server = start_server(tmp_path, "sqlite", request, read_key="reader-secret")
+    dev, token = server.register()
+    assert server.get("/api/devices").status_code == 401
+    assert server.get("/api/devices", params={"key": "reader-secret"}).status_code == 200
+    assert server.get("/api/devices", headers={"Authorization": "Bearer reader-secret"}).status_code == 200
+    assert server.get("/api/devices", headers=server.admin()).status_code == 200
+    assert server.get(f"/api/devices/{dev}/telemetry.csv").status_code == 401
+    with pytest.raises((InvalidStatus, websockets.ConnectionClosed)):
+        async with live(server) as dashboard:
+            await recv_json(dashboard)
+    async with live(server, "?key=reader-secret") as dashboard:
+        assert (await recv_json(dashboard))["type"] == "snapshot"
+        async with device(server, token) as ws:
+            assert (await send_batch(ws, 1, [{"ts": now_ms(), "values": {"t": 1}}]))["type"] == "ack"
+    assert server.get("/healthz").status_code == 200
+
+
+async def test_slow_dashboard_is_dropped_and_ingest_never_waits(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    server = start_server(tmp_path, "sqlite", request, live_queue_messages="4")
+    dev, token = server.register()
+    # A dashboard that connects and then never reads: its socket fills, then its queue.
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(("127.0.0.1", server.port))
+    stuck.sendall(
+        b"GET /ws/live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    try:
+        await asyncio.sleep(0.3)
+        assert server.metric_value("pulsewire_live_clients") == 1
+        base = now_ms()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with device(server, token) as ws:
+            for seq in range(1, 201):  # ~6 MB of live traffic
+                data = [{"ts": base + seq * 1000 + i, "values": {"temperature_reading": 20.123456 + i}} for i in range(900)]
+                assert (await send_batch(ws, seq, data))["type"] == "ack"
+        elapsed = loop.time() - started
+        await asyncio.sleep(0.3)
+        assert server.metric_value("pulsewire_live_dropped_clients_total") == 1
+        assert server.metric_value("pulsewire_live_clients") == 0
+        assert "live client too slow; dropped" in server.log_text()
+        counted = server.telemetry(dev, interval=10**13, agg="count")["temperature_reading"]
+        assert [p["value"] for p in counted] == [200 * 900]
+        assert elapsed < 60, "ingest must not wait for the stuck dashboard"
+    finally:
+        stuck.close()
+
+
+def test_hub_merges_per_device_filters_and_marks_laggards() -> None:
+    async def scenario() -> None:
+        metrics = Metrics()
+        hub = LiveHub(metrics, queue_size=2)
+        everyone, only_b, laggard = hub.join(), hub.join(), hub.join()
+        only_b.subscribe(["b"])
+        hub.publish_readings([("a", [{"ts": 1, "values": {"t": 1}}]), ("b", [{"ts": 2, "values": {"t": 2}}]),
+                              ("a", [{"ts": 3, "values": {"t": 3}}])])
+        first = everyone.queue.get_nowait()
+        assert first == '{"type":"telemetry","device":"a","data":[{"ts":1,"values":{"t":1}},{"ts":3,"values":{"t":3}}]}'
+        assert only_b.queue.qsize() == 1 and '"device":"b"' in only_b.queue.get_nowait()
+        assert laggard.queue.qsize() == 2 and not laggard.behind.is_set()
+        hub.publish_status("a", False, 5)
+        assert laggard.behind.is_set() and not everyone.behind.is_set()
+        assert only_b.queue.empty()  # status of a device it did not subscribe to
+        hub.leave(laggard)
+        assert metrics.live_dropped._value.get() == 1  # type: ignore[attr-defined]
+        assert metrics.live_clients._value.get() == 2  # type: ignore[attr-defined]
+
+    asyncio.run(scenario())
+
+
+def test_live_rejects_nothing_on_plain_http(server: Server) -> None:
+    assert httpx.get(server.base + "/ws/live").status_code in (400, 404, 426)
