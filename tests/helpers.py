@@ -75,16 +75,21 @@ class Server:
             [sys.executable, "-m", "pulsewire", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
-        deadline = time.monotonic() + 30
+        self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
-                    return self
+                    return
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"server did not start in 30 s:\n{self.log_text()[-3000:]}")
+        raise RuntimeError(f"server did not start in {timeout} s:\n{self.log_text()[-3000:]}")
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

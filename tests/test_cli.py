@@ -1,0 +1,134 @@
+"""The `pulsewire` command: help texts, device management and the simulator against a real server,
+the admin key's first start, and settings validation."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pulsewire.settings import Settings
+from tests.conftest import start_server
+from tests.helpers import Server, free_port
+
+
+def pulsewire(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PULSEWIRE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pulsewire", *args], capture_output=True, text=True, timeout=timeout,
+        env={**clean, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize(
+    "command, expected",
+    [
+        ([], ["serve", "device", "simulate", "migrate"]),
+        (["serve"], ["--simulate", "--database-url", "PULSEWIRE_DATABASE_URL", "--port"]),
+        (["device"], ["add", "list", "rotate", "remove"]),
+        (["device", "add"], ["DEVICE_ID", "--name", "--server", "--admin-key"]),
+        (["device", "list"], ["--json", "--server"]),
+        (["device", "rotate"], ["DEVICE_ID", "old one stops working"]),
+        (["device", "remove"], ["--purge", "--yes"]),
+        (["simulate"], ["COUNT", "--prefix", "temperature"]),
+        (["migrate"], ["--database-url"]),
+    ],
+)
+def test_help_explains_each_command(command: list[str], expected: list[str]) -> None:
+    out = pulsewire(*command, "--help")
+    assert out.returncode == 0, out.stderr
+    for word in expected:
+        assert word in out.stdout, (command, word)
+
+
+def test_every_setting_is_a_serve_flag() -> None:
+    text = pulsewire("serve", "--help").stdout
+    for name in Settings.model_fields:
+        assert f"--{name.replace('_', '-')}" in text and f"PULSEWIRE_{name.upper()}" in text
+
+
+def test_device_commands_against_a_running_server(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    server = start_server(tmp_path, "sqlite", request)
+    common = ["--server", server.base, "--admin-key", server.admin_key]
+    added = pulsewire("device", "add", "porch-1", "--name", "Porch", *common)
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.split("token: ")[1].split()[0]
+    assert token.startswith("pwd_") and "shown only now" in added.stderr
+    listed = pulsewire("device", "list", "--server", server.base)
+    assert "porch-1" in listed.stdout and "Porch" in listed.stdout and "offline" in listed.stdout
+    dup = pulsewire("device", "add", "porch-1", *common)
+    assert dup.returncode == 1 and "409: device 'porch-1' already exists" in dup.stderr
+    rotated = pulsewire("device", "rotate", "porch-1", *common)
+    assert rotated.returncode == 0 and "new token for porch-1: pwd_" in rotated.stdout
+    wrong = pulsewire("device", "rotate", "porch-1", "--server", server.base, "--admin-key", "nope")
+    assert wrong.returncode == 1 and "403: wrong admin key" in wrong.stderr
+    removed = pulsewire("device", "remove", "porch-1", "--purge", "--yes", *common)
+    assert removed.returncode == 0 and "removed porch-1; purged 0 readings" in removed.stdout
+    assert "no devices yet" in pulsewire("device", "list", "--server", server.base).stdout
+
+
+def test_device_commands_say_what_to_do_when_things_are_missing(tmp_path: Path) -> None:
+    down = pulsewire("device", "list", "--server", f"http://127.0.0.1:{free_port()}")
+    assert down.returncode == 1 and "Is `pulsewire serve` running?" in down.stderr
+    nokey = pulsewire("device", "add", "x", "--data-dir", str(tmp_path))
+    assert nokey.returncode == 2 and "no admin key" in nokey.stderr
+
+
+def test_bad_settings_are_refused_with_the_reason() -> None:
+    out = pulsewire("serve", "--port", "70000")
+    assert out.returncode == 2 and "port" in out.stderr and "65535" in out.stderr
+    out = pulsewire("serve", "--database-url", "mysql://x/y")
+    assert out.returncode == 2 and "only sqlite:// and postgresql+psycopg:// URLs" in out.stderr
+
+
+def test_first_start_generates_the_admin_key_once(tmp_path: Path) -> None:
+    printed = []
+    for _ in range(2):
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pulsewire", "serve", "--port", str(port), "--data-dir", str(tmp_path)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        Server(tmp_path, port=port, proc=proc).wait_healthy()
+        proc.send_signal(signal.SIGINT)
+        printed.append(proc.communicate(timeout=20)[0])
+    key = (tmp_path / "admin.key").read_text().strip()
+    assert key.startswith("pwa_")
+    assert stat.S_IMODE((tmp_path / "admin.key").stat().st_mode) == 0o600
+    assert key in printed[0] and "shown once" in printed[0]
+    assert key not in printed[1]  # printed once only
+    log_line = next(line for line in printed[0].splitlines() if "admin key generated" in line)
+    assert key not in log_line
+
+
+def test_simulate_streams_plausible_readings(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    server: Server = start_server(tmp_path, "sqlite", request, sample_interval_ms="200")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pulsewire", "simulate", "2", "--server", server.base, "--admin-key", server.admin_key],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            got = server.get("/api/devices").json()
+            if len(got) == 2 and all(len(d["metrics"]) == 4 for d in got):
+                latest = server.get("/api/devices/sim-1/latest").json()
+                if latest:
+                    break
+            time.sleep(0.2)
+        assert set(latest) == {"temperature", "humidity", "battery_v", "rssi"}
+        assert 10 < latest["temperature"]["value"] < 35
+        assert 0 <= latest["humidity"]["value"] <= 100
+        assert 3.3 <= latest["battery_v"]["value"] <= 4.2
+        assert -100 < latest["rssi"]["value"] < -20
+        time.sleep(1)
+        assert len(server.telemetry("sim-2", keys="temperature")["temperature"]) >= 3
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)

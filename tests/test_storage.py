@@ -1,0 +1,160 @@
+"""Storage: the batching writer (group commit, idempotency, backpressure, failures) and migrations,
+on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, func, select, text
+
+from pulsewire import codec
+from pulsewire.metrics import Metrics
+from pulsewire.storage import devices as store
+from pulsewire.storage.engine import head_revision, migrate, open_engine, schema_revision
+from pulsewire.storage.queries import TelemetryQuery, read_series, series_ids
+from pulsewire.storage.schema import metadata, readings
+from pulsewire.storage.writer import Batch, BatchingWriter, StorageError
+from tests.conftest import database_url_for
+
+
+@pytest.fixture
+def engine(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Engine]:
+    url = database_url_for(backend, request) or f"sqlite:///{tmp_path / 'pw.db'}"
+    eng = open_engine(url)
+    migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+def telemetry(seq: int, start_ts: int, n: int, metric: str = "t") -> codec.Telemetry:
+    return codec.Telemetry(seq, [{"ts": start_ts + i, "values": {metric: float(i)}} for i in range(n)])
+
+
+def count_readings(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(readings)).scalar_one())
+
+
+async def submit(writer: BatchingWriter, device_id: str, msg: codec.Telemetry) -> asyncio.Future[None]:
+    return await writer.submit(device_id, msg.data, codec.rows(msg.data))
+
+
+def test_group_commit_stores_each_reading_once_and_pushes_after_commit(engine: Engine) -> None:
+    pushed: list[list[Batch]] = []
+
+    async def scenario() -> None:
+        metrics = Metrics()
+        writer = BatchingWriter(engine, metrics, queue_batches=1000, group_values=10_000, on_commit=pushed.append)
+        await writer.start()
+        await writer.call(store.add_device("d1", "D1", "h1", 1))
+        futures = [await submit(writer, "d1", telemetry(s, 1000 + s * 10, 10)) for s in range(1, 101)]
+        futures.append(await submit(writer, "d1", telemetry(101, 1010, 10)))  # a replay of batch 1
+        await asyncio.gather(*futures)
+        await writer.stop()
+        # Many batches shared a transaction: fewer commits than batches.
+        groups = metrics.group_batches.collect()[0].samples
+        count = next(s.value for s in groups if s.name.endswith("_count"))
+        assert 1 <= count < 101
+
+    asyncio.run(scenario())
+    assert count_readings(engine) == 100 * 10  # 1000 distinct (series, ts); the replay added none
+    assert sum(len(g) for g in pushed) == 101
+    with engine.connect() as conn:
+        latest = store.latest_values(conn, "d1")["d1"]["t"]
+        assert (latest.ts, latest.value) == (1000 + 100 * 10 + 9, 9.0)
+        assert store.get_device(conn, "d1").last_seen is not None  # type: ignore[union-attr]
+
+
+def test_full_queue_makes_devices_wait_and_loses_nothing(engine: Engine) -> None:
+    async def scenario() -> None:
+        writer = BatchingWriter(engine, Metrics(), queue_batches=2, group_values=5, on_commit=lambda g: None)
+        await writer.start()
+        release = threading.Event()
+        blocker = asyncio.ensure_future(writer.call(lambda conn: release.wait(10)))  # a slow disk
+        await asyncio.sleep(0.05)
+        await submit(writer, "d", telemetry(1, 0, 5))
+        await submit(writer, "d", telemetry(2, 5, 5))
+        third = asyncio.ensure_future(submit(writer, "d", telemetry(3, 10, 5)))
+        await asyncio.sleep(0.2)
+        assert not third.done(), "a full queue must make the submitter wait"
+        release.set()
+        done = await asyncio.wait_for(third, 5)
+        await asyncio.wait_for(done, 5)
+        await blocker
+        await writer.stop()
+
+    asyncio.run(scenario())
+    assert count_readings(engine) == 15
+
+
+def test_failed_commit_acks_nothing_and_keeps_what_was_stored(engine: Engine) -> None:
+    async def scenario() -> None:
+        pushed: list[list[Batch]] = []
+        writer = BatchingWriter(engine, Metrics(), queue_batches=100, group_values=10_000, on_commit=pushed.append)
+        await writer.start()
+        await (await submit(writer, "d", telemetry(1, 0, 5)))
+        # The schema breaks under the writer (think: disk full, table locked by an operator).
+        await writer.call(lambda conn: conn.execute(text("ALTER TABLE readings RENAME TO readings_away")))
+        failing = await submit(writer, "d", telemetry(2, 100, 5))
+        with pytest.raises(StorageError):
+            await failing
+        assert len(pushed) == 1  # nothing pushed live for the failed group
+        await writer.call(lambda conn: conn.execute(text("ALTER TABLE readings_away RENAME TO readings")))
+        await (await submit(writer, "d", telemetry(3, 100, 5)))  # the device's resend succeeds
+        await writer.stop()
+
+    asyncio.run(scenario())
+    assert count_readings(engine) == 10
+
+
+def test_admin_calls_report_their_own_errors(engine: Engine) -> None:
+    async def scenario() -> None:
+        writer = BatchingWriter(engine, Metrics(), queue_batches=10, group_values=100, on_commit=lambda g: None)
+        await writer.start()
+        await writer.call(store.add_device("d1", "D1", "h1", 1))
+        with pytest.raises(store.DeviceExists):
+            await writer.call(store.add_device("d1", "D1 again", "h2", 2))
+        with pytest.raises(store.DeviceNotFound):
+            await writer.call(store.set_token("nope", "h3"))
+        await (await submit(writer, "d1", telemetry(1, 0, 3)))
+        assert await writer.call(store.remove_device("d1", purge=True)) == 3
+        await writer.stop()
+        with pytest.raises(StorageError):
+            await writer.call(store.add_device("d2", "D2", "h4", 3))
+
+    asyncio.run(scenario())
+    assert count_readings(engine) == 0
+
+
+def test_queries_raw_and_aggregated(engine: Engine) -> None:
+    async def scenario() -> None:
+        writer = BatchingWriter(engine, Metrics(), queue_batches=10, group_values=10_000, on_commit=lambda g: None)
+        await writer.start()
+        await (await submit(writer, "q", telemetry(1, 0, 100)))
+        await writer.stop()
+
+    asyncio.run(scenario())
+    with engine.connect() as conn:
+        sid = series_ids(conn, "q")["t"]
+        assert read_series(conn, sid, TelemetryQuery(10, 12, 10, "asc")) == [(10, 10.0), (11, 11.0), (12, 12.0)]
+        buckets = read_series(conn, sid, TelemetryQuery(0, 99, 10, "desc", interval=25, agg="max"))
+        assert buckets == [(75, 99.0), (50, 74.0), (25, 49.0), (0, 24.0)]
+
+
+def test_migrations_match_the_tables_and_keep_readings(engine: Engine) -> None:
+    assert schema_revision(engine) == head_revision() == "0001"
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO series (device_id, metric) VALUES ('m', 't')"))
+        sid = conn.execute(text("SELECT id FROM series WHERE device_id = 'm'")).scalar_one()
+        conn.execute(readings.insert(), [{"series_id": sid, "ts": i, "value": 1.0, "is_bool": False} for i in range(50)])
+    migrate(engine)  # a restart, or a newer release, upgrades in place
+    assert count_readings(engine) == 50
