@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pulsewire.routes.deps import ServicesDep
@@ -11,9 +11,15 @@ from pulsewire.routes.deps import ServicesDep
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="Liveness: 200 while the server and its writer run")
-def healthz(services: ServicesDep) -> dict[str, object]:
-    return {"status": "ok", "devices_online": len(services.presence)}
+@router.get(
+    "/healthz",
+    summary="Liveness: 200 while the server and its writer run, 503 when the writer has stopped",
+    responses={503: {"description": "the writer has stopped: readings cannot be stored"}},
+)
+def healthz(services: ServicesDep) -> JSONResponse:
+    ok = services.writer.running
+    body = {"status": "ok" if ok else "writer stopped", "devices_online": len(services.presence)}
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics", summary="Prometheus text metrics", response_class=Response)

@@ -104,8 +104,12 @@ class BatchingWriter:
         await self._queue.put(_Call(fn, done))
         return await done
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     def _check_running(self) -> None:
-        if self._task is None or self._task.done():
+        if not self.running:
             raise StorageError("the writer is not running")
 
     async def _next(self) -> Any:
