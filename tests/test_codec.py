@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pulsewire import codec
 from pulsewire.codec import DeviceSession, FrameError, Hello, MessageError, Result, Telemetry, decode_frame
@@ -39,9 +42,32 @@ def test_hello_telemetry_result_decode() -> None:
     assert decode_frame('{"type":"result","id":"c-91","ok":true}') == Result("c-91", True, None)
 
 
-def test_unknown_fields_are_ignored() -> None:
+def test_unknown_fields_are_ignored_and_not_passed_on() -> None:
     msg = decode_frame('{"type":"telemetry","seq":1,"extra":1,"data":[{"ts":5,"values":{"a":1},"note":"x"}]}')
+    assert isinstance(msg, Telemetry) and msg.data == [{"ts": 5, "values": {"a": 1}}]
+
+
+@pytest.mark.parametrize(
+    "frame, fragment",
+    [
+        ('{"type":"hello","fw":"\\ud800"}', "fw:"),
+        ('{"type":"result","id":"\\udfff","ok":true}', "id:"),
+        ('{"type":"telemetry","seq":99999999999999999999,"data":[{"ts":1,"values":{"t":NaN}}]}', "seq:"),
+        ('{"type":"telemetry","seq":9007199254740992,"data":[{"ts":1,"values":{"t":1}}]}', "seq:"),
+    ],
+)
+def test_strings_and_numbers_that_cannot_be_sent_back_are_refused(frame: str, fragment: str) -> None:
+    err = refused(frame)
+    assert fragment in err.detail
+    codec.error(err)  # the refusal itself can always be encoded
+
+
+def test_accepted_batches_always_encode_again() -> None:
+    """Whatever passes the codec can be pushed to dashboards (orjson is stricter than json)."""
+    frame = '{"type":"telemetry","seq":1,"data":[{"ts":1,"values":{"a":1e308,"b":-0.0,"c":false},"x":"\\ud800"}]}'
+    msg = decode_frame(frame)
     assert isinstance(msg, Telemetry)
+    assert codec.encode({"type": "telemetry", "device": "d", "data": msg.data})
 
 
 @pytest.mark.parametrize(
@@ -75,8 +101,9 @@ def test_frame_limit_counts_utf8_bytes_not_characters() -> None:
         ('{"t": [1, 2]}', "values.t: not a finite number"),
         ('{"t": null}', "values.t: not a finite number"),
         ('{"t": 1e999}', "values.t: not a finite number"),
-        # NaN sends the frame through the stdlib parser, which keeps huge integers exact.
-        ('{"t": 99999999999999999999, "u": NaN}', "values.t: integer out of range"),
+        ('{"t": 9007199254740993}', "values.t: integer beyond ±9007199254740991 cannot be stored exactly"),
+        # NaN sends the frame through the stdlib parser, which keeps huge integers as integers.
+        ('{"t": 99999999999999999999, "u": NaN}', "values.t: integer beyond"),
         ('{"bad name": 1}', "bad metric name 'bad name'"),
         ('{"": 1}', "bad metric name ''"),
         ('{"' + "m" * 65 + '": 1}', "bad metric name"),
@@ -168,3 +195,28 @@ def test_encoders_produce_the_contract_shapes() -> None:
     assert json.loads(codec.command("c-91", "set_interval", {"ms": 10000})) == {
         "type": "command", "id": "c-91", "name": "set_interval", "args": {"ms": 10000}
     }
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(seq=json_values, ts=json_values, values=st.dictionaries(st.text(max_size=70), json_values, max_size=4))
+def test_any_message_is_decoded_cleanly_or_refused_cleanly(seq: object, ts: object, values: object) -> None:
+    frame = json.dumps({"type": "telemetry", "seq": seq, "data": [{"ts": ts, "values": values}]})
+    try:
+        msg = decode_frame(frame)
+    except MessageError as err:
+        codec.error(err)
+        return
+    except FrameError as err:
+        assert err.close_code in (codec.CLOSE_INVALID_PAYLOAD, codec.CLOSE_TOO_BIG)
+        return
+    assert isinstance(msg, Telemetry)
+    codec.encode({"type": "telemetry", "device": "d", "data": msg.data})
+    for metric, _ts, value, _is_bool in codec.rows(msg.data):
+        assert codec.METRIC_NAME.match(metric) and math.isfinite(value)

@@ -19,7 +19,7 @@ from pulsewire.storage import devices as store
 from pulsewire.storage.engine import head_revision, migrate, open_engine, schema_revision
 from pulsewire.storage.queries import TelemetryQuery, read_series, series_ids
 from pulsewire.storage.schema import metadata, readings
-from pulsewire.storage.writer import Batch, BatchingWriter, StorageError
+from pulsewire.storage.writer import Batch, BatchingWriter, DeviceRemoved, StorageError
 from tests.conftest import database_url_for
 
 
@@ -75,6 +75,7 @@ def test_full_queue_makes_devices_wait_and_loses_nothing(engine: Engine) -> None
     async def scenario() -> None:
         writer = BatchingWriter(engine, Metrics(), queue_batches=2, group_values=5, on_commit=lambda g: None)
         await writer.start()
+        await writer.call(store.add_device("d", "D", "h", 1))
         release = threading.Event()
         blocker = asyncio.ensure_future(writer.call(lambda conn: release.wait(10)))  # a slow disk
         await asyncio.sleep(0.05)
@@ -98,6 +99,7 @@ def test_failed_commit_acks_nothing_and_keeps_what_was_stored(engine: Engine) ->
         pushed: list[list[Batch]] = []
         writer = BatchingWriter(engine, Metrics(), queue_batches=100, group_values=10_000, on_commit=pushed.append)
         await writer.start()
+        await writer.call(store.add_device("d", "D", "h", 1))
         await (await submit(writer, "d", telemetry(1, 0, 5)))
         # The schema breaks under the writer (think: disk full, table locked by an operator).
         await writer.call(lambda conn: conn.execute(text("ALTER TABLE readings RENAME TO readings_away")))
@@ -111,6 +113,62 @@ def test_failed_commit_acks_nothing_and_keeps_what_was_stored(engine: Engine) ->
 
     asyncio.run(scenario())
     assert count_readings(engine) == 10
+
+
+def rename(engine: Engine, table: str, to: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE {table} RENAME TO {to}"))
+
+
+def test_series_ids_of_a_failed_commit_are_not_reused(engine: Engine) -> None:
+    async def scenario() -> None:
+        writer = BatchingWriter(engine, Metrics(), queue_batches=100, group_values=10_000, on_commit=lambda g: None)
+        await writer.start()
+        for dev in ("a", "b"):
+            await writer.call(store.add_device(dev, dev, "h" + dev, 1))
+        # Broken and mended from outside the writer (as a full disk would be), so no admin call
+        # in between resets the writer's state.
+        rename(engine, "readings", "readings_away")
+        with pytest.raises(StorageError):
+            await (await submit(writer, "a", telemetry(1, 1, 1, metric="m")))  # series a/m rolled back
+        rename(engine, "readings_away", "readings")
+        await (await submit(writer, "b", telemetry(1, 1, 1, metric="other")))  # may take the same id
+        await (await submit(writer, "a", telemetry(2, 2, 1, metric="m")))
+        await writer.stop()
+
+    asyncio.run(scenario())
+    with engine.connect() as conn:
+        assert store.latest_values(conn, "a")["a"].keys() == {"m"}
+        assert store.latest_values(conn, "b")["b"].keys() == {"other"}
+        assert read_series(conn, series_ids(conn, "b")["other"], TelemetryQuery(0, 10, 10, "asc")) == [(1, 0.0)]
+
+
+def test_batches_of_a_removed_device_are_refused_not_stored(engine: Engine) -> None:
+    async def scenario() -> None:
+        writer = BatchingWriter(engine, Metrics(), queue_batches=100, group_values=10_000, on_commit=lambda g: None)
+        await writer.start()
+        await writer.call(store.add_device("gone", "G", "hg", 1))
+        await writer.call(store.add_device("kept", "K", "hk", 1))
+        await (await submit(writer, "gone", telemetry(1, 0, 3)))
+        release = threading.Event()
+        blocker = asyncio.ensure_future(writer.call(lambda conn: release.wait(10)))
+        await asyncio.sleep(0.05)
+        removal = asyncio.ensure_future(writer.call(store.remove_device("gone", purge=True)))
+        await asyncio.sleep(0.05)
+        late = await submit(writer, "gone", telemetry(2, 10, 3))  # queued behind the purge
+        kept = await submit(writer, "kept", telemetry(1, 10, 3))
+        release.set()
+        await blocker
+        assert await removal == 3
+        with pytest.raises(DeviceRemoved):
+            await late
+        await kept
+        await writer.stop()
+
+    asyncio.run(scenario())
+    with engine.connect() as conn:
+        assert series_ids(conn, "gone") == {}
+    assert count_readings(engine) == 3
 
 
 def test_admin_calls_report_their_own_errors(engine: Engine) -> None:
@@ -136,6 +194,7 @@ def test_queries_raw_and_aggregated(engine: Engine) -> None:
     async def scenario() -> None:
         writer = BatchingWriter(engine, Metrics(), queue_batches=10, group_values=10_000, on_commit=lambda g: None)
         await writer.start()
+        await writer.call(store.add_device("q", "Q", "h", 1))
         await (await submit(writer, "q", telemetry(1, 0, 100)))
         await writer.stop()
 

@@ -46,8 +46,6 @@ def settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def build_settings(values: dict[str, Any]) -> Settings:
     given = {k: v for k, v in values.items() if k in Settings.model_fields and v is not None}
-    if isinstance(given.get("sqlite_synchronous"), str):
-        given["sqlite_synchronous"] = given["sqlite_synchronous"].upper()
     try:
         return Settings(**given)
     except ValidationError as exc:
@@ -123,12 +121,16 @@ data_dir_option = click.option(
 )
 
 
-def _admin_key(given: str | None, data_dir: Path) -> str:
-    if given:
-        return given
+def _stored_key(data_dir: Path) -> str | None:
     path = data_dir / "admin.key"
-    if path.exists():
-        return path.read_text().strip()
+    return path.read_text().strip() if path.exists() else None
+
+
+def _admin_key(given: str | None, data_dir: Path) -> str:
+    key = given or _stored_key(data_dir)
+    if key:
+        return key
+    path = data_dir / "admin.key"
     raise click.UsageError(f"no admin key: pass --admin-key or PULSEWIRE_ADMIN_KEY (or run where {path} exists)")
 
 
@@ -176,10 +178,15 @@ def device_add(device_id: str, name: str | None, server: str, admin_key: str | N
 @device.command("list")
 @server_option
 @key_option
+@data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of a table.")
-def device_list(server: str, admin_key: str | None, as_json: bool) -> None:
-    """List every device with its status, last contact and metrics."""
-    out = _call(server, "GET", "/api/devices", admin_key)
+def device_list(server: str, admin_key: str | None, data_dir: Path, as_json: bool) -> None:
+    """List every device with its status, last contact and metrics.
+
+    Reads are open unless the server has a read key; the admin key, when known, is sent too.
+    """
+    key = admin_key or _stored_key(data_dir)
+    out = _call(server, "GET", "/api/devices", key)
     if as_json:
         import json
 
@@ -237,7 +244,8 @@ def simulate(count: int, server: str, admin_key: str | None, data_dir: Path, pre
     from pulsewire import logs
     from pulsewire.simulate import simulate as run
 
-    logs.configure(os.environ.get("PULSEWIRE_LOG_LEVEL", "info"))
+    level = os.environ.get("PULSEWIRE_LOG_LEVEL", "info").lower()
+    logs.configure(level if level in ("debug", "info", "warning", "error") else "info")
     key = _admin_key(admin_key, data_dir)
     click.echo(f"simulating {count} device(s) against {server}; Ctrl-C stops")
     try:

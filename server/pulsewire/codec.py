@@ -25,6 +25,7 @@ MAX_FRAME_BYTES = 64 * 1024
 MAX_READINGS_PER_BATCH = 1000
 MAX_VALUES_PER_READING = 64
 MAX_TS = 2**53 - 1  # the largest integer every JSON parser (and a JS dashboard) keeps exact
+MAX_EXACT_INT = 2**53 - 1  # values are stored as IEEE doubles, exact up to here
 MAX_TEXT = 64  # firmware version strings and command ids
 
 METRIC_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
@@ -146,8 +147,8 @@ def _is_int(v: Any) -> bool:
 
 def _seq(obj: dict[str, Any]) -> int:
     seq = obj.get("seq")
-    if not _is_int(seq) or seq < 1:
-        raise MessageError(ERR_PROTOCOL, "seq: required positive integer")
+    if not _is_int(seq) or not 1 <= seq <= MAX_TS:
+        raise MessageError(ERR_PROTOCOL, f"seq: required positive integer up to {MAX_TS}")
     return seq  # type: ignore[no-any-return]
 
 
@@ -158,11 +159,14 @@ def _telemetry(obj: dict[str, Any]) -> Telemetry:
         raise MessageError(ERR_INVALID, "data: required non-empty list of readings", seq)
     if len(data) > MAX_READINGS_PER_BATCH:
         raise MessageError(ERR_LIMIT, f"data: {len(data)} readings, at most {MAX_READINGS_PER_BATCH} per batch", seq)
+    readings = []
     for i, reading in enumerate(data):
         problem = _reading_problem(reading)
         if problem:
             raise MessageError(problem[0], f"data[{i}].{problem[1]}", seq)
-    return Telemetry(seq=seq, data=data)
+        # Only ts and values go on (to storage and to dashboards); unknown fields stop here.
+        readings.append({"ts": reading["ts"], "values": reading["values"]})
+    return Telemetry(seq=seq, data=readings)
 
 
 def _reading_problem(reading: Any) -> tuple[str, str] | None:
@@ -186,21 +190,32 @@ def _reading_problem(reading: Any) -> tuple[str, str] | None:
         if kind is bool:
             continue
         if kind is int:
-            if -(2**63) <= value < 2**63:
+            if -MAX_EXACT_INT <= value <= MAX_EXACT_INT:
                 continue
-            return ERR_INVALID, f"values.{name}: integer out of range"
+            return ERR_INVALID, f"values.{name}: integer beyond ±{MAX_EXACT_INT} cannot be stored exactly"
         if kind is float and math.isfinite(value):
             continue
         return ERR_INVALID, f"values.{name}: not a finite number or boolean"
     return None
 
 
+def _is_text(value: Any, longest: int) -> bool:
+    """A string that fits and is valid Unicode (JSON escapes can spell lone surrogates)."""
+    if not isinstance(value, str) or len(value) > longest:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _hello(obj: dict[str, Any]) -> Hello:
     fw = obj.get("fw")
     uptime = obj.get("uptime")
-    if fw is not None and (not isinstance(fw, str) or len(fw) > MAX_TEXT):
+    if fw is not None and not _is_text(fw, MAX_TEXT):
         raise MessageError(ERR_INVALID, f"fw: expected a string of at most {MAX_TEXT} characters")
-    if uptime is not None and (not _is_int(uptime) or uptime < 0):
+    if uptime is not None and (not _is_int(uptime) or not 0 <= uptime <= MAX_TS):
         raise MessageError(ERR_INVALID, "uptime: expected a non-negative integer (ms since boot)")
     return Hello(fw=fw, uptime=uptime)
 
@@ -209,13 +224,13 @@ def _result(obj: dict[str, Any]) -> Result:
     cid = obj.get("id")
     ok = obj.get("ok")
     detail = obj.get("detail")
-    if not isinstance(cid, str) or not 0 < len(cid) <= MAX_TEXT:
+    if not _is_text(cid, MAX_TEXT) or not cid:
         raise MessageError(ERR_INVALID, "id: required command id string")
     if type(ok) is not bool:
         raise MessageError(ERR_INVALID, "ok: required boolean")
-    if detail is not None and not isinstance(detail, str):
-        raise MessageError(ERR_INVALID, "detail: expected a string")
-    return Result(id=cid, ok=ok, detail=detail[:256] if detail else None)
+    if detail is not None and not _is_text(detail, 256):
+        raise MessageError(ERR_INVALID, "detail: expected a string of at most 256 characters")
+    return Result(id=cid, ok=ok, detail=detail or None)
 
 
 class DeviceSession:

@@ -36,7 +36,7 @@ def bound_address(server: uvicorn.Server, settings: Settings) -> str:
         for sock in srv.sockets:
             host, port = sock.getsockname()[:2]
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-            return f"http://{shown}:{port}"
+            return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
     return f"http://{settings.host}:{settings.port}"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -63,6 +63,24 @@ class Settings(BaseSettings):
         if url is not None and not url.startswith(("sqlite", "postgresql")):
             raise ValueError("only sqlite:// and postgresql+psycopg:// URLs are supported")
         return url
+
+    @field_validator("sqlite_synchronous", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _limits_agree(self) -> Settings:
+        if self.query_default_limit > self.query_max_limit:
+            raise ValueError(
+                f"query_default_limit ({self.query_default_limit}) is larger than query_max_limit ({self.query_max_limit})"
+            )
+        return self
 
     @property
     def resolved_database_url(self) -> str:

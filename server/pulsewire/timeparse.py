@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from pulsewire.codec import MAX_TS
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def parse_time(text: str, name: str) -> int:
@@ -13,7 +15,7 @@ def parse_time(text: str, name: str) -> int:
     Raises ValueError with a message naming the parameter.
     """
     text = text.strip()
-    if text.lstrip("-").isdigit():
+    if text.isascii() and text.lstrip("-").isdigit():
         ms = int(text)
     else:
         try:
@@ -22,7 +24,7 @@ def parse_time(text: str, name: str) -> int:
             raise ValueError(f"{name}: {text[:40]!r} is neither epoch milliseconds nor an ISO 8601 time") from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
-        ms = int(when.timestamp() * 1000)
+        ms = (when - EPOCH) // timedelta(milliseconds=1)  # exact: float seconds would round some ms down
     if not 0 <= ms <= MAX_TS:
         raise ValueError(f"{name}: {ms} is out of range 0..{MAX_TS} (ms since the Unix epoch)")
     return ms

@@ -22,7 +22,7 @@ from pulsewire.presence import Connection
 from pulsewire.routes.deps import ServicesDep
 from pulsewire.services import Services
 from pulsewire.storage import devices as store
-from pulsewire.storage.writer import StorageError
+from pulsewire.storage.writer import DeviceRemoved, StorageError
 from pulsewire.tokens import bearer, token_hash
 
 log = logging.getLogger("pulsewire.device")
@@ -60,10 +60,10 @@ async def device_channel(ws: WebSocket, services: ServicesDep) -> None:
         await _refuse(ws, services, 401, "bad_token", "unknown or revoked device token")
         return
     await ws.accept(subprotocol=codec.SUBPROTOCOL)
-    await _serve(ws, services, device_id)
+    await _serve(ws, services, device_id, token)
 
 
-async def _serve(ws: WebSocket, services: Services, device_id: str) -> None:
+async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) -> None:
     metrics = services.metrics
     closing: list[tuple[int, str]] = []
 
@@ -75,19 +75,23 @@ async def _serve(ws: WebSocket, services: Services, device_id: str) -> None:
 
     me = Connection(device_id, close)
     previous = services.presence.arrive(me)
-    if previous is not None:
-        await previous.close(codec.CLOSE_REPLACED, "replaced by a newer connection of the same device")
     metrics.device_connections.inc()
-    client = ws.client.host if ws.client else "?"
-    log.info("device connected", extra={"device": device_id, "client": client})
-    if previous is None:
-        services.hub.publish_status(device_id, True, now_ms())
-
     pending: asyncio.Queue[tuple[int, asyncio.Future[None]]] = asyncio.Queue()
     window = asyncio.Semaphore(services.settings.inflight_batches)
-    acker = asyncio.create_task(_ack_in_order(ws, services, pending, window, close))
-    session = codec.DeviceSession()
+    acker: asyncio.Task[None] | None = None
     try:
+        if previous is not None:
+            await previous.close(codec.CLOSE_REPLACED, "replaced by a newer connection of the same device")
+        else:
+            services.hub.publish_status(device_id, True, now_ms())
+        # A rotation or removal between the token check and `arrive` would have missed this
+        # connection; checking again now that it is registered closes that gap.
+        if await run_in_threadpool(_lookup, services, token) != device_id:
+            await close(codec.CLOSE_TOKEN_REVOKED, "token revoked")
+        client = ws.client.host if ws.client else "?"
+        log.info("device connected", extra={"device": device_id, "client": client})
+        acker = asyncio.create_task(_ack_in_order(ws, services, pending, window, close))
+        session = codec.DeviceSession()
         while not closing:
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
@@ -108,7 +112,8 @@ async def _serve(ws: WebSocket, services: Services, device_id: str) -> None:
                 await ws.send_text(codec.error(exc))
                 continue
             if isinstance(msg, codec.Telemetry):
-                await window.acquire()
+                if not await _take_slot(window, acker):
+                    break  # the acker closed the connection
                 done = await services.writer.submit(device_id, msg.data, codec.rows(msg.data))
                 pending.put_nowait((msg.seq, done))
             elif isinstance(msg, codec.Hello):
@@ -127,9 +132,10 @@ async def _serve(ws: WebSocket, services: Services, device_id: str) -> None:
         else:
             log.debug("device connection lost", extra={"device": device_id, "error": repr(exc)})
     finally:
-        acker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await acker
+        if acker is not None:
+            acker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await acker
         metrics.device_connections.dec()
         if services.presence.leave(me):
             seen = now_ms()
@@ -138,6 +144,19 @@ async def _serve(ws: WebSocket, services: Services, device_id: str) -> None:
                 await services.writer.call(store.mark_seen(device_id, seen))
         code, reason = closing[0] if closing else (None, "closed by device or lost")
         log.info("device disconnected", extra={"device": device_id, "close_code": code, "reason": reason})
+
+
+async def _take_slot(window: asyncio.Semaphore, acker: asyncio.Task[None]) -> bool:
+    """Wait for room in the in-flight window; False if the acker ended (and closed) meanwhile."""
+    if not window.locked():
+        await window.acquire()
+        return True
+    slot = asyncio.ensure_future(window.acquire())
+    await asyncio.wait({slot, acker}, return_when=asyncio.FIRST_COMPLETED)
+    if slot.done():
+        return True
+    slot.cancel()
+    return False
 
 
 async def _ack_in_order(
@@ -152,6 +171,9 @@ async def _ack_in_order(
         seq, done = await pending.get()
         try:
             await done
+        except DeviceRemoved:
+            await close(codec.CLOSE_TOKEN_REVOKED, "device removed")
+            return
         except StorageError:
             # Neither ack nor error: the device keeps the batch and sends it again after reconnecting.
             await close(codec.CLOSE_INTERNAL_ERROR, "storage unavailable; reconnect and resend")

@@ -11,8 +11,9 @@ from pulsewire.routes.deps import ServicesDep
 router = APIRouter(tags=["operations"])
 
 
-@router.get(
+@router.api_route(
     "/healthz",
+    methods=["GET", "HEAD"],
     summary="Liveness: 200 while the server and its writer run, 503 when the writer has stopped",
     responses={503: {"description": "the writer has stopped: readings cannot be stored"}},
 )

@@ -22,10 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy import Connection, Engine, bindparam, select, text
 
 from pulsewire.clock import now_ms
 from pulsewire.metrics import Metrics
+from pulsewire.storage.schema import devices
 
 log = logging.getLogger("pulsewire.writer")
 
@@ -34,6 +35,10 @@ T = TypeVar("T")
 
 class StorageError(Exception):
     """A group commit failed; nothing of the group is stored and nothing is acked."""
+
+
+class DeviceRemoved(StorageError):
+    """The batch's device was removed before the batch reached the database; it is not stored."""
 
 
 @dataclass(slots=True)
@@ -160,8 +165,9 @@ class BatchingWriter:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            await loop.run_in_executor(self._thread, self._write_group, group)
+            removed = await loop.run_in_executor(self._thread, self._write_group, group)
         except Exception as exc:
+            self._series_ids.clear()  # ids cached during the failed transaction were rolled back
             self._metrics.storage_errors.inc()
             log.error(
                 "group commit failed; devices will resend",
@@ -172,6 +178,13 @@ class BatchingWriter:
                 if not batch.done.done():
                     batch.done.set_exception(failure)
             return
+        if removed:
+            gone = DeviceRemoved("device removed")
+            for batch in group:
+                if batch.device_id in removed:
+                    batch.done.set_exception(gone)
+            group = [b for b in group if b.device_id not in removed]
+            values = sum(len(b.rows) for b in group)
         m = self._metrics
         m.commit_seconds.observe(time.perf_counter() - started)
         m.group_batches.observe(len(group))
@@ -185,8 +198,17 @@ class BatchingWriter:
             if not batch.done.done():
                 batch.done.set_result(None)
 
-    def _write_group(self, group: list[Batch]) -> None:
+    def _write_group(self, group: list[Batch]) -> set[str]:
+        """Store the group in one transaction; returns the devices that no longer exist (not stored)."""
         with self._engine.begin() as conn:
+            # Checked inside the transaction, so a removal (and purge) is never undone by a late batch.
+            wanted = {b.device_id for b in group}
+            present = set(conn.execute(select(devices.c.id).where(devices.c.id.in_(wanted))).scalars())
+            removed = wanted - present
+            if removed:
+                group = [b for b in group if b.device_id not in removed]
+                if not group:
+                    return removed
             ids = self._resolve_series(conn, group)
             rows: list[tuple[int, int, float, bool]] = []
             latest: dict[int, tuple[int, float, bool]] = {}
@@ -207,9 +229,10 @@ class BatchingWriter:
                     [(ts, value, is_bool, sid, ts) for sid, (ts, value, is_bool) in latest.items()],
                 )
                 seen = now_ms()
-                cur.executemany(self._sql.update_seen, [(seen, dev) for dev in {b.device_id for b in group}])
+                cur.executemany(self._sql.update_seen, [(seen, dev) for dev in present])
             finally:
                 cur.close()
+        return removed
 
     def _resolve_series(self, conn: Connection, group: list[Batch]) -> dict[tuple[str, str], int]:
         ids = self._series_ids
