@@ -132,3 +132,12 @@ def test_simulate_streams_plausible_readings(tmp_path: Path, request: pytest.Fix
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=20)
+
+
+def test_settings_accept_any_case_and_check_limits_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULSEWIRE_SQLITE_SYNCHRONOUS", "normal")
+    monkeypatch.setenv("PULSEWIRE_LOG_LEVEL", "INFO")
+    settings = Settings()
+    assert settings.sqlite_synchronous == "NORMAL" and settings.log_level == "info"
+    with pytest.raises(ValueError, match="query_default_limit"):
+        Settings(query_default_limit=10, query_max_limit=5)

@@ -174,3 +174,16 @@ def test_times_parse() -> None:
     assert parse_time(datetime(2025, 11, 21, 4, 40, tzinfo=timezone.utc).isoformat(), "end") == T0
     with pytest.raises(ValueError, match="end: 'soon'"):
         parse_time("soon", "end")
+
+
+def test_iso_times_are_exact_to_the_millisecond() -> None:
+    from pulsewire.timeparse import parse_time
+
+    # float seconds would give ...668 for this one
+    assert parse_time("2004-04-19T21:00:22.669Z", "start") == 1082408422669
+    with pytest.raises(ValueError, match="neither epoch milliseconds"):
+        parse_time("²", "start")
+
+
+def test_head_healthz(server: Server) -> None:
+    assert httpx.head(server.base + "/healthz").status_code == 200
