@@ -87,7 +87,7 @@ def serve(simulate_count: int, **values: Any) -> None:
             await simulate(base, resolve_admin_key(settings), simulate_count)
 
     try:
-        asyncio.run(serving.run(settings, on_started))
+        serving.run_forever(settings, on_started)
     except KeyboardInterrupt:
         pass
 

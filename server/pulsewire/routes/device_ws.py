@@ -117,7 +117,7 @@ async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) 
                 done = await services.writer.submit(device_id, msg.data, codec.rows(msg.data))
                 pending.put_nowait((msg.seq, done))
             elif isinstance(msg, codec.Hello):
-                await services.writer.call(store.record_hello(device_id, msg.fw, now_ms()))
+                await services.writer.touch(device_id, now_ms(), msg.fw)
                 await ws.send_text(codec.welcome(now_ms(), services.settings.sample_interval_ms))
                 log.info("device hello", extra={"device": device_id, "fw": msg.fw, "uptime": msg.uptime})
             else:
@@ -141,7 +141,7 @@ async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) 
             seen = now_ms()
             services.hub.publish_status(device_id, False, seen)
             with contextlib.suppress(Exception):
-                await services.writer.call(store.mark_seen(device_id, seen))
+                await services.writer.touch(device_id, seen)
         code, reason = closing[0] if closing else (None, "closed by device or lost")
         log.info("device disconnected", extra={"device": device_id, "close_code": code, "reason": reason})
 

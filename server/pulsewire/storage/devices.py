@@ -76,13 +76,6 @@ def remove_device(device_id: str, *, purge: bool) -> Callable[[Connection], int]
     return run
 
 
-def record_hello(device_id: str, fw: str | None, seen: int) -> Callable[[Connection], None]:
-    def run(conn: Connection) -> None:
-        conn.execute(update(devices).where(devices.c.id == device_id).values(fw=fw, last_seen=seen))
-
-    return run
-
-
 # Reads.
 
 
@@ -129,9 +122,3 @@ def latest_values(conn: Connection, device_id: str | None = None) -> dict[str, d
         out.setdefault(dev, {})[metric] = LatestValue(ts, bool(value) if is_bool else value)
     return out
 
-
-def mark_seen(device_id: str, seen: int) -> Callable[[Connection], None]:
-    def run(conn: Connection) -> None:
-        conn.execute(update(devices).where(devices.c.id == device_id).values(last_seen=seen))
-
-    return run
