@@ -10,7 +10,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Double,
-    ForeignKey,
     Integer,
     MetaData,
     String,
@@ -47,10 +46,12 @@ series = Table(
     UniqueConstraint("device_id", "metric", name="uq_series_device_metric"),
 )
 
+# No foreign key to series: the writer only writes ids it read from series, and the check on
+# every inserted row cost about 15% of insert time. Purging deletes readings explicitly.
 readings = Table(
     "readings",
     metadata,
-    Column("series_id", Integer, ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
+    Column("series_id", Integer, primary_key=True),
     Column("ts", BigInteger, primary_key=True),
     Column("value", Double, nullable=False),
     Column("is_bool", Boolean, nullable=False),

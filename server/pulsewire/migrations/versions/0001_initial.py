@@ -36,7 +36,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "readings",
-        sa.Column("series_id", sa.Integer, sa.ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("series_id", sa.Integer, primary_key=True),
         sa.Column("ts", sa.BigInteger, primary_key=True),
         sa.Column("value", sa.Double, nullable=False),
         sa.Column("is_bool", sa.Boolean, nullable=False),
