@@ -363,3 +363,11 @@ def test_metric_documented(family: Any) -> None:
     assert family.type in row
     for label in metric_label_names().get(family.name, ()):
         assert f"`{label}`" in row, f"{exposed}: label {label} undocumented"
+
+
+def test_value_limits_match_the_codec() -> None:
+    from pulsewire import codec
+
+    text = (DOCS / "protocol.md").read_text()
+    integer_row = next(line for line in text.splitlines() if line.startswith("| integer value"))
+    assert f"{codec.MAX_EXACT_INT:,}".replace(",", "") in integer_row.replace(",", "") or "2^53" in integer_row

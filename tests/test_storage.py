@@ -217,3 +217,32 @@ def test_migrations_match_the_tables_and_keep_readings(engine: Engine) -> None:
         conn.execute(readings.insert(), [{"series_id": sid, "ts": i, "value": 1.0, "is_bool": False} for i in range(50)])
     migrate(engine)  # a restart, or a newer release, upgrades in place
     assert count_readings(engine) == 50
+
+
+def test_a_lock_held_by_another_process_does_not_stall_the_loop(tmp_path: Path) -> None:
+    import sqlite3
+
+    engine = open_engine(f"sqlite:///{tmp_path / 'locked.db'}")
+    migrate(engine)
+
+    async def scenario() -> None:
+        writer = BatchingWriter(engine, Metrics(), queue_batches=10, group_values=100, on_commit=lambda g: None)
+        await writer.start()
+        await writer.call(store.add_device("d", "D", "h", 1))
+        other = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # e.g. an sqlite3 shell in the middle of a write
+        done = await submit(writer, "d", telemetry(1, 0, 3))
+        ticks = 0
+        for _ in range(30):  # the loop keeps running while the group waits for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not done.done()
+        other.execute("COMMIT")
+        other.close()
+        await asyncio.wait_for(done, 10)
+        assert ticks == 30
+        await writer.stop()
+
+    asyncio.run(scenario())
+    assert count_readings(engine) == 3
+    engine.dispose()

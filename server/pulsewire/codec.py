@@ -77,7 +77,7 @@ class Hello:
 @dataclass(frozen=True, slots=True)
 class Telemetry:
     seq: int
-    # Validated readings exactly as received: [{"ts": int, "values": {name: number|bool}}, ...]
+    # Validated readings, only their ts and values: [{"ts": int, "values": {name: number|bool}}, ...]
     data: list[dict[str, Any]]
 
     @property

@@ -40,7 +40,7 @@ def bound_address(server: uvicorn.Server, settings: Settings) -> str:
     for srv in server.servers:
         for sock in srv.sockets:
             host, port = sock.getsockname()[:2]
-            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            shown = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
             return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
     return f"http://{settings.host}:{settings.port}"
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 from pulsewire.codec import MAX_TS
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH_MS = re.compile(r"-?[0-9]+")
 
 
 def parse_time(text: str, name: str) -> int:
@@ -15,7 +17,7 @@ def parse_time(text: str, name: str) -> int:
     Raises ValueError with a message naming the parameter.
     """
     text = text.strip()
-    if text.isascii() and text.lstrip("-").isdigit():
+    if EPOCH_MS.fullmatch(text):
         ms = int(text)
     else:
         try:

@@ -80,14 +80,20 @@ async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) 
     window = asyncio.Semaphore(services.settings.inflight_batches)
     acker: asyncio.Task[None] | None = None
     try:
+        # A rotation or removal between the token check and `arrive` would have missed this
+        # connection; checking again now that it is registered closes that gap. Until it passes,
+        # the device's current connection (if any) stays.
+        if await run_in_threadpool(_lookup, services, token) != device_id:
+            services.presence.leave(me)
+            if previous is not None:
+                services.presence.arrive(previous)
+            previous = None
+            await close(codec.CLOSE_TOKEN_REVOKED, "token revoked")
+            return
         if previous is not None:
             await previous.close(codec.CLOSE_REPLACED, "replaced by a newer connection of the same device")
         else:
             services.hub.publish_status(device_id, True, now_ms())
-        # A rotation or removal between the token check and `arrive` would have missed this
-        # connection; checking again now that it is registered closes that gap.
-        if await run_in_threadpool(_lookup, services, token) != device_id:
-            await close(codec.CLOSE_TOKEN_REVOKED, "token revoked")
         client = ws.client.host if ws.client else "?"
         log.info("device connected", extra={"device": device_id, "client": client})
         acker = asyncio.create_task(_ack_in_order(ws, services, pending, window, close))
