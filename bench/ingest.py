@@ -131,22 +131,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog="Example: .venv/bin/python bench/ingest.py --devices 100 --batch 1 20 --seconds 10 --rate 5000. "
         "Progress goes to stderr; the results table to stdout (to stderr with --json, so stdout is pure JSON).",
     )
-    parser.add_argument("--devices", type=_positive_int, default=100,
-                        help="simulated devices, each on its own WebSocket (default: 100)")
-    parser.add_argument("--batch", type=_batch_size, nargs="+", default=[1, 20], metavar="B",
-                        help="readings per telemetry batch; one throughput run per value (default: 1 20)")
+    parser.add_argument(
+        "--devices", type=_positive_int, default=100, help="simulated devices, each on its own WebSocket (default: 100)"
+    )
+    parser.add_argument(
+        "--batch",
+        type=_batch_size,
+        nargs="+",
+        default=[1, 20],
+        metavar="B",
+        help="readings per telemetry batch; one throughput run per value (default: 1 20)",
+    )
     parser.add_argument("--seconds", type=_positive_float, default=10.0, help="seconds of load per run (default: 10)")
-    parser.add_argument("--rate", type=_positive_int, default=TARGET_RATE,
-                        help="readings/s in all, spread over the devices, for the latency run at batch 1 "
-                        f"(default: {TARGET_RATE})")
-    parser.add_argument("--database-url", default=None,
-                        help="SQLAlchemy URL of the database to benchmark (e.g. postgresql+psycopg://user@host/db); "
-                        "default: SQLite in a fresh temporary folder per run")
-    parser.add_argument("--peers-dir", type=Path, default=DEFAULT_PEERS_DIR,
-                        help=f"folder holding load.mjs and package.json (default: {DEFAULT_PEERS_DIR}; "
-                        "env PULSEWIRE_BENCH_PEERS)")
-    parser.add_argument("--json", action="store_true",
-                        help="also print the results as one JSON object on stdout (the table then goes to stderr)")
+    parser.add_argument(
+        "--rate",
+        type=_positive_int,
+        default=TARGET_RATE,
+        help=f"readings/s in all, spread over the devices, for the latency run at batch 1 (default: {TARGET_RATE})",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="SQLAlchemy URL of the database to benchmark (e.g. postgresql+psycopg://user@host/db); "
+        "default: SQLite in a fresh temporary folder per run",
+    )
+    parser.add_argument(
+        "--peers-dir",
+        type=Path,
+        default=DEFAULT_PEERS_DIR,
+        help=f"folder holding load.mjs and package.json (default: {DEFAULT_PEERS_DIR}; env PULSEWIRE_BENCH_PEERS)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="also print the results as one JSON object on stdout (the table then goes to stderr)",
+    )
     return parser.parse_args(argv)
 
 
@@ -183,12 +202,20 @@ def prepare_loadgen(peers_dir: Path, npm: str, work_dir: Path = WORK_DIR) -> Pat
             if not target.exists() or source.read_bytes() != target.read_bytes():
                 shutil.copyfile(source, target)
         elif not target.exists():
-            raise BenchError(f"{source} not found: point --peers-dir (or PULSEWIRE_BENCH_PEERS) at the folder "
-                             f"holding {' and '.join(LOADGEN_FILES)}")
+            raise BenchError(
+                f"{source} not found: point --peers-dir (or PULSEWIRE_BENCH_PEERS) at the folder "
+                f"holding {' and '.join(LOADGEN_FILES)}"
+            )
     if not packages_installed(work_dir):
         say(f"installing the load generator's packages (npm install in {work_dir})...")
-        done = subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=work_dir,
-                              capture_output=True, text=True, timeout=600, check=False)
+        done = subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund"],
+            cwd=work_dir,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         if done.returncode != 0:
             shutil.rmtree(work_dir / "node_modules", ignore_errors=True)
             raise BenchError(f"npm install failed in {work_dir} (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -201,17 +228,34 @@ def packages_installed(work_dir: Path) -> bool:
     return all((work_dir / "node_modules" / name / "package.json").is_file() for name in wanted)
 
 
-def run_loadgen(node: str, loadgen: Path, port: int, devices: int, batch: int, seconds: float,
-                tokens_file: Path, rate: int | None) -> dict[str, Any]:
+def run_loadgen(
+    node: str, loadgen: Path, port: int, devices: int, batch: int, seconds: float, tokens_file: Path, rate: int | None
+) -> dict[str, Any]:
     """Run load.mjs once and return its JSON result line."""
-    command = [node, str(loadgen), "--proto", "ws", "--url", f"ws://127.0.0.1:{port}",
-               "--devices", str(devices), "--batch", str(batch), "--window", str(WINDOW),
-               "--seconds", _number(seconds), "--tokens", str(tokens_file)]
+    command = [
+        node,
+        str(loadgen),
+        "--proto",
+        "ws",
+        "--url",
+        f"ws://127.0.0.1:{port}",
+        "--devices",
+        str(devices),
+        "--batch",
+        str(batch),
+        "--window",
+        str(WINDOW),
+        "--seconds",
+        _number(seconds),
+        "--tokens",
+        str(tokens_file),
+    ]
     if rate:
         command += ["--rate", str(rate)]
     try:
-        done = subprocess.run(command, cwd=loadgen.parent, capture_output=True, text=True,
-                              timeout=seconds + 60, check=False)
+        done = subprocess.run(
+            command, cwd=loadgen.parent, capture_output=True, text=True, timeout=seconds + 60, check=False
+        )
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"load generator did not finish within {seconds + 60:.0f} s") from exc
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -262,8 +306,20 @@ class Server:
         return self.proc.pid
 
     def start(self) -> None:
-        command = [*pulsewire_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--data-dir", str(self.data_dir), "--admin-key", self.admin_key, "--log-level", "warning"]
+        command = [
+            *pulsewire_command(),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--admin-key",
+            self.admin_key,
+            "--log-level",
+            "warning",
+        ]
         if self.database_url:
             command += ["--database-url", self.database_url]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEWIRE_")}
@@ -384,6 +440,7 @@ class Server:
 
 def summarize_metrics(samples: dict[str, float]) -> dict[str, float | None]:
     """The server's own count of what it committed, acked and refused during a run."""
+
     def get(name: str) -> float:
         return samples.get(name, 0.0)
 
@@ -523,8 +580,10 @@ class Plan:
     @property
     def isolation(self) -> str:
         if self.database_url:
-            return ("fresh server per run; shared database, so fresh device ids per run "
-                    "(removed with their readings after it)")
+            return (
+                "fresh server per run; shared database, so fresh device ids per run "
+                "(removed with their readings after it)"
+            )
         return "fresh server and fresh SQLite database per run"
 
 
@@ -541,8 +600,10 @@ def device_ids(count: int, *, shared_database: bool) -> list[str]:
 def run_one(spec: RunSpec, plan: Plan, number: int, total: int) -> RunResult:
     """Start a server, register devices, drive the load, collect figures, stop the server."""
     pace = f"paced at {spec.rate:,} readings/s" if spec.rate else "as fast as acks allow"
-    say(f"run {number}/{total}: {spec.label}, batch {spec.batch}, {pace}, {plan.devices} devices, "
-        f"{_number(plan.seconds)} s ...")
+    say(
+        f"run {number}/{total}: {spec.label}, batch {spec.batch}, {pace}, {plan.devices} devices, "
+        f"{_number(plan.seconds)} s ..."
+    )
     result = RunResult(spec.kind, spec.label, spec.batch, plan.devices, spec.rate, plan.seconds, plan.isolation)
     with tempfile.TemporaryDirectory(prefix="pulsewire-bench-") as tmp:
         server = Server(Path(tmp), plan.database_url)
@@ -572,8 +633,9 @@ def drive(server: Server, spec: RunSpec, plan: Plan, tmp: Path, result: RunResul
         say("  running load...")
         cpu_before = children_cpu_seconds()
         with ServerSampler(server.pid) as sampler:
-            load = run_loadgen(plan.node, plan.loadgen, server.port, plan.devices, spec.batch, plan.seconds,
-                               tokens_file, spec.rate)
+            load = run_loadgen(
+                plan.node, plan.loadgen, server.port, plan.devices, spec.batch, plan.seconds, tokens_file, spec.rate
+            )
         loadgen_cpu = children_cpu_seconds() - cpu_before
         if (code := server.crashed()) is not None:
             raise BenchError(f"server exited with {code} during the run:\n{server.log_tail()}")
@@ -583,8 +645,10 @@ def drive(server: Server, spec: RunSpec, plan: Plan, tmp: Path, result: RunResul
             server.remove(ids)
     fill_from_load(result, load)
     fill_resources(result, sampler, loadgen_cpu, busy_seconds=float(load.get("seconds") or plan.seconds))
-    say(f"  acked {result.acked_per_s:,} readings/s, live p50/p99 {result.live_p50_ms}/{result.live_p99_ms} ms, "
-        f"peak RSS {result.server_peak_rss_mb} MB")
+    say(
+        f"  acked {result.acked_per_s:,} readings/s, live p50/p99 {result.live_p50_ms}/{result.live_p99_ms} ms, "
+        f"peak RSS {result.server_peak_rss_mb} MB"
+    )
 
 
 def fill_resources(result: RunResult, sampler: ServerSampler, loadgen_cpu: float, busy_seconds: float) -> None:
@@ -641,8 +705,10 @@ def add_notes(result: RunResult) -> None:
     if result.errors:
         notes.append(f"load generator counted {result.errors} errors (error answers or failed connections)")
     if result.sent is not None and result.acked is not None and result.acked < result.sent:
-        notes.append(f"{result.sent - result.acked:,} of {result.sent:,} readings sent were not acked "
-                     "within the load generator's 3 s drain")
+        notes.append(
+            f"{result.sent - result.acked:,} of {result.sent:,} readings sent were not acked "
+            "within the load generator's 3 s drain"
+        )
     committed = result.server_metrics.get("committed_readings")
     if committed is not None and result.acked is not None and committed < result.acked:
         notes.append(f"server counted {committed:,.0f} committed readings but {result.acked:,} were acked")
@@ -664,19 +730,42 @@ def add_notes(result: RunResult) -> None:
 
 
 def format_table(results: list[RunResult], plan: Plan) -> str:
-    header = ("run", "batch", "devices", "acked readings/s", "live p50 ms", "live p99 ms", "peak RSS MB",
-              "server CPU %", "target", "mark")
+    header = (
+        "run",
+        "batch",
+        "devices",
+        "acked readings/s",
+        "live p50 ms",
+        "live p99 ms",
+        "peak RSS MB",
+        "server CPU %",
+        "target",
+        "mark",
+    )
     rows = [header] + [
-        (r.label, str(r.batch), str(r.devices), _fmt(r.acked_per_s, ","), _fmt(r.live_p50_ms, ".1f"),
-         _fmt(r.live_p99_ms, ".1f"), _fmt(r.server_peak_rss_mb, ".0f"), _fmt(r.server_cpu_pct, ".0f"),
-         r.target or "-", r.verdict or "-")
+        (
+            r.label,
+            str(r.batch),
+            str(r.devices),
+            _fmt(r.acked_per_s, ","),
+            _fmt(r.live_p50_ms, ".1f"),
+            _fmt(r.live_p99_ms, ".1f"),
+            _fmt(r.server_peak_rss_mb, ".0f"),
+            _fmt(r.server_cpu_pct, ".0f"),
+            r.target or "-",
+            r.verdict or "-",
+        )
         for r in results
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     numeric = {1, 2, 3, 4, 5, 6, 7}
-    lines = ["  ".join(cell.rjust(w) if i in numeric else cell.ljust(w)
-                       for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
-             for row in rows]
+    lines = [
+        "  ".join(
+            cell.rjust(w) if i in numeric else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines += ["", *footnotes(results, plan)]
     return "\n".join(lines)
@@ -692,13 +781,21 @@ def footnotes(results: list[RunResult], plan: Plan) -> list[str]:
         "live p99 < 50 ms at 5,000 readings/s.",
     ]
     for r in results:
-        cpu = (f"CPU: server {_fmt(r.server_cpu_pct, '.0f')}% "
-               f"(event loop {_fmt(r.server_loop_thread_cpu_pct, '.0f')}%, "
-               f"other threads {_fmt(r.server_other_threads_cpu_pct, '.0f')}%), "
-               f"load generator {_fmt(r.loadgen_cpu_pct, '.0f')}%")
+        cpu = (
+            f"CPU: server {_fmt(r.server_cpu_pct, '.0f')}% "
+            f"(event loop {_fmt(r.server_loop_thread_cpu_pct, '.0f')}%, "
+            f"other threads {_fmt(r.server_other_threads_cpu_pct, '.0f')}%), "
+            f"load generator {_fmt(r.loadgen_cpu_pct, '.0f')}%"
+        )
         m = r.server_metrics
-        commits = (f"; {m['group_commits']:,.0f} commits, {m['mean_batches_per_commit']} batches and "
-                   f"{m['mean_commit_ms']} ms each on average") if m.get("group_commits") else ""
+        commits = (
+            (
+                f"; {m['group_commits']:,.0f} commits, {m['mean_batches_per_commit']} batches and "
+                f"{m['mean_commit_ms']} ms each on average"
+            )
+            if m.get("group_commits")
+            else ""
+        )
         out.append(f"- {r.label}, batch {r.batch}: {cpu}{commits}.")
         out += [f"    note: {note}" for note in r.notes]
     return out
@@ -717,11 +814,20 @@ def _fmt(value: float | int | None, spec: str) -> str:
 def report_json(results: list[RunResult], plan: Plan, node: str) -> dict[str, Any]:
     return {
         "benchmark": "pulsewire ingest",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "node": node_version(node)},
-        "config": {"devices": plan.devices, "seconds": plan.seconds, "window": WINDOW,
-                   "values_per_reading": VALUES_PER_READING, "database": describe_database(plan.database_url),
-                   "isolation": plan.isolation},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "node": node_version(node),
+        },
+        "config": {
+            "devices": plan.devices,
+            "seconds": plan.seconds,
+            "window": WINDOW,
+            "values_per_reading": VALUES_PER_READING,
+            "database": describe_database(plan.database_url),
+            "isolation": plan.isolation,
+        },
         "runs": [asdict(r) for r in results],
     }
 

@@ -70,11 +70,10 @@ class Server:
         if self.database_url:
             env["PULSEWIRE_DATABASE_URL"] = self.database_url
         env.update({f"PULSEWIRE_{k.upper()}": v for k, v in self.settings.items()})
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pulsewire", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "pulsewire", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
         self.wait_healthy()
         return self
 

@@ -21,7 +21,10 @@ from tests.helpers import Server, free_port
 def pulsewire(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PULSEWIRE_")}
     return subprocess.run(
-        [sys.executable, "-m", "pulsewire", *args], capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "pulsewire", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**clean, **(env or {})},
     )
 
@@ -93,7 +96,9 @@ def test_first_start_generates_the_admin_key_once(tmp_path: Path) -> None:
         port = free_port()
         proc = subprocess.Popen(
             [sys.executable, "-m", "pulsewire", "serve", "--port", str(port), "--data-dir", str(tmp_path)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         Server(tmp_path, port=port, proc=proc).wait_healthy()
         proc.send_signal(signal.SIGINT)
@@ -111,7 +116,9 @@ def test_simulate_streams_plausible_readings(tmp_path: Path, request: pytest.Fix
     server: Server = start_server(tmp_path, "sqlite", request, sample_interval_ms="200")
     proc = subprocess.Popen(
         [sys.executable, "-m", "pulsewire", "simulate", "2", "--server", server.base, "--admin-key", server.admin_key],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 20

@@ -32,7 +32,9 @@ def closed(frame: str | bytes) -> FrameError:
 
 def test_hello_telemetry_result_decode() -> None:
     assert decode_frame('{"type":"hello","fw":"0.3.1","uptime":123456}') == Hello("0.3.1", 123456)
-    msg = decode_frame('{"type":"telemetry","seq":7,"data":[{"ts":1763700000123,"values":{"temperature":21.5,"humidity":40.2,"door":true}}]}')
+    msg = decode_frame(
+        '{"type":"telemetry","seq":7,"data":[{"ts":1763700000123,"values":{"temperature":21.5,"humidity":40.2,"door":true}}]}'
+    )
     assert isinstance(msg, Telemetry) and msg.seq == 7 and msg.value_count == 3
     assert codec.rows(msg.data) == [
         ("temperature", 1763700000123, 21.5, False),
@@ -187,13 +189,23 @@ def test_session_wants_hello_first_and_increasing_seq() -> None:
 
 def test_encoders_produce_the_contract_shapes() -> None:
     assert json.loads(codec.ack(7)) == {"type": "ack", "seq": 7}
-    assert json.loads(codec.welcome(1763700000123, 5000)) == {"type": "welcome", "time": 1763700000123, "interval": 5000}
+    assert json.loads(codec.welcome(1763700000123, 5000)) == {
+        "type": "welcome",
+        "time": 1763700000123,
+        "interval": 5000,
+    }
     err = MessageError(codec.ERR_INVALID, "values.temperature: not a finite number", 7)
     assert json.loads(codec.error(err)) == {
-        "type": "error", "seq": 7, "code": "invalid", "detail": "values.temperature: not a finite number"
+        "type": "error",
+        "seq": 7,
+        "code": "invalid",
+        "detail": "values.temperature: not a finite number",
     }
     assert json.loads(codec.command("c-91", "set_interval", {"ms": 10000})) == {
-        "type": "command", "id": "c-91", "name": "set_interval", "args": {"ms": 10000}
+        "type": "command",
+        "id": "c-91",
+        "name": "set_interval",
+        "args": {"ms": 10000},
     }
 
 

@@ -79,13 +79,25 @@ async def test_pipelined_batches_are_acked_in_order(server: Server) -> None:
 BAD_BATCHES = [
     ({"type": "telemetry", "data": [{"ts": 1, "values": {"t": 1}}]}, "protocol", "seq: required positive integer"),
     ({"type": "telemetry", "seq": "9", "data": [{"ts": 1, "values": {"t": 1}}]}, "protocol", "seq"),
-    ({"type": "telemetry", "seq": 100, "data": [{"ts": 1, "values": {"t": "hot"}}]}, "invalid", "values.t: not a finite"),
+    (
+        {"type": "telemetry", "seq": 100, "data": [{"ts": 1, "values": {"t": "hot"}}]},
+        "invalid",
+        "values.t: not a finite",
+    ),
     ({"type": "telemetry", "seq": 101, "data": [{"ts": 1, "values": {"t": {"a": 1}}}]}, "invalid", "values.t"),
     ({"type": "telemetry", "seq": 102, "data": [{"ts": 1, "values": {"bad name": 1}}]}, "invalid", "bad metric name"),
     ({"type": "telemetry", "seq": 103, "data": [{"ts": 1.5, "values": {"t": 1}}]}, "invalid", "ts: required integer"),
     ({"type": "telemetry", "seq": 104, "data": [{"ts": "now", "values": {"t": 1}}]}, "invalid", "ts: required integer"),
-    ({"type": "telemetry", "seq": 105, "data": [{"ts": 1, "values": {f"m{i}": i for i in range(65)}}]}, "limit", "65 values"),
-    ({"type": "telemetry", "seq": 106, "data": [{"ts": i, "values": {"t": 1}} for i in range(1001)]}, "limit", "1001 readings"),
+    (
+        {"type": "telemetry", "seq": 105, "data": [{"ts": 1, "values": {f"m{i}": i for i in range(65)}}]},
+        "limit",
+        "65 values",
+    ),
+    (
+        {"type": "telemetry", "seq": 106, "data": [{"ts": i, "values": {"t": 1}} for i in range(1001)]},
+        "limit",
+        "1001 readings",
+    ),
     ({"type": "subscribe"}, "unknown_type", "unknown message type 'subscribe'"),
     ({"type": "telemetry", "seq": 5, "data": [{"ts": 1, "values": {"t": 1}}]}, "protocol", "does not increase"),
 ]
@@ -146,7 +158,9 @@ async def test_unusable_frames_close_with_reason_and_keep_acked_data(server: Ser
 async def refused_with(server: Server, headers: dict[str, str], subprotocols: list[str] | None) -> InvalidStatus:
     with pytest.raises(InvalidStatus) as info:
         async with websockets.connect(
-            server.ws_base + "/ws/device", subprotocols=subprotocols, additional_headers=headers  # type: ignore[arg-type]
+            server.ws_base + "/ws/device",
+            subprotocols=subprotocols,
+            additional_headers=headers,  # type: ignore[arg-type]
         ):
             pass
     return info.value

@@ -93,7 +93,9 @@ def env_var(name: str) -> str:
     return f"{Settings.model_config.get('env_prefix', '')}{name}".upper()
 
 
-def walk_commands(cmd: click.Command, path: tuple[str, ...] = ("pulsewire",)) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+def walk_commands(
+    cmd: click.Command, path: tuple[str, ...] = ("pulsewire",)
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     yield path, cmd
     if isinstance(cmd, click.Group):
         for name, sub in sorted(cmd.commands.items()):
@@ -237,7 +239,9 @@ def test_command_documented(path: tuple[str, ...]) -> None:
     assert own, f"`{title}` has no heading in docs/configuration.md"
     body = section(text, re.escape(own[0]))
     for arg in (p for p in cmd.params if isinstance(p, click.Argument)):
-        assert arg.human_readable_name in own[0], f"{title}: argument {arg.human_readable_name} missing from its heading"
+        assert arg.human_readable_name in own[0], (
+            f"{title}: argument {arg.human_readable_name} missing from its heading"
+        )
     for opt in options(cmd):
         if opt.name in Settings.model_fields:
             continue  # documented in the settings table (test_setting_documented)
@@ -284,18 +288,24 @@ def test_message_scanner_sees_the_codec_messages() -> None:
 
 @pytest.mark.parametrize("kind", sorted(message_types(DEVICE_CHANNEL_MODULES)))
 def test_device_message_type_documented(kind: str) -> None:
-    assert re.search(rf'"type"\s*:\s*"{kind}"', protocol_part(1)), f'no {{"type":"{kind}"}} example in protocol.md section 1'
+    assert re.search(rf'"type"\s*:\s*"{kind}"', protocol_part(1)), (
+        f'no {{"type":"{kind}"}} example in protocol.md section 1'
+    )
 
 
 @pytest.mark.parametrize("kind", sorted(message_types(LIVE_CHANNEL_MODULES)))
 def test_live_message_type_documented(kind: str) -> None:
-    assert re.search(rf'"type"\s*:\s*"{kind}"', protocol_part(2)), f'no {{"type":"{kind}"}} example in protocol.md section 2'
+    assert re.search(rf'"type"\s*:\s*"{kind}"', protocol_part(2)), (
+        f'no {{"type":"{kind}"}} example in protocol.md section 2'
+    )
 
 
 @pytest.mark.parametrize("name", sorted(constants("ERR_")))
 def test_error_code_documented(name: str) -> None:
     code = constants("ERR_")[name]
-    assert table_row(protocol_part(1), f"`{code}`"), f"error code {code} ({name}) has no table row in protocol.md section 1"
+    assert table_row(protocol_part(1), f"`{code}`"), (
+        f"error code {code} ({name}) has no table row in protocol.md section 1"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(constants("CLOSE_")))
@@ -346,7 +356,9 @@ def test_route_documented(method: str, path: str) -> None:
     # Path parameters may be named differently in the docs ({id} for {device_id}).
     pattern = re.sub(r"\\\{\w+\\\}", r"\\{\\w+\\}", re.escape(path))
     wanted = re.compile(rf"`{method} {pattern}`")
-    assert any(wanted.search(h) for h in headings(doc("protocol.md"))), f"no heading for `{method} {path}` in protocol.md"
+    assert any(wanted.search(h) for h in headings(doc("protocol.md"))), (
+        f"no heading for `{method} {path}` in protocol.md"
+    )
 
 
 @pytest.mark.parametrize("param", sorted(telemetry_api.PARAMS))

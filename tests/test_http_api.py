@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -45,14 +45,22 @@ def test_device_lifecycle_and_admin_auth(server: Server) -> None:
     assert httpx.post(url + "/nope/token", headers=server.admin()).status_code == 404
     assert httpx.delete(url + "/nope", headers=server.admin()).status_code == 404
     assert httpx.delete(url + "/lifecycle-1").status_code == 401
-    assert httpx.delete(url + "/lifecycle-1", headers=server.admin()).json() == {"id": "lifecycle-1", "purged_readings": 0}
+    assert httpx.delete(url + "/lifecycle-1", headers=server.admin()).json() == {
+        "id": "lifecycle-1",
+        "purged_readings": 0,
+    }
     assert "lifecycle-1" not in {d["id"] for d in httpx.get(url).json()}
 
 
 @pytest.mark.parametrize(
     "body, fragment",
-    [({"id": "has space"}, "id"), ({"id": ""}, "id"), ({"name": "x"}, "id"), ({"id": "ok", "extra": 1}, "extra"),
-     ({"id": "a" * 65}, "id")],
+    [
+        ({"id": "has space"}, "id"),
+        ({"id": ""}, "id"),
+        ({"name": "x"}, "id"),
+        ({"id": "ok", "extra": 1}, "extra"),
+        ({"id": "a" * 65}, "id"),
+    ],
 )
 def test_bad_registrations(server: Server, body: dict, fragment: str) -> None:  # type: ignore[type-arg]
     resp = httpx.post(server.base + "/api/devices", json=body, headers=server.admin())
@@ -69,7 +77,9 @@ async def test_latest_and_raw_queries(server: Server) -> None:
     window = server.telemetry(dev, keys="temperature,door", start=T0 + 10_000, end=T0 + 12_000, order="asc")
     assert window["temperature"] == [{"ts": T0 + t * 1000, "value": float(t)} for t in (10, 11, 12)]
     assert window["door"] == [{"ts": T0 + t * 1000, "value": t % 2 == 0} for t in (10, 11, 12)]
-    iso = server.telemetry(dev, keys="temperature", start="2025-11-21T04:40:10Z", end="2025-11-21T05:40:11+01:00", order="asc")
+    iso = server.telemetry(
+        dev, keys="temperature", start="2025-11-21T04:40:10Z", end="2025-11-21T05:40:11+01:00", order="asc"
+    )
     assert [p["value"] for p in iso["temperature"]] == [10.0, 11.0]
     naive_utc = server.telemetry(dev, keys="temperature", start="2025-11-21T04:40:10", end="2025-11-21T04:40:10")
     assert [p["value"] for p in naive_utc["temperature"]] == [10.0]
@@ -105,11 +115,20 @@ async def test_csv_streams_the_same_rows(server: Server) -> None:
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["metric"] for r in rows] == ["temperature"] * 6 + ["door"] * 6
     from_json = [(m, p["ts"], p["value"]) for m, points in as_json.items() for p in points]
-    parsed = [(r["metric"], int(r["ts"]), float(r["value"]) if r["metric"] == "temperature" else r["value"] == "true")
-              for r in rows]
+    parsed = [
+        (r["metric"], int(r["ts"]), float(r["value"]) if r["metric"] == "temperature" else r["value"] == "true")
+        for r in rows
+    ]
     assert parsed == from_json
-    agg_csv = server.get(f"/api/devices/{dev}/telemetry.csv", params={"keys": "temperature", "interval": 60_000, "agg": "max", "order": "asc"})
-    assert agg_csv.text.splitlines() == ["metric,ts,value", f"temperature,{T0},59.0", f"temperature,{T0 + 60_000},119.0"]
+    agg_csv = server.get(
+        f"/api/devices/{dev}/telemetry.csv",
+        params={"keys": "temperature", "interval": 60_000, "agg": "max", "order": "asc"},
+    )
+    assert agg_csv.text.splitlines() == [
+        "metric,ts,value",
+        f"temperature,{T0},59.0",
+        f"temperature,{T0 + 60_000},119.0",
+    ]
 
 
 async def test_bad_queries_get_clear_400s_and_404s(server: Server) -> None:
@@ -155,13 +174,26 @@ async def test_purge_deletes_readings_and_keep_brings_history_back(server: Serve
 def test_openapi_health_and_metrics(server: Server) -> None:
     assert server.get("/docs").status_code == 200
     paths = server.get("/openapi.json").json()["paths"]
-    for path in ("/api/devices", "/api/devices/{device_id}/token", "/api/devices/{device_id}/latest",
-                 "/api/devices/{device_id}/telemetry", "/api/devices/{device_id}/telemetry.csv", "/healthz", "/metrics"):
+    for path in (
+        "/api/devices",
+        "/api/devices/{device_id}/token",
+        "/api/devices/{device_id}/latest",
+        "/api/devices/{device_id}/telemetry",
+        "/api/devices/{device_id}/telemetry.csv",
+        "/healthz",
+        "/metrics",
+    ):
         assert path in paths
     assert server.get("/healthz").json()["status"] == "ok"
     text = server.get("/metrics").text
-    for name in ("pulsewire_device_connections", "pulsewire_readings_total", "pulsewire_acks_total",
-                 "pulsewire_write_queue_depth", "pulsewire_live_clients", "pulsewire_commit_seconds_bucket"):
+    for name in (
+        "pulsewire_device_connections",
+        "pulsewire_readings_total",
+        "pulsewire_acks_total",
+        "pulsewire_write_queue_depth",
+        "pulsewire_live_clients",
+        "pulsewire_commit_seconds_bucket",
+    ):
         assert name in text
 
 
@@ -171,7 +203,7 @@ def test_times_parse() -> None:
     assert parse_time("1763700000123", "start") == 1763700000123
     assert parse_time("2025-11-21T04:40:00Z", "start") == T0
     assert parse_time("2025-11-21T04:40:00.5+00:00", "start") == T0 + 500
-    assert parse_time(datetime(2025, 11, 21, 4, 40, tzinfo=timezone.utc).isoformat(), "end") == T0
+    assert parse_time(datetime(2025, 11, 21, 4, 40, tzinfo=UTC).isoformat(), "end") == T0
     with pytest.raises(ValueError, match="end: 'soon'"):
         parse_time("soon", "end")
 

@@ -98,7 +98,9 @@ async def test_slow_dashboard_is_dropped_and_ingest_never_waits(tmp_path: Path, 
         started = loop.time()
         async with device(server, token) as ws:
             for seq in range(1, 201):  # ~6 MB of live traffic
-                data = [{"ts": base + seq * 1000 + i, "values": {"temperature_reading": 20.123456 + i}} for i in range(900)]
+                data = [
+                    {"ts": base + seq * 1000 + i, "values": {"temperature_reading": 20.123456 + i}} for i in range(900)
+                ]
                 assert (await send_batch(ws, seq, data))["type"] == "ack"
         elapsed = loop.time() - started
         await asyncio.sleep(0.3)
@@ -118,8 +120,13 @@ def test_hub_merges_per_device_filters_and_marks_laggards() -> None:
         hub = LiveHub(metrics, queue_size=2)
         everyone, only_b, laggard = hub.join(), hub.join(), hub.join()
         only_b.subscribe(["b"])
-        hub.publish_readings([("a", [{"ts": 1, "values": {"t": 1}}]), ("b", [{"ts": 2, "values": {"t": 2}}]),
-                              ("a", [{"ts": 3, "values": {"t": 3}}])])
+        hub.publish_readings(
+            [
+                ("a", [{"ts": 1, "values": {"t": 1}}]),
+                ("b", [{"ts": 2, "values": {"t": 2}}]),
+                ("a", [{"ts": 3, "values": {"t": 3}}]),
+            ]
+        )
         first = everyone.queue.get_nowait()
         assert first == '{"type":"telemetry","device":"a","data":[{"ts":1,"values":{"t":1}},{"ts":3,"values":{"t":3}}]}'
         assert only_b.queue.qsize() == 1 and '"device":"b"' in only_b.queue.get_nowait()

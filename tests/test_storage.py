@@ -214,7 +214,9 @@ def test_migrations_match_the_tables_and_keep_readings(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO series (device_id, metric) VALUES ('m', 't')"))
         sid = conn.execute(text("SELECT id FROM series WHERE device_id = 'm'")).scalar_one()
-        conn.execute(readings.insert(), [{"series_id": sid, "ts": i, "value": 1.0, "is_bool": False} for i in range(50)])
+        conn.execute(
+            readings.insert(), [{"series_id": sid, "ts": i, "value": 1.0, "is_bool": False} for i in range(50)]
+        )
     migrate(engine)  # a restart, or a newer release, upgrades in place
     assert count_readings(engine) == 50
 

@@ -54,7 +54,10 @@ def create_app(settings: Settings) -> FastAPI:
             metrics=metrics,
             admin_key=resolve_admin_key(settings),
         )
-        log.info("pulsewire ready", extra={"version": __version__, "database": engine.url.render_as_string(hide_password=True)})
+        log.info(
+            "pulsewire ready",
+            extra={"version": __version__, "database": engine.url.render_as_string(hide_password=True)},
+        )
         try:
             yield
         finally:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_args
 
@@ -70,8 +71,14 @@ def main() -> None:
 
 @main.command()
 @settings_options
-@click.option("--simulate", "simulate_count", type=click.IntRange(0, 10_000), default=0, show_default=True,
-              help="Also run this many simulated devices (sim-1, sim-2, ...) against the server.")
+@click.option(
+    "--simulate",
+    "simulate_count",
+    type=click.IntRange(0, 10_000),
+    default=0,
+    show_default=True,
+    help="Also run this many simulated devices (sim-1, sim-2, ...) against the server.",
+)
 def serve(simulate_count: int, **values: Any) -> None:
     """Run the server: device channel, live channel, HTTP API and dashboard.
 
@@ -89,17 +96,16 @@ def serve(simulate_count: int, **values: Any) -> None:
         async def on_started(base: str) -> None:
             await simulate(base, resolve_admin_key(settings), simulate_count)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         serving.run_forever(settings, on_started)
-    except KeyboardInterrupt:
-        pass
 
 
 @main.command()
 @settings_options
 def migrate(**values: Any) -> None:
     """Bring the database schema up to date (the server also does this at start)."""
-    from pulsewire.storage.engine import head_revision, migrate as run_migrations, open_engine, schema_revision
+    from pulsewire.storage.engine import head_revision, open_engine, schema_revision
+    from pulsewire.storage.engine import migrate as run_migrations
 
     settings = build_settings(values)
     engine = open_engine(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
@@ -111,15 +117,24 @@ def migrate(**values: Any) -> None:
 # Device management talks to a running server's HTTP API, so the server sees every change at once.
 
 server_option = click.option(
-    "--server", envvar="PULSEWIRE_SERVER", default="http://127.0.0.1:8000", show_default=True,
+    "--server",
+    envvar="PULSEWIRE_SERVER",
+    default="http://127.0.0.1:8000",
+    show_default=True,
     help="Base URL of the Pulsewire server [env PULSEWIRE_SERVER].",
 )
 key_option = click.option(
-    "--admin-key", envvar="PULSEWIRE_ADMIN_KEY", default=None,
+    "--admin-key",
+    envvar="PULSEWIRE_ADMIN_KEY",
+    default=None,
     help="Admin key [env PULSEWIRE_ADMIN_KEY; default: read from <data-dir>/admin.key].",
 )
 data_dir_option = click.option(
-    "--data-dir", envvar="PULSEWIRE_DATA_DIR", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
+    "--data-dir",
+    envvar="PULSEWIRE_DATA_DIR",
+    type=click.Path(path_type=Path),
+    default=Path("data"),
+    show_default=True,
     help="Where to find admin.key when --admin-key is not given.",
 )
 
@@ -155,7 +170,7 @@ def _call(server: str, method: str, path: str, key: str | None = None, **kwargs:
 def _when(ms: int | None) -> str:
     if ms is None:
         return "never"
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @main.group()
@@ -198,11 +213,13 @@ def device_list(server: str, admin_key: str | None, data_dir: Path, as_json: boo
     if not out:
         click.echo("no devices yet: pulsewire device add <id>")
         return
-    rows = [(d["id"], d["name"], "online" if d["online"] else "offline", _when(d["last_seen"]), ",".join(d["metrics"]))
-            for d in out]
+    rows = [
+        (d["id"], d["name"], "online" if d["online"] else "offline", _when(d["last_seen"]), ",".join(d["metrics"]))
+        for d in out
+    ]
     widths = [max(len(str(r[i])) for r in rows + [("ID", "NAME", "STATUS", "LAST SEEN", "METRICS")]) for i in range(5)]
     for row in [("ID", "NAME", "STATUS", "LAST SEEN", "METRICS"), *rows]:
-        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
 @device.command("rotate")
@@ -227,8 +244,13 @@ def device_remove(device_id: str, purge: bool, yes: bool, server: str, admin_key
     """Remove DEVICE_ID. Its readings stay (and come back if the id is registered again) unless --purge."""
     if purge and not yes and sys.stdin.isatty():
         click.confirm(f"Delete {device_id} and every reading it sent?", abort=True)
-    out = _call(server, "DELETE", f"/api/devices/{device_id}", _admin_key(admin_key, data_dir),
-                params={"purge": "true" if purge else "false"})
+    out = _call(
+        server,
+        "DELETE",
+        f"/api/devices/{device_id}",
+        _admin_key(admin_key, data_dir),
+        params={"purge": "true" if purge else "false"},
+    )
     click.echo(f"removed {out['id']}" + (f"; purged {out['purged_readings']} readings" if purge else ""))
 
 

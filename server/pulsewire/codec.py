@@ -15,7 +15,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -141,7 +141,7 @@ def decode_message(obj: Any) -> Message:
     raise MessageError(ERR_UNKNOWN_TYPE, f"type: unknown message type {kind[:MAX_TEXT]!r}")
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return type(v) is int
 
 
@@ -149,7 +149,7 @@ def _seq(obj: dict[str, Any]) -> int:
     seq = obj.get("seq")
     if not _is_int(seq) or not 1 <= seq <= MAX_TS:
         raise MessageError(ERR_PROTOCOL, f"seq: required positive integer up to {MAX_TS}")
-    return seq  # type: ignore[no-any-return]
+    return seq
 
 
 def _telemetry(obj: dict[str, Any]) -> Telemetry:
@@ -253,7 +253,9 @@ class DeviceSession:
             raise MessageError(ERR_PROTOCOL, "send hello first", seq)
         elif isinstance(msg, Telemetry):
             if msg.seq <= self.last_seq:
-                raise MessageError(ERR_PROTOCOL, f"seq: {msg.seq} does not increase (last was {self.last_seq})", msg.seq)
+                raise MessageError(
+                    ERR_PROTOCOL, f"seq: {msg.seq} does not increase (last was {self.last_seq})", msg.seq
+                )
             self.last_seq = msg.seq
         return msg
 

@@ -20,15 +20,11 @@ class Metrics:
         )
         self.values = Counter("pulsewire_values", "Individual metric values committed", registry=r)
         self.acks = Counter("pulsewire_acks", "Batches acknowledged to devices", registry=r)
-        self.rejects = Counter(
-            "pulsewire_rejects", "Messages refused with an error message", ["code"], registry=r
-        )
+        self.rejects = Counter("pulsewire_rejects", "Messages refused with an error message", ["code"], registry=r)
         self.frame_closes = Counter(
             "pulsewire_frame_closes", "Connections closed for an unusable frame", ["close_code"], registry=r
         )
-        self.auth_refusals = Counter(
-            "pulsewire_auth_refusals", "Device handshakes refused", ["reason"], registry=r
-        )
+        self.auth_refusals = Counter("pulsewire_auth_refusals", "Device handshakes refused", ["reason"], registry=r)
         self.write_queue_depth = Gauge("pulsewire_write_queue_depth", "Batches waiting for the writer", registry=r)
         self.commit_seconds = Histogram(
             "pulsewire_commit_seconds",

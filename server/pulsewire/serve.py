@@ -6,7 +6,8 @@ import asyncio
 import gc
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import uvicorn
 
@@ -45,7 +46,7 @@ def bound_address(server: uvicorn.Server, settings: Settings) -> str:
     return f"http://{settings.host}:{settings.port}"
 
 
-def run_forever(settings: Settings, on_started: Callable[[str], Awaitable[None]] | None = None) -> None:
+def run_forever(settings: Settings, on_started: Callable[[str], Coroutine[Any, Any, None]] | None = None) -> None:
     """Serve on uvloop where it is installed (it is with uvicorn[standard]), else asyncio's loop."""
     try:
         import uvloop
@@ -57,7 +58,7 @@ def run_forever(settings: Settings, on_started: Callable[[str], Awaitable[None]]
         runner.run(run(settings, on_started))
 
 
-async def run(settings: Settings, on_started: Callable[[str], Awaitable[None]] | None = None) -> None:
+async def run(settings: Settings, on_started: Callable[[str], Coroutine[Any, Any, None]] | None = None) -> None:
     """Serve until interrupted; `on_started(base_url)` runs once the socket listens."""
     logs.configure(settings.log_level, settings.log_format)
     # The writer thread needs the GIL for a moment between its SQL statements, while the event
@@ -79,7 +80,10 @@ async def run(settings: Settings, on_started: Callable[[str], Awaitable[None]] |
     gc.set_threshold(*GC_THRESHOLDS)
     base = bound_address(server, settings)
     log.info("listening", extra={"url": base})
-    print(f"\n  Dashboard:  {base}/\n  API docs:   {base}/docs\n  Live:       {base.replace('http', 'ws', 1)}/ws/live\n", flush=True)
+    print(
+        f"\n  Dashboard:  {base}/\n  API docs:   {base}/docs\n  Live:       {base.replace('http', 'ws', 1)}/ws/live\n",
+        flush=True,
+    )
     extra = asyncio.create_task(on_started(base)) if on_started else None
     try:
         await serving

@@ -32,7 +32,9 @@ class Settings(BaseSettings):
         None,
         description="When set, the live channel and the read API need it too (Bearer header or ?key=).",
     )
-    sample_interval_ms: int = Field(5000, ge=100, le=86_400_000, description="Sampling interval sent to devices in welcome.")
+    sample_interval_ms: int = Field(
+        5000, ge=100, le=86_400_000, description="Sampling interval sent to devices in welcome."
+    )
     ping_interval_s: float = Field(20.0, gt=0, description="Seconds between server pings on idle WebSockets.")
     ping_timeout_s: float = Field(20.0, gt=0, description="Seconds to wait for a pong before a connection is dead.")
     inflight_batches: int = Field(
@@ -55,7 +57,9 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe log level shown.")
     log_format: Literal["text", "json"] = Field("text", description="text: key=value lines; json: one object per line.")
-    dashboard_dir: Path | None = Field(None, description="Folder served at /; default: the dashboard shipped with Pulsewire.")
+    dashboard_dir: Path | None = Field(
+        None, description="Folder served at /; default: the dashboard shipped with Pulsewire."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -9,6 +9,7 @@ interval: temperature, humidity, battery voltage and Wi-Fi RSSI. Un-acked batche
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
@@ -84,7 +85,7 @@ async def run_device(base: str, device_id: str, token: str, *, seed: int, stop: 
             ) as ws:
                 backoff = 1.0
                 await _session(ws, device_id, sensors, unsent, stop)
-        except (OSError, websockets.WebSocketException, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, websockets.WebSocketException) as exc:
             if stop.is_set():
                 return
             log.warning(
@@ -134,10 +135,8 @@ async def _session(
                 next_sample += interval
             await flush()
             wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), max(0.0, next_sample - time.monotonic()))
-            except asyncio.TimeoutError:
-                pass
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
@@ -146,7 +145,9 @@ async def _session(
             unsent.extendleft(reversed(inflight[seq_no]))
 
 
-async def simulate(base: str, admin_key: str, count: int, *, prefix: str = "sim", stop: asyncio.Event | None = None) -> None:
+async def simulate(
+    base: str, admin_key: str, count: int, *, prefix: str = "sim", stop: asyncio.Event | None = None
+) -> None:
     """Run `count` virtual devices against the server at `base` until `stop` is set."""
     stop = stop or asyncio.Event()
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {admin_key}"}, timeout=10) as client:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pulsewire.codec import MAX_TS
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_MS = re.compile(r"-?[0-9]+")
 
 
@@ -25,7 +25,7 @@ def parse_time(text: str, name: str) -> int:
         except ValueError:
             raise ValueError(f"{name}: {text[:40]!r} is neither epoch milliseconds nor an ISO 8601 time") from None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         ms = (when - EPOCH) // timedelta(milliseconds=1)  # exact: float seconds would round some ms down
     if not 0 <= ms <= MAX_TS:
         raise ValueError(f"{name}: {ms} is out of range 0..{MAX_TS} (ms since the Unix epoch)")

@@ -21,7 +21,9 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 def require_admin(request: Request, services: ServicesDep) -> None:
     given = bearer(request.headers.get("authorization"))
     if given is None:
-        raise HTTPException(401, "admin key required: Authorization: Bearer <admin key>", {"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "admin key required: Authorization: Bearer <admin key>", {"WWW-Authenticate": "Bearer"}
+        )
     if not same_secret(given, services.admin_key):
         raise HTTPException(403, "wrong admin key")
 
@@ -37,9 +39,10 @@ def read_key_ok(conn: HTTPConnection, services: Services) -> bool:
 
 def require_reader(request: Request, services: ServicesDep) -> None:
     if not read_key_ok(request, services):
-        raise HTTPException(401, "read key required: Authorization: Bearer <key> or ?key=", {"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "read key required: Authorization: Bearer <key> or ?key=", {"WWW-Authenticate": "Bearer"}
+        )
 
 
 AdminDep = Depends(require_admin)
 ReaderDep = Depends(require_reader)
-

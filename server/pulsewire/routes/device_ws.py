@@ -49,7 +49,9 @@ def _lookup(services: Services, token: str) -> str | None:
 async def device_channel(ws: WebSocket, services: ServicesDep) -> None:
     if codec.SUBPROTOCOL not in ws.scope.get("subprotocols", ()):
         offered = ", ".join(ws.scope.get("subprotocols", ())) or "none"
-        await _refuse(ws, services, 400, "subprotocol", f"subprotocol {codec.SUBPROTOCOL} required (offered: {offered})")
+        await _refuse(
+            ws, services, 400, "subprotocol", f"subprotocol {codec.SUBPROTOCOL} required (offered: {offered})"
+        )
         return
     token = bearer(ws.headers.get("authorization"))
     if token is None:
@@ -109,12 +111,17 @@ async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) 
                 msg = session.receive(frame)
             except codec.FrameError as exc:
                 metrics.frame_closes.labels(close_code=str(exc.close_code)).inc()
-                log.warning("unusable frame", extra={"device": device_id, "close_code": exc.close_code, "reason": exc.reason})
+                log.warning(
+                    "unusable frame", extra={"device": device_id, "close_code": exc.close_code, "reason": exc.reason}
+                )
                 await close(exc.close_code, exc.reason)
                 break
             except codec.MessageError as exc:
                 metrics.rejects.labels(code=exc.code).inc()
-                log.info("message refused", extra={"device": device_id, "code": exc.code, "seq": exc.seq, "detail": exc.detail})
+                log.info(
+                    "message refused",
+                    extra={"device": device_id, "code": exc.code, "seq": exc.seq, "detail": exc.detail},
+                )
                 await ws.send_text(codec.error(exc))
                 continue
             if isinstance(msg, codec.Telemetry):
@@ -127,7 +134,9 @@ async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) 
                 await ws.send_text(codec.welcome(now_ms(), services.settings.sample_interval_ms))
                 log.info("device hello", extra={"device": device_id, "fw": msg.fw, "uptime": msg.uptime})
             else:
-                log.info("command result", extra={"device": device_id, "id": msg.id, "ok": msg.ok, "detail": msg.detail})
+                log.info(
+                    "command result", extra={"device": device_id, "id": msg.id, "ok": msg.ok, "detail": msg.detail}
+                )
     except StorageError:
         await close(codec.CLOSE_INTERNAL_ERROR, "storage unavailable; reconnect and resend")
     except Exception as exc:

@@ -24,7 +24,9 @@ PARAMS = {"keys", "start", "end", "limit", "order", "interval", "agg", "key"}
 
 DeviceId = Annotated[str, Path(pattern=ID_PATTERN)]
 Keys = Annotated[str | None, Query(description="Comma-separated metric names; default: every metric of the device.")]
-Start = Annotated[str | None, Query(description="Earliest ts, inclusive: epoch ms or ISO 8601. Default: the beginning.")]
+Start = Annotated[
+    str | None, Query(description="Earliest ts, inclusive: epoch ms or ISO 8601. Default: the beginning.")
+]
 End = Annotated[str | None, Query(description="Latest ts, inclusive: epoch ms or ISO 8601. Default: no bound.")]
 Limit = Annotated[int | None, Query(description="Most points per metric (default 1000, at most 100000).")]
 OrderQ = Annotated[Order, Query(description="asc: oldest first; desc: newest first.")]
@@ -47,7 +49,9 @@ def _plan(
     """Check every parameter and resolve the series, so a streamed answer never fails half-way."""
     unknown = sorted(set(request.query_params) - PARAMS)
     if unknown:
-        raise HTTPException(400, f"unknown query parameter(s): {', '.join(unknown)}; known: {', '.join(sorted(PARAMS - {'key'}))}")
+        raise HTTPException(
+            400, f"unknown query parameter(s): {', '.join(unknown)}; known: {', '.join(sorted(PARAMS - {'key'}))}"
+        )
     settings = services.settings
     try:
         lo = parse_time(start, "start") if start is not None else 0
@@ -79,7 +83,9 @@ def _plan(
             have = ", ".join(sorted(known)) or "none yet"
             raise HTTPException(404, f"device {device_id!r} has no metric {', '.join(missing)} (it has: {have})")
         chosen = {k: known[k] for k in dict.fromkeys(wanted)}
-    query = TelemetryQuery(start=lo, end=hi, limit=limit, order=order, interval=interval, agg=(agg or "avg") if interval else None)
+    query = TelemetryQuery(
+        start=lo, end=hi, limit=limit, order=order, interval=interval, agg=(agg or "avg") if interval else None
+    )
     return chosen, query
 
 

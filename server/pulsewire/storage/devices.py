@@ -112,13 +112,12 @@ def get_device(conn: Connection, device_id: str) -> DeviceRecord | None:
 
 def latest_values(conn: Connection, device_id: str | None = None) -> dict[str, dict[str, LatestValue]]:
     """device id -> metric -> latest value, for one device or all."""
-    query = select(series.c.device_id, series.c.metric, series.c.last_ts, series.c.last_value, series.c.last_is_bool).where(
-        series.c.last_ts.is_not(None)
-    )
+    query = select(
+        series.c.device_id, series.c.metric, series.c.last_ts, series.c.last_value, series.c.last_is_bool
+    ).where(series.c.last_ts.is_not(None))
     if device_id is not None:
         query = query.where(series.c.device_id == device_id)
     out: dict[str, dict[str, LatestValue]] = {}
     for dev, metric, ts, value, is_bool in conn.execute(query.order_by(series.c.device_id, series.c.metric)):
         out.setdefault(dev, {})[metric] = LatestValue(ts, bool(value) if is_bool else value)
     return out
-

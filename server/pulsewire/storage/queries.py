@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Connection, false, func, literal_column, select
+from sqlalchemy import BigInteger, ColumnElement, Connection, Select, false, func, literal_column, select
 
 from pulsewire.storage.schema import readings, series
 
 Agg = Literal["avg", "min", "max", "sum", "count"]
 Order = Literal["asc", "desc"]
 
-_AGG = {"avg": func.avg, "min": func.min, "max": func.max, "sum": func.sum, "count": func.count}
+_AGG: dict[str, Callable[[ColumnElement[Any]], ColumnElement[Any]]] = {
+    "avg": func.avg,
+    "min": func.min,
+    "max": func.max,
+    "sum": func.sum,
+    "count": func.count,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +38,11 @@ def series_ids(conn: Connection, device_id: str) -> dict[str, int]:
     return {metric: sid for metric, sid in rows}
 
 
-def _statement(series_id: int, q: TelemetryQuery):  # type: ignore[no-untyped-def]
+def _statement(series_id: int, q: TelemetryQuery) -> Select[Any]:
     where = (readings.c.series_id == series_id, readings.c.ts >= q.start, readings.c.ts <= q.end)
     if q.interval is None:
         cols = select(readings.c.ts, readings.c.value, readings.c.is_bool).where(*where)
-        key = readings.c.ts
+        key: ColumnElement[Any] = readings.c.ts
     else:
         # The interval is inlined (a validated int), so GROUP BY and SELECT name the same expression.
         # Floor division is exact on both backends because timestamps are never negative.

@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import OperationalError
 from sqlalchemy import Connection, Engine, bindparam, case, func, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from pulsewire.clock import now_ms
 from pulsewire.metrics import Metrics
@@ -131,7 +131,9 @@ class BatchingWriter:
             self._conn.close()
             self._conn = None
 
-    async def submit(self, device_id: str, data: list[dict[str, Any]], rows: list[tuple[str, int, float, bool]]) -> asyncio.Future[None]:
+    async def submit(
+        self, device_id: str, data: list[dict[str, Any]], rows: list[tuple[str, int, float, bool]]
+    ) -> asyncio.Future[None]:
         """Queue a batch; waits while the queue is full. The future resolves after the commit."""
         self._check_running()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -224,7 +226,9 @@ class BatchingWriter:
                     # Another process holds the write lock (a migration, an sqlite3 shell):
                     # wait for it on the thread, with the full busy timeout, not on the loop.
                     log.warning("database locked by another process; waiting off the event loop")
-                    removed = await loop.run_in_executor(self._thread, self._write_on_fresh_connection, group, touches, rows)
+                    removed = await loop.run_in_executor(
+                        self._thread, self._write_on_fresh_connection, group, touches, rows
+                    )
                 await asyncio.sleep(0)  # let the device handlers run between back-to-back groups
             else:
                 removed = await loop.run_in_executor(
@@ -319,10 +323,7 @@ class BatchingWriter:
     def _resolve_series(self, conn: Connection, group: list[Batch]) -> None:
         ids = self._series_ids
         missing = {
-            (b.device_id, metric)
-            for b in group
-            for metric in b.metrics
-            if metric not in ids.get(b.device_id, ())
+            (b.device_id, metric) for b in group for metric in b.metrics if metric not in ids.get(b.device_id, ())
         }
         if not missing:
             return
@@ -382,7 +383,7 @@ def _store_rows_sqlite(cur: Any, rows: _Rows, present: set[str], seen: int) -> N
 
 
 def _store_rows_postgres(cur: Any, rows: _Rows, present: set[str], seen: int) -> None:
-    sids, stamps, values, flags = (list(col) for col in zip(*rows.readings))
+    sids, stamps, values, flags = (list(col) for col in zip(*rows.readings, strict=True))
     cur.execute(
         "INSERT INTO readings (series_id, ts, value, is_bool) "
         "SELECT * FROM unnest(%s::integer[], %s::bigint[], %s::float8[], %s::boolean[]) "
@@ -394,6 +395,6 @@ def _store_rows_postgres(cur: Any, rows: _Rows, present: set[str], seen: int) ->
         "UPDATE series SET last_ts = v.ts, last_value = v.value, last_is_bool = v.b "
         "FROM unnest(%s::integer[], %s::bigint[], %s::float8[], %s::boolean[]) AS v(id, ts, value, b) "
         "WHERE series.id = v.id AND (series.last_ts IS NULL OR series.last_ts < v.ts)",
-        tuple(list(col) for col in zip(*latest)),
+        tuple(list(col) for col in zip(*latest, strict=True)),
     )
     cur.execute("UPDATE devices SET last_seen = %s WHERE id = ANY(%s)", (seen, list(present)))
