@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, fields
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -20,31 +21,38 @@ from pulsewire.timeparse import parse_time
 
 router = APIRouter(prefix="/api/devices", tags=["telemetry"], dependencies=[ReaderDep])
 
-PARAMS = {"keys", "start", "end", "limit", "order", "interval", "agg", "key"}
 
 DeviceId = Annotated[str, Path(pattern=ID_PATTERN)]
-Keys = Annotated[str | None, Query(description="Comma-separated metric names; default: every metric of the device.")]
-Start = Annotated[
-    str | None, Query(description="Earliest ts, inclusive: epoch ms or ISO 8601. Default: the beginning.")
-]
-End = Annotated[str | None, Query(description="Latest ts, inclusive: epoch ms or ISO 8601. Default: no bound.")]
-Limit = Annotated[int | None, Query(description="Most points per metric (default 1000, at most 100000).")]
-OrderQ = Annotated[Order, Query(description="asc: oldest first; desc: newest first.")]
-Interval = Annotated[int | None, Query(ge=1, description="Bucket width in ms; with it, one value per bucket.")]
-AggQ = Annotated[Agg | None, Query(description="Aggregate per bucket (default avg when interval is given).")]
+
+
+@dataclass
+class TelemetryParams:
+    """The query parameters shared by /telemetry and /telemetry.csv."""
+
+    keys: Annotated[
+        str | None, Query(description="Comma-separated metric names; default: every metric of the device.")
+    ] = None
+    start: Annotated[
+        str | None, Query(description="Earliest ts, inclusive: epoch ms or ISO 8601. Default: the beginning.")
+    ] = None
+    end: Annotated[str | None, Query(description="Latest ts, inclusive: epoch ms or ISO 8601. Default: no bound.")] = (
+        None
+    )
+    limit: Annotated[int | None, Query(description="Most points per metric (default 1000, at most 100000).")] = None
+    order: Annotated[Order, Query(description="asc: oldest first; desc: newest first.")] = "desc"
+    interval: Annotated[int | None, Query(ge=1, description="Bucket width in ms; with it, one value per bucket.")] = (
+        None
+    )
+    agg: Annotated[Agg | None, Query(description="Aggregate per bucket (default avg when interval is given).")] = None
+
+
+Params = Annotated[TelemetryParams, Depends()]
+# `key` is the read key, when the server has one.
+PARAMS = {f.name for f in fields(TelemetryParams)} | {"key"}
 
 
 def _plan(
-    request: Request,
-    services: Services,
-    device_id: str,
-    keys: str | None,
-    start: str | None,
-    end: str | None,
-    limit: int | None,
-    order: Order,
-    interval: int | None,
-    agg: Agg | None,
+    request: Request, services: Services, device_id: str, p: TelemetryParams
 ) -> tuple[dict[str, int], TelemetryQuery]:
     """Check every parameter and resolve the series, so a streamed answer never fails half-way."""
     unknown = sorted(set(request.query_params) - PARAMS)
@@ -54,19 +62,18 @@ def _plan(
         )
     settings = services.settings
     try:
-        lo = parse_time(start, "start") if start is not None else 0
-        hi = parse_time(end, "end") if end is not None else MAX_TS
+        lo = parse_time(p.start, "start") if p.start is not None else 0
+        hi = parse_time(p.end, "end") if p.end is not None else MAX_TS
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
     if lo > hi:
         raise HTTPException(400, f"start ({lo}) is after end ({hi})")
-    if limit is None:
-        limit = settings.query_default_limit
+    limit = settings.query_default_limit if p.limit is None else p.limit
     if not 1 <= limit <= settings.query_max_limit:
         raise HTTPException(400, f"limit: {limit} is out of range 1..{settings.query_max_limit}")
-    if agg is not None and interval is None:
+    if p.agg is not None and p.interval is None:
         raise HTTPException(400, "agg needs interval (bucket width in ms)")
-    wanted = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
+    wanted = [k.strip() for k in p.keys.split(",") if k.strip()] if p.keys else None
     if wanted is not None:
         bad = [k for k in wanted if not METRIC_NAME.match(k)]
         if bad or not wanted:
@@ -83,9 +90,8 @@ def _plan(
             have = ", ".join(sorted(known)) or "none yet"
             raise HTTPException(404, f"device {device_id!r} has no metric {', '.join(missing)} (it has: {have})")
         chosen = {k: known[k] for k in dict.fromkeys(wanted)}
-    query = TelemetryQuery(
-        start=lo, end=hi, limit=limit, order=order, interval=interval, agg=(agg or "avg") if interval else None
-    )
+    agg = (p.agg or "avg") if p.interval else None
+    query = TelemetryQuery(start=lo, end=hi, limit=limit, order=p.order, interval=p.interval, agg=agg)
     return chosen, query
 
 
@@ -95,19 +101,8 @@ def _plan(
     responses={200: {"model": dict[str, list[PointOut]], "description": "metric -> points"}},
     summary="Stored readings, raw or aggregated per interval",
 )
-def telemetry(
-    request: Request,
-    services: ServicesDep,
-    device_id: DeviceId,
-    keys: Keys = None,
-    start: Start = None,
-    end: End = None,
-    limit: Limit = None,
-    order: OrderQ = "desc",
-    interval: Interval = None,
-    agg: AggQ = None,
-) -> Response:
-    chosen, query = _plan(request, services, device_id, keys, start, end, limit, order, interval, agg)
+def telemetry(request: Request, services: ServicesDep, device_id: DeviceId, params: Params) -> Response:
+    chosen, query = _plan(request, services, device_id, params)
     out: dict[str, list[dict[str, object]]] = {}
     with services.engine.connect() as conn:
         for metric, sid in chosen.items():
@@ -138,20 +133,9 @@ def _csv_value(value: float | int | bool | None) -> str:
     summary="The same rows as /telemetry, as CSV, streamed",
 )
 async def telemetry_csv(
-    request: Request,
-    services: ServicesDep,
-    device_id: DeviceId,
-    keys: Keys = None,
-    start: Start = None,
-    end: End = None,
-    limit: Limit = None,
-    order: OrderQ = "desc",
-    interval: Interval = None,
-    agg: AggQ = None,
+    request: Request, services: ServicesDep, device_id: DeviceId, params: Params
 ) -> StreamingResponse:
-    chosen, query = await run_in_threadpool(
-        _plan, request, services, device_id, keys, start, end, limit, order, interval, agg
-    )
+    chosen, query = await run_in_threadpool(_plan, request, services, device_id, params)
     return StreamingResponse(
         _csv_rows(services, chosen, query),
         media_type="text/csv; charset=utf-8",
