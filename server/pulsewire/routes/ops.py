@@ -11,9 +11,9 @@ from pulsewire.routes.deps import ServicesDep
 router = APIRouter(tags=["operations"])
 
 
-@router.api_route(
+@router.head("/healthz", include_in_schema=False)
+@router.get(
     "/healthz",
-    methods=["GET", "HEAD"],
     summary="Liveness: 200 while the server and its writer run, 503 when the writer has stopped",
     responses={503: {"description": "the writer has stopped: readings cannot be stored"}},
 )
