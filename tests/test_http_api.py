@@ -219,3 +219,16 @@ def test_iso_times_are_exact_to_the_millisecond() -> None:
 
 def test_head_healthz(server: Server) -> None:
     assert httpx.head(server.base + "/healthz").status_code == 200
+
+
+def test_openapi_builds_without_warnings(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import warnings
+
+    from pulsewire.app import create_app
+    from pulsewire.settings import Settings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spec = create_app(Settings(data_dir=tmp_path)).openapi()
+    operation_ids = [op["operationId"] for path in spec["paths"].values() for op in path.values()]
+    assert len(operation_ids) == len(set(operation_ids))
