@@ -148,3 +148,16 @@ def test_settings_accept_any_case_and_check_limits_agree(monkeypatch: pytest.Mon
     assert settings.sqlite_synchronous == "NORMAL" and settings.log_level == "info"
     with pytest.raises(ValueError, match="query_default_limit"):
         Settings(query_default_limit=10, query_max_limit=5)
+
+
+def test_a_port_in_use_is_reported_plainly(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = pulsewire("serve", "--port", str(port), "--data-dir", str(tmp_path))
+    assert out.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -88,6 +88,9 @@ def serve(simulate_count: int, **values: Any) -> None:
     from pulsewire import serve as serving
 
     settings = build_settings(values)
+    problem = serving.check_port_free(settings.host, settings.port)
+    if problem:
+        raise click.ClickException(f"{problem}. Is another server running there? Pick another with --port.")
     on_started = None
     if simulate_count:
         from pulsewire.adminkey import resolve_admin_key

@@ -62,8 +62,10 @@ def configure(level: str = "info", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # uvicorn's access log repeats every request; errors still come through.
-    logging.getLogger("uvicorn.access").setLevel("WARNING")
+    # uvicorn's access and connection lines repeat what Pulsewire logs itself; its warnings and
+    # errors (a port in use, a crashed app) still come through.
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
     for name in ("alembic", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error"):

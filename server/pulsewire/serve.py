@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import socket
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -44,6 +45,20 @@ def bound_address(server: uvicorn.Server, settings: Settings) -> str:
             shown = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
             return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
     return f"http://{settings.host}:{settings.port}"
+
+
+def check_port_free(host: str, port: int) -> str | None:
+    """Why (host, port) cannot be listened on, or None. Checked up front for a plain message."""
+    if port == 0:
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return f"cannot listen on {host}:{port}: {exc.strerror}"
+    return None
 
 
 def run_forever(settings: Settings, on_started: Callable[[str], Coroutine[Any, Any, None]] | None = None) -> None:
