@@ -25,15 +25,22 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_hello_gets_welcome_with_server_clock_and_interval(server: Server) -> None:
-    _, token = server.register()
+    dev, token = server.register()
     async with device(server, token, hello=False) as ws:
         assert ws.subprotocol == SUBPROTOCOL
         before = now_ms()
         await ws.send(dumps({"type": "hello", "fw": "0.3.1", "uptime": 123456}))
         welcome = await recv_json(ws)
-    assert welcome["type"] == "welcome"
-    assert before - 1000 <= welcome["time"] <= now_ms() + 1000
-    assert welcome["interval"] == 1000
+        assert welcome["type"] == "welcome"
+        assert before - 1000 <= welcome["time"] <= now_ms() + 1000
+        assert welcome["interval"] == 1000
+        await asyncio.sleep(0.2)  # the hello is written with the next group commit
+        listed = {d["id"]: d for d in httpx.get(f"{server.base}/api/devices").json()}
+        assert listed[dev]["fw"] == "0.3.1" and listed[dev]["online"] is True
+        assert listed[dev]["last_seen"] >= before
+    await asyncio.sleep(0.2)
+    listed = {d["id"]: d for d in httpx.get(f"{server.base}/api/devices").json()}
+    assert listed[dev]["online"] is False and listed[dev]["fw"] == "0.3.1"
 
 
 async def test_ack_means_stored_and_pushed_live(server: Server) -> None:
@@ -52,6 +59,9 @@ async def test_ack_means_stored_and_pushed_live(server: Server) -> None:
             # ... and already on their way to the dashboard, in order.
             pushed = await live_until(dashboard, lambda m: m["type"] == "telemetry" and m["device"] == dev)
             assert pushed["data"] == data
+    assert server.metric_value("pulsewire_readings_total") >= 5
+    assert server.metric_value("pulsewire_values_total") >= 10
+    assert server.metric_value("pulsewire_acks_total") >= 1
 
 
 async def test_replayed_batch_is_acked_twice_and_stored_once(server: Server) -> None:

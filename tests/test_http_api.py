@@ -111,6 +111,8 @@ async def test_csv_streams_the_same_rows(server: Server) -> None:
     with httpx.stream("GET", f"{server.base}/api/devices/{dev}/telemetry.csv", params=params) as resp:
         assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
         assert f'filename="{dev}-telemetry.csv"' in resp.headers["content-disposition"]
+        # Streamed: sent in chunks as rows are read, with no length known up front.
+        assert resp.headers.get("transfer-encoding") == "chunked" and "content-length" not in resp.headers
         text = "".join(resp.iter_text())
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["metric"] for r in rows] == ["temperature"] * 6 + ["door"] * 6
