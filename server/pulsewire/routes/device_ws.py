@@ -18,7 +18,7 @@ from starlette.websockets import WebSocketState
 
 from pulsewire import codec
 from pulsewire.clock import now_ms
-from pulsewire.presence import Connection
+from pulsewire.presence import Closer, Connection
 from pulsewire.routes.deps import ServicesDep
 from pulsewire.services import Services
 from pulsewire.storage import devices as store
@@ -151,6 +151,8 @@ async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) 
             acker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await acker
+        while not pending.empty():  # batches still being committed: their outcome has no reader now
+            pending.get_nowait()[1].add_done_callback(_consume)
         metrics.device_connections.dec()
         if services.presence.leave(me):
             seen = now_ms()
@@ -159,6 +161,11 @@ async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) 
                 await services.writer.touch(device_id, seen)
         code, reason = closing[0] if closing else (None, "closed by device or lost")
         log.info("device disconnected", extra={"device": device_id, "close_code": code, "reason": reason})
+
+
+def _consume(done: asyncio.Future[None]) -> None:
+    if not done.cancelled():
+        done.exception()
 
 
 async def _take_slot(window: asyncio.Semaphore, acker: asyncio.Task[None]) -> bool:
@@ -179,7 +186,7 @@ async def _ack_in_order(
     services: Services,
     pending: asyncio.Queue[tuple[int, asyncio.Future[None]]],
     window: asyncio.Semaphore,
-    close,  # type: ignore[no-untyped-def]
+    close: Closer,
 ) -> None:
     acks = services.metrics.acks
     while True:

@@ -95,8 +95,8 @@ class BatchingWriter:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pulsewire-writer")
         self._task: asyncio.Task[None] | None = None
         self._carry: Any = None
-        # device id -> metric -> series id. Filled on the writer thread, read on the loop while the
-        # thread is idle: the writer task never overlaps the two.
+        # device id -> metric -> series id. Used only by the writer task: on the loop, or on the
+        # thread while the task waits for it, never both at once.
         self._series_ids: dict[str, dict[str, int]] = {}
         # Every registered device id. Devices change only through `call`, which resets this, so
         # a group checks that its devices still exist without a query.
