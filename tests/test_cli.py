@@ -161,3 +161,10 @@ def test_a_port_in_use_is_reported_plainly(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_migrate_brings_a_database_to_the_head_revision(tmp_path: Path) -> None:
+    first = pulsewire("migrate", "--data-dir", str(tmp_path))
+    assert first.returncode == 0 and "schema: empty -> 0001 (head 0001)" in first.stdout
+    again = pulsewire("migrate", "--data-dir", str(tmp_path))
+    assert again.returncode == 0 and "schema: 0001 -> 0001 (head 0001)" in again.stdout
