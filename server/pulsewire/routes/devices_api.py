@@ -43,6 +43,11 @@ def _read_device(services: Services, device_id: str) -> store.DeviceRecord:
     return rec
 
 
+async def _with_token(services: Services, device_id: str, token: str) -> DeviceWithToken:
+    rec = await run_in_threadpool(_read_device, services, device_id)
+    return DeviceWithToken(**_out(services, rec).model_dump(), token=token)
+
+
 async def _disconnect(services: Services, device_id: str, reason: str) -> None:
     conn = services.presence.get(device_id)
     if conn is not None:
@@ -68,9 +73,8 @@ async def add_device(body: DeviceIn, services: ServicesDep) -> DeviceWithToken:
         await services.writer.call(store.add_device(body.id, body.name or body.id, token_hash(token), now_ms()))
     except store.DeviceExists:
         raise HTTPException(409, f"device {body.id!r} already exists; rotate its token instead") from None
-    rec = await run_in_threadpool(_read_device, services, body.id)
     log.info("device registered", extra={"device": body.id})
-    return DeviceWithToken(**_out(services, rec).model_dump(), token=token)
+    return await _with_token(services, body.id, token)
 
 
 @router.post(
@@ -86,9 +90,8 @@ async def rotate_token(device_id: DeviceId, services: ServicesDep) -> DeviceWith
     except store.DeviceNotFound:
         raise HTTPException(404, f"no device {device_id!r}") from None
     await _disconnect(services, device_id, "token rotated")
-    rec = await run_in_threadpool(_read_device, services, device_id)
     log.info("device token rotated", extra={"device": device_id})
-    return DeviceWithToken(**_out(services, rec).model_dump(), token=token)
+    return await _with_token(services, device_id, token)
 
 
 @router.delete(
