@@ -156,6 +156,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "default: SQLite in a fresh temporary folder per run",
     )
     parser.add_argument(
+        "--server-flag",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="extra flag for `pulsewire serve`, repeatable, e.g. --server-flag=--sqlite-synchronous=NORMAL",
+    )
+    parser.add_argument(
         "--peers-dir",
         type=Path,
         default=DEFAULT_PEERS_DIR,
@@ -288,9 +295,10 @@ def pulsewire_command() -> list[str]:
 class Server:
     """`pulsewire serve` in a subprocess, logging to <data_dir>/server.log."""
 
-    def __init__(self, data_dir: Path, database_url: str | None) -> None:
+    def __init__(self, data_dir: Path, database_url: str | None, flags: list[str]) -> None:
         self.data_dir = data_dir
         self.database_url = database_url
+        self.flags = flags
         self.port = free_port()
         self.admin_key = "bench-admin-" + secrets.token_hex(16)
         self.log_path = data_dir / "server.log"
@@ -322,6 +330,7 @@ class Server:
         ]
         if self.database_url:
             command += ["--database-url", self.database_url]
+        command += self.flags
         env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEWIRE_")}
         env["PYTHONFAULTHANDLER"] = "1"  # lets _dump_stacks show where a stuck server is
         with open(self.log_path, "wb") as log:
@@ -576,6 +585,7 @@ class Plan:
     database_url: str | None
     node: str
     loadgen: Path
+    server_flags: list[str]
 
     @property
     def isolation(self) -> str:
@@ -606,7 +616,7 @@ def run_one(spec: RunSpec, plan: Plan, number: int, total: int) -> RunResult:
     )
     result = RunResult(spec.kind, spec.label, spec.batch, plan.devices, spec.rate, plan.seconds, plan.isolation)
     with tempfile.TemporaryDirectory(prefix="pulsewire-bench-") as tmp:
-        server = Server(Path(tmp), plan.database_url)
+        server = Server(Path(tmp), plan.database_url, plan.server_flags)
         try:
             say("  starting server...")
             server.start()
@@ -777,6 +787,7 @@ def footnotes(results: list[RunResult], plan: Plan) -> list[str]:
         f"{_number(plan.seconds)} s per run; {plan.isolation}.",
         f"Database: {describe_database(plan.database_url)}. Machine: {os.cpu_count()} cores; "
         "load generator and server share them. Server CPU % is of one core (the event loop is one thread).",
+        *([f"Server flags: {' '.join(plan.server_flags)}."] if plan.server_flags else []),
         "Targets (issue, 2-core machine, SQLite): >= 50,000 acked readings/s at batch 20, >= 5,000 at batch 1, "
         "live p99 < 50 ms at 5,000 readings/s.",
     ]
@@ -826,6 +837,7 @@ def report_json(results: list[RunResult], plan: Plan, node: str) -> dict[str, An
             "window": WINDOW,
             "values_per_reading": VALUES_PER_READING,
             "database": describe_database(plan.database_url),
+            "server_flags": plan.server_flags,
             "isolation": plan.isolation,
         },
         "runs": [asdict(r) for r in results],
@@ -843,7 +855,7 @@ def main(argv: list[str] | None = None) -> int:
         loadgen = prepare_loadgen(args.peers_dir, npm)
     except BenchError as exc:
         give_up(str(exc))
-    plan = Plan(args.devices, args.seconds, args.database_url, node, loadgen)
+    plan = Plan(args.devices, args.seconds, args.database_url, node, loadgen, args.server_flag)
     specs = plan_runs(args.batch, args.rate)
     say(f"{len(specs)} runs; {plan.isolation}")
     results = [run_one(spec, plan, i, len(specs)) for i, spec in enumerate(specs, 1)]
