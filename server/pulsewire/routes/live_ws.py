@@ -69,6 +69,10 @@ async def _receive_subscriptions(ws: WebSocket, client: LiveClient) -> None:
         client.subscribe(ids)
 
 
+async def _until_behind(client: LiveClient) -> None:
+    await client.behind.wait()
+
+
 async def _send_queued(ws: WebSocket, client: LiveClient) -> None:
     while True:
         await ws.send_text(await client.queue.get())
@@ -88,7 +92,7 @@ async def live_channel(ws: WebSocket, services: ServicesDep) -> None:
         tasks = [
             asyncio.create_task(_receive_subscriptions(ws, client)),
             asyncio.create_task(_send_queued(ws, client)),
-            asyncio.create_task(client.behind.wait()),  # type: ignore[arg-type]
+            asyncio.create_task(_until_behind(client)),
         ]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if tasks[2] in done:
@@ -107,6 +111,4 @@ async def live_channel(ws: WebSocket, services: ServicesDep) -> None:
         services.hub.leave(client)
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
