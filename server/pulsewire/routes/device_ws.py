@@ -149,8 +149,7 @@ async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) 
     finally:
         if acker is not None:
             acker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await acker
+            await asyncio.gather(acker, return_exceptions=True)
         while not pending.empty():  # batches still being committed: their outcome has no reader now
             pending.get_nowait()[1].add_done_callback(_consume)
         metrics.device_connections.dec()
