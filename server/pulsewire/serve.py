@@ -76,9 +76,9 @@ def run_forever(settings: Settings, on_started: Callable[[str], Coroutine[Any, A
 async def run(settings: Settings, on_started: Callable[[str], Coroutine[Any, Any, None]] | None = None) -> None:
     """Serve until interrupted; `on_started(base_url)` runs once the socket listens."""
     logs.configure(settings.log_level, settings.log_format)
-    # The writer thread needs the GIL for a moment between its SQL statements, while the event
-    # loop is busy decoding frames. With the default 5 ms switch interval every such moment
-    # costs up to 5 ms, which added tens of ms to each group commit under load.
+    # Threads (the PostgreSQL writer, HTTP reads) need the GIL for a moment between their SQL
+    # statements while the event loop is busy decoding frames. With the default 5 ms switch
+    # interval every such moment costs up to 5 ms, which added tens of ms to each commit.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     server = uvicorn.Server(uvicorn_config(settings))
     serving = asyncio.create_task(server.serve())

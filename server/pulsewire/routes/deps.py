@@ -11,6 +11,10 @@ from pulsewire.services import Services
 from pulsewire.tokens import bearer, same_secret
 
 
+def no_device(device_id: str) -> HTTPException:
+    return HTTPException(404, f"no device {device_id!r}")
+
+
 def get_services(conn: HTTPConnection) -> Services:
     return conn.app.state.services  # type: ignore[no-any-return]
 

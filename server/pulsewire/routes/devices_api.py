@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from pulsewire.clock import now_ms
 from pulsewire.codec import CLOSE_TOKEN_REVOKED
-from pulsewire.routes.deps import AdminDep, ReaderDep, ServicesDep
+from pulsewire.routes.deps import AdminDep, ReaderDep, ServicesDep, no_device
 from pulsewire.routes.schemas import ID_PATTERN, DeviceIn, DeviceOut, DeviceWithToken, PointOut, RemovedOut
 from pulsewire.services import Services
 from pulsewire.storage import devices as store
@@ -39,7 +39,7 @@ def _read_device(services: Services, device_id: str) -> store.DeviceRecord:
     with services.engine.connect() as conn:
         rec = store.get_device(conn, device_id)
     if rec is None:
-        raise HTTPException(404, f"no device {device_id!r}")
+        raise no_device(device_id)
     return rec
 
 
@@ -88,7 +88,7 @@ async def rotate_token(device_id: DeviceId, services: ServicesDep) -> DeviceWith
     try:
         await services.writer.call(store.set_token(device_id, token_hash(token)))
     except store.DeviceNotFound:
-        raise HTTPException(404, f"no device {device_id!r}") from None
+        raise no_device(device_id) from None
     await _disconnect(services, device_id, "token rotated")
     log.info("device token rotated", extra={"device": device_id})
     return await _with_token(services, device_id, token)
@@ -108,7 +108,7 @@ async def remove_device(
     try:
         purged = await services.writer.call(store.remove_device(device_id, purge=purge))
     except store.DeviceNotFound:
-        raise HTTPException(404, f"no device {device_id!r}") from None
+        raise no_device(device_id) from None
     await _disconnect(services, device_id, "device removed")
     log.info("device removed", extra={"device": device_id, "purged_readings": purged})
     return RemovedOut(id=device_id, purged_readings=purged)
@@ -122,7 +122,7 @@ async def remove_device(
 )
 def latest(device_id: DeviceId, services: ServicesDep) -> dict[str, PointOut]:
     with services.engine.connect() as conn:
-        if store.get_device(conn, device_id) is None:
-            raise HTTPException(404, f"no device {device_id!r}")
+        if not store.device_exists(conn, device_id):
+            raise no_device(device_id)
         values = store.latest_values(conn, device_id).get(device_id, {})
     return {metric: PointOut(ts=v.ts, value=v.value) for metric, v in values.items()}

@@ -12,7 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from pulsewire.codec import MAX_TS, METRIC_NAME
-from pulsewire.routes.deps import ReaderDep, ServicesDep
+from pulsewire.routes.deps import ReaderDep, ServicesDep, no_device
 from pulsewire.routes.schemas import ID_PATTERN, PointOut
 from pulsewire.services import Services
 from pulsewire.storage import devices as device_store
@@ -79,8 +79,8 @@ def _plan(
         if bad or not wanted:
             raise HTTPException(400, f"keys: bad metric name(s) {bad!r}" if bad else "keys: empty list")
     with services.engine.connect() as conn:
-        if device_store.get_device(conn, device_id) is None:
-            raise HTTPException(404, f"no device {device_id!r}")
+        if not device_store.device_exists(conn, device_id):
+            raise no_device(device_id)
         known = series_ids(conn, device_id)
     if wanted is None:
         chosen = dict(sorted(known.items()))

@@ -83,6 +83,10 @@ def device_for_token(conn: Connection, token_digest: str) -> str | None:
     return conn.execute(select(devices.c.id).where(devices.c.token_hash == token_digest)).scalar_one_or_none()
 
 
+def device_exists(conn: Connection, device_id: str) -> bool:
+    return conn.execute(select(devices.c.id).where(devices.c.id == device_id)).first() is not None
+
+
 def list_devices(conn: Connection, device_id: str | None = None) -> list[DeviceRecord]:
     query = select(devices).order_by(devices.c.id)
     metric_query = select(series.c.device_id, series.c.metric).order_by(series.c.metric)
