@@ -1,0 +1,191 @@
+"""The connection to the server: connect, say hello, stream batches, obey commands, reconnect.
+
+One connection at a time. Whatever ends it (the server closing, a broken link, a server gone
+silent, a protocol error) ends in the same place: a pause that grows with each failure, with
+jitter so a fleet that lost its server together does not come back together, and a try again.
+Readings wait in the ring meanwhile; batches not acked are sent again on the next connection.
+"""
+
+import asyncio
+import random
+import time
+
+import board
+import config
+import wifi
+import wsclient
+import wsframe
+from session import ACKED, COMMAND, REJECTED, WELCOME
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(expr: int) -> int:
+        return expr
+
+
+SUBPROTOCOL = "pulsewire.v1"
+_HANDSHAKE_MS = const(10000)  # connect + upgrade; a server that accepts TCP and says nothing
+_WELCOME_MS = const(10000)
+_RX_BYTES = const(512)  # the server's messages are short: ack, welcome, error, command
+_RX_MESSAGE = const(1024)
+_STABLE_MS = const(60000)  # a connection that lasted this long resets the backoff
+_REFUSED_BASE_MS = const(60000)  # a refused token waits long: hammering will not fix it
+_INTERVAL_RANGE = (100, 86_400_000)
+
+
+def backoff_ms(failures: int, base: int, cap: int) -> int:
+    """Exponential backoff with "equal jitter": half fixed, half random."""
+    step = base << (failures if failures < 12 else 12)
+    if step > cap:
+        step = cap
+    half = step // 2
+    return half + random.getrandbits(20) % (half + 1)
+
+
+async def run(dev, cfg: dict, session) -> None:
+    secure, host, port, path = config.parse_url(cfg["server"])
+    rx = wsframe.Reader(_RX_BYTES, _RX_MESSAGE)
+    tx = bytearray(wsframe.HEADER_ROOM + cfg["frame_bytes"])
+    authorization = "Bearer " + cfg["token"]
+    failures = 0
+    refusals = 0
+    while True:
+        if cfg.get("wifi") and not board.wifi_connected():
+            await wifi.join(cfg["wifi"]["ssid"], cfg["wifi"].get("password", ""), dev)
+        dev.status = "connecting"
+        delay = 0
+        try:
+            conn = await asyncio.wait_for_ms(
+                wsclient.connect(host, port, path, secure, authorization, SUBPROTOCOL, rx, tx, cfg["ca"]),
+                _HANDSHAKE_MS,
+            )
+        except wsclient.HandshakeError as exc:
+            if exc.status in (401, 403):
+                dev.status = "refused"
+                delay = backoff_ms(refusals, _REFUSED_BASE_MS, 900_000)
+                refusals += 1
+                print("link: token refused (%s); check the token, next try in %d s" % (exc.detail, delay // 1000))
+            else:
+                print("link: handshake failed:", exc.detail)
+        except asyncio.TimeoutError:
+            print("link: no answer from %s:%d within %d s" % (host, port, _HANDSHAKE_MS // 1000))
+        except (OSError, wsframe.ProtocolError) as exc:
+            print("link: cannot connect to %s:%d: %r" % (host, port, exc))
+        else:
+            refusals = 0
+            started = time.ticks_ms()
+            why = await serve(dev, cfg, session, conn)
+            print("link: disconnected:", why)
+            if time.ticks_diff(time.ticks_ms(), started) > _STABLE_MS:
+                failures = 0
+        if not delay:
+            delay = backoff_ms(failures, 1000, 60000)
+        failures += 1
+        if dev.status != "refused":
+            dev.status = "offline"
+        await asyncio.sleep_ms(delay)
+
+
+async def serve(dev, cfg: dict, session, conn) -> str:
+    """Run one connection until it ends; returns why it ended."""
+    room = wsframe.HEADER_ROOM
+    try:
+        session.connected()
+        n = session.hello(conn.tx, room, dev.fw, dev.uptime_ms())
+        await conn.send_text(n - room)
+        while True:
+            _, payload = await asyncio.wait_for_ms(conn.recv(), _WELCOME_MS)
+            if session.handle(payload, time.ticks_ms()) == WELCOME:
+                break
+        if session.interval_ms:
+            dev.interval_ms = session.interval_ms
+        print("link: online, interval %d ms, %d readings waiting" % (dev.interval_ms, len(session.ring)))
+    except asyncio.TimeoutError:
+        await conn.hang_up()
+        return "no welcome from the server"
+    except (wsclient.Closed, OSError, ValueError) as exc:
+        await conn.hang_up()
+        return "during hello: %r" % (exc,)
+    dev.status = "online"
+    ended = [""]
+    receiver = asyncio.create_task(_receive(dev, session, conn, ended))
+    try:
+        while conn.open and not ended[0]:
+            dev.wake.clear()
+            while session.can_send():
+                end = session.next_batch(conn.tx, room, len(conn.tx))
+                if end > room:
+                    await conn.send_text(end - room)
+            silent = time.ticks_diff(time.ticks_ms(), conn.last_rx)
+            if silent > cfg["silence_ms"]:
+                ended[0] = "server silent for %d s" % (silent // 1000)
+                break
+            try:
+                await asyncio.wait_for_ms(dev.wake.wait(), 1000)
+            except asyncio.TimeoutError:
+                pass
+    except (wsclient.Closed, OSError) as exc:
+        ended[0] = ended[0] or "send failed: %r" % (exc,)
+    finally:
+        receiver.cancel()
+        await conn.hang_up()
+    return ended[0] or "closed"
+
+
+async def _receive(dev, session, conn, ended: list) -> None:
+    try:
+        while True:
+            opcode, payload = await conn.recv()
+            if opcode != wsframe.OP_TEXT:
+                print("link: ignored a binary message")
+                continue
+            try:
+                kind = session.handle(payload, time.ticks_ms())
+            except (ValueError, TypeError) as exc:
+                print("link: ignored a bad message from the server:", exc)
+                continue
+            if kind == ACKED or kind == REJECTED:
+                dev.wake.set()
+                if kind == REJECTED:
+                    print("link: the server refused a batch; it is dropped")
+            elif kind == COMMAND:
+                await _command(dev, session, conn)
+    except wsclient.Closed as exc:
+        ended[0] = "server closed (%d %s)" % (exc.code, exc.reason)
+    except wsframe.ProtocolError as exc:
+        ended[0] = "protocol error: " + exc.reason
+        await conn.close(exc.code, exc.reason)
+    except OSError as exc:
+        ended[0] = "link broke: %r" % (exc,)
+    finally:
+        conn.open = False
+        dev.wake.set()
+
+
+async def _command(dev, session, conn) -> None:
+    name = session.command_name
+    args = session.command_args
+    ok = True
+    detail = ""
+    if name == "set_interval":
+        ms = args.get("ms")
+        lo, hi = _INTERVAL_RANGE
+        if isinstance(ms, int) and not isinstance(ms, bool) and lo <= ms <= hi:
+            dev.interval_ms = ms
+            print("link: interval set to %d ms" % ms)
+        else:
+            ok = False
+            detail = "ms: expected an integer in %d..%d" % (lo, hi)
+    elif name == "reboot":
+        pass
+    else:
+        ok = False
+        detail = "unknown command %r" % name[:40]
+    n = session.result(conn.ctl, wsframe.HEADER_ROOM, ok, detail)
+    await conn.send_ctl_text(n - wsframe.HEADER_ROOM)
+    if ok and name == "reboot":
+        print("link: rebooting on the server's command")
+        await conn.close(wsframe.CLOSE_GOING_AWAY, "rebooting")
+        board.reset()

@@ -1,0 +1,132 @@
+"""Pulsewire firmware: sample the configured sensors and stream the readings to the server.
+
+Tasks: the sampler (one reading per interval into the ring), the link (link.py), the status LED,
+and the watchdog feeder, which feeds only while the sampler keeps going, so a wedged board resets.
+"""
+
+import asyncio
+import gc
+import time
+from array import array
+
+import board
+import config
+import link
+import sensors
+import wifi
+from ring import Ring
+from session import Session
+
+FW_VERSION = "0.1.0"
+
+
+class Device:
+    """What the tasks share: the state of this board, passed to each task (never a global)."""
+
+    def __init__(self, cfg: dict) -> None:
+        self.fw = FW_VERSION
+        self.status = "starting"  # starting, wifi, connecting, online, offline, refused
+        self.interval_ms = cfg["interval_ms"]
+        self.wake = asyncio.Event()  # a reading was taken or a batch settled: the link may send
+        self.sampled_at = time.ticks_ms()
+        self.up_ms = 0
+        self.up_ticks = time.ticks_ms()
+
+    def uptime_ms(self) -> int:
+        now = time.ticks_ms()
+        self.up_ms += time.ticks_diff(now, self.up_ticks)  # summed, so ticks wrapping is harmless
+        self.up_ticks = now
+        return self.up_ms
+
+
+async def sample(dev: Device, session: Session, readers: list, width: int) -> None:
+    ring = session.ring
+    values = array("f", bytes(4 * width))
+    failures = [0] * len(readers)
+    reported = list(failures)
+    dropped_bit = 1 << (width - 1)  # the last value is the count of readings dropped when full
+    due = time.ticks_ms()
+    while True:
+        mask = sensors.read_all(readers, values, failures)
+        if ring.dropped:
+            values[width - 1] = ring.dropped
+            mask |= dropped_bit
+        now = time.ticks_ms()
+        if mask & ~dropped_bit:
+            if session.knows_time():
+                ring.push(session.stamp(now), 1, values, mask)
+            else:
+                ring.push(now, 0, values, mask)
+            dev.wake.set()
+        for i in range(len(failures)):
+            if failures[i] != reported[i]:
+                print("sensors: sensor %d failed to read (%d times so far)" % (i, failures[i]))
+                reported[i] = failures[i]
+        dev.sampled_at = now
+        dev.uptime_ms()
+        due = time.ticks_add(due, dev.interval_ms)
+        wait = time.ticks_diff(due, time.ticks_ms())
+        if wait < 0:  # fell behind (a slow sensor, a long GC): start the schedule again from now
+            due = time.ticks_ms()
+            wait = 0
+        await asyncio.sleep_ms(wait)
+
+
+async def feed_watchdog(dev: Device, timeout_ms: int) -> None:
+    wdt = board.watchdog(timeout_ms)
+    while True:
+        if time.ticks_diff(time.ticks_ms(), dev.sampled_at) < 2 * dev.interval_ms + 10000:
+            wdt.feed()
+        await asyncio.sleep_ms(timeout_ms // 4)
+
+
+_BLINK_MS = {"online": 0, "refused": 100, "starting": 500, "wifi": 500, "connecting": 500, "offline": 500}
+
+
+async def show_status(dev: Device, pin: int) -> None:
+    """Solid: streaming. Slow blink: joining Wi-Fi or reaching the server. Fast blink: token refused."""
+    led = board.led(pin)
+    on = 0
+    while True:
+        period = _BLINK_MS.get(dev.status, 500)
+        on = 1 if not period else 1 - on
+        led.value(on)
+        await asyncio.sleep_ms(period or 500)
+
+
+async def run(cfg: dict, names: list, readers: list) -> None:
+    dev = Device(cfg)
+    ring = Ring(cfg["buffer"], len(names))
+    session = Session(ring, names, cfg["window"], cfg["batch"])
+    if cfg["watchdog_ms"]:
+        asyncio.create_task(feed_watchdog(dev, cfg["watchdog_ms"]))
+    if cfg["led"] >= 0:
+        asyncio.create_task(show_status(dev, cfg["led"]))
+    gc.collect()
+    print("pulsewire %s: %d values per reading, every %d ms" % (FW_VERSION, len(names), dev.interval_ms))
+    asyncio.create_task(sample(dev, session, readers, len(names)))
+    if cfg.get("wifi"):
+        await wifi.join(cfg["wifi"]["ssid"], cfg["wifi"].get("password", ""), dev)
+    clock_ms = board.rtc_epoch_ms()
+    if not clock_ms and cfg["ntp"] and board.ntp_sync(cfg["ntp"]):
+        clock_ms = board.rtc_epoch_ms()
+    if clock_ms:  # the board's own clock; otherwise the server's, from welcome
+        session.own_clock = True
+        session.set_clock(clock_ms, time.ticks_ms())
+    await link.run(dev, cfg, session)
+
+
+def main() -> None:
+    try:
+        cfg = config.load()
+        names, readers = sensors.build(cfg["sensors"])
+        names.append("dropped")
+        config.check_names(names)
+    except (ValueError, OSError) as exc:
+        # Back to the REPL instead of a reset loop, so the configuration can be fixed over USB.
+        print("pulsewire: cannot start:", exc)
+        return
+    asyncio.run(run(cfg, names, readers))
+
+
+main()
