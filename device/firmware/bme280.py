@@ -7,6 +7,14 @@ Compensation follows the datasheet (BST-BME280-DS002, section 8.1, floating poin
 import time
 
 try:
+    from typing import TYPE_CHECKING
+except ImportError:
+    TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    import machine
+
+try:
     from micropython import const
 except ImportError:
 
@@ -38,7 +46,7 @@ def _s12(v: int) -> int:
 
 
 class BME280:
-    def __init__(self, i2c, address: int = 0x76) -> None:  # i2c: machine.I2C or a fake of it
+    def __init__(self, i2c: "machine.I2C", address: int = 0x76) -> None:
         self.i2c = i2c
         self.address = address
         self.one = bytearray(1)

@@ -6,9 +6,18 @@ here, so tests replace this one file with fakes and run the rest unmodified.
 
 import time
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:
+    TYPE_CHECKING = False
+
+from hashlib import sha1  # noqa: F401  (re-exported: wsclient verifies the handshake with it)
+
 import machine
 import network
-from hashlib import sha1  # noqa: F401  (re-exported: wsclient verifies the handshake with it)
+
+if TYPE_CHECKING:
+    import dht
 
 
 def wlan() -> network.WLAN:
@@ -52,7 +61,7 @@ STAT_WRONG_PASSWORD = network.STAT_WRONG_PASSWORD
 STAT_NO_AP_FOUND = network.STAT_NO_AP_FOUND
 
 
-def tls_context(ca_path: str):
+def tls_context(ca_path: str) -> object:
     """A TLS client context; verifies the server against the CA in `ca_path` when one is given."""
     import ssl
 
@@ -60,9 +69,9 @@ def tls_context(ca_path: str):
     if ca_path:
         with open(ca_path, "rb") as f:
             ctx.load_verify_locations(cadata=f.read())
-        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]  # documented, missing from the stubs
     else:
-        ctx.verify_mode = ssl.CERT_NONE
+        ctx.verify_mode = ssl.CERT_NONE  # type: ignore[attr-defined]
     return ctx
 
 
@@ -83,8 +92,10 @@ def unique_id() -> bytes:
     return machine.unique_id()
 
 
-def uptime_ms() -> int:
-    return time.ticks_ms()
+def ticks_ms() -> int:
+    # Ticks are small ints on the board; the stubs make them an opaque type, which the ring's
+    # int arrays and the session's arithmetic cannot take.
+    return time.ticks_ms()  # type: ignore[return-value]
 
 
 def led(pin: int) -> machine.Pin:
@@ -106,7 +117,7 @@ def adc(pin: int) -> machine.ADC:
     return a
 
 
-def dht22(pin: int):  # -> dht.DHT22, whose stub is not part of the ESP32 stubs everywhere
+def dht22(pin: int) -> "dht.DHT22":
     import dht
 
     return dht.DHT22(machine.Pin(pin))

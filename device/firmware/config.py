@@ -57,7 +57,7 @@ def check(raw: object) -> dict:
     for key in ("server", "token"):
         if not isinstance(cfg.get(key), str) or not cfg[key]:
             raise ConfigError("config: %s: required" % key)
-    parse_url(cfg["server"])
+    parse_url(str(cfg["server"]))
     wifi = cfg.get("wifi")
     if wifi is not None and (not isinstance(wifi, dict) or not isinstance(wifi.get("ssid"), str)):
         raise ConfigError('config: wifi: expected {"ssid": ..., "password": ...}')

@@ -18,6 +18,15 @@ import wsframe
 from session import ACKED, COMMAND, REJECTED, WELCOME
 
 try:
+    from typing import TYPE_CHECKING
+except ImportError:
+    TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from main import Device
+    from session import Session
+
+try:
     from micropython import const
 except ImportError:
 
@@ -44,7 +53,7 @@ def backoff_ms(failures: int, base: int, cap: int) -> int:
     return half + random.getrandbits(20) % (half + 1)
 
 
-async def run(dev, cfg: dict, session) -> None:
+async def run(dev: "Device", cfg: dict, session: "Session") -> None:
     secure, host, port, path = config.parse_url(cfg["server"])
     rx = wsframe.Reader(_RX_BYTES, _RX_MESSAGE)
     tx = bytearray(wsframe.HEADER_ROOM + cfg["frame_bytes"])
@@ -57,7 +66,7 @@ async def run(dev, cfg: dict, session) -> None:
         dev.status = "connecting"
         delay = 0
         try:
-            conn = await asyncio.wait_for_ms(
+            conn: wsclient.Conn = await asyncio.wait_for_ms(
                 wsclient.connect(host, port, path, secure, authorization, SUBPROTOCOL, rx, tx, cfg["ca"]),
                 _HANDSHAKE_MS,
             )
@@ -88,7 +97,7 @@ async def run(dev, cfg: dict, session) -> None:
         await asyncio.sleep_ms(delay)
 
 
-async def serve(dev, cfg: dict, session, conn) -> str:
+async def serve(dev: "Device", cfg: dict, session: "Session", conn: wsclient.Conn) -> str:
     """Run one connection until it ends; returns why it ended."""
     room = wsframe.HEADER_ROOM
     try:
@@ -96,8 +105,8 @@ async def serve(dev, cfg: dict, session, conn) -> str:
         n = session.hello(conn.tx, room, dev.fw, dev.uptime_ms())
         await conn.send_text(n - room)
         while True:
-            _, payload = await asyncio.wait_for_ms(conn.recv(), _WELCOME_MS)
-            if session.handle(payload, time.ticks_ms()) == WELCOME:
+            message: "tuple[int, memoryview]" = await asyncio.wait_for_ms(conn.recv(), _WELCOME_MS)
+            if session.handle(message[1], board.ticks_ms()) == WELCOME:
                 break
         if session.interval_ms:
             dev.interval_ms = session.interval_ms
@@ -134,7 +143,7 @@ async def serve(dev, cfg: dict, session, conn) -> str:
     return ended[0] or "closed"
 
 
-async def _receive(dev, session, conn, ended: list) -> None:
+async def _receive(dev: "Device", session: "Session", conn: wsclient.Conn, ended: "list[str]") -> None:
     try:
         while True:
             opcode, payload = await conn.recv()
@@ -142,11 +151,11 @@ async def _receive(dev, session, conn, ended: list) -> None:
                 print("link: ignored a binary message")
                 continue
             try:
-                kind = session.handle(payload, time.ticks_ms())
+                kind = session.handle(payload, board.ticks_ms())
             except (ValueError, TypeError) as exc:
                 print("link: ignored a bad message from the server:", exc)
                 continue
-            if kind == ACKED or kind == REJECTED:
+            if kind in (ACKED, REJECTED):
                 dev.wake.set()
                 if kind == REJECTED:
                     print("link: the server refused a batch; it is dropped")
@@ -164,7 +173,7 @@ async def _receive(dev, session, conn, ended: list) -> None:
         dev.wake.set()
 
 
-async def _command(dev, session, conn) -> None:
+async def _command(dev: "Device", session: "Session", conn: wsclient.Conn) -> None:
     name = session.command_name
     args = session.command_args
     ok = True

@@ -28,7 +28,7 @@ class Device:
         self.status = "starting"  # starting, wifi, connecting, online, offline, refused
         self.interval_ms = cfg["interval_ms"]
         self.wake = asyncio.Event()  # a reading was taken or a batch settled: the link may send
-        self.sampled_at = time.ticks_ms()
+        self.sampled_at = board.ticks_ms()
         self.up_ms = 0
         self.up_ticks = time.ticks_ms()
 
@@ -51,7 +51,7 @@ async def sample(dev: Device, session: Session, readers: list, width: int) -> No
         if ring.dropped:
             values[width - 1] = ring.dropped
             mask |= dropped_bit
-        now = time.ticks_ms()
+        now = board.ticks_ms()
         if mask & ~dropped_bit:
             if session.knows_time():
                 ring.push(session.stamp(now), 1, values, mask)
@@ -112,7 +112,7 @@ async def run(cfg: dict, names: list, readers: list) -> None:
         clock_ms = board.rtc_epoch_ms()
     if clock_ms:  # the board's own clock; otherwise the server's, from welcome
         session.own_clock = True
-        session.set_clock(clock_ms, time.ticks_ms())
+        session.set_clock(clock_ms, board.ticks_ms())
     await link.run(dev, cfg, session)
 
 

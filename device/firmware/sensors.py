@@ -7,36 +7,49 @@ sensor does not answer. To add a kind, write one such function and add it to KIN
 """
 
 import gc
+from array import array
+
+try:
+    from typing import TYPE_CHECKING
+except ImportError:
+    TYPE_CHECKING = False
 
 import board
 
+if TYPE_CHECKING:
+    from typing import Callable
 
-def mcu_temp(spec: dict) -> tuple:
-    def read(values, offset: int) -> int:
+    import bme280 as driver
+
+    Read = Callable[[array, int], int]
+
+
+def mcu_temp(spec: dict) -> "tuple[list[str], Read]":
+    def read(values: array, offset: int) -> int:
         values[offset] = board.mcu_temperature()
         return 1
 
     return [spec.get("name", "mcu_temperature")], read
 
 
-def adc(spec: dict) -> tuple:
+def adc(spec: dict) -> "tuple[list[str], Read]":
     pin = spec["pin"]
     scale = float(spec.get("scale", 1.0))
     offset_v = float(spec.get("offset", 0.0))
     a = board.adc(pin)
 
-    def read(values, offset: int) -> int:
+    def read(values: array, offset: int) -> int:
         values[offset] = a.read_uv() / 1_000_000 * scale + offset_v  # volts, then the user's scale
         return 1
 
     return [spec.get("name", "adc%d" % pin)], read
 
 
-def dht22(spec: dict) -> tuple:
+def dht22(spec: dict) -> "tuple[list[str], Read]":
     d = board.dht22(spec["pin"])
     prefix = spec.get("prefix", "")
 
-    def read(values, offset: int) -> int:
+    def read(values: array, offset: int) -> int:
         d.measure()  # OSError when the sensor does not answer in time
         values[offset] = d.temperature()
         values[offset + 1] = d.humidity()
@@ -45,18 +58,19 @@ def dht22(spec: dict) -> tuple:
     return [prefix + "temperature", prefix + "humidity"], read
 
 
-def bme280(spec: dict) -> tuple:
-    import bme280 as driver
+def bme280(spec: dict) -> "tuple[list[str], Read]":
+    import bme280
 
     bus = board.i2c(spec.get("sda", 21), spec.get("scl", 22))
     address = spec.get("address", 0x76)
     prefix = spec.get("prefix", "")
-    chip = [None]  # found on first good read, so a sensor plugged in late still starts
+    chip: "list[driver.BME280 | None]" = [None]  # found on first good read: a late sensor still starts
 
-    def read(values, offset: int) -> int:
-        if chip[0] is None:
-            chip[0] = driver.BME280(bus, address)
-        t, p, h = chip[0].measure()
+    def read(values: array, offset: int) -> int:
+        sensor = chip[0]
+        if sensor is None:
+            sensor = chip[0] = bme280.BME280(bus, address)
+        t, p, h = sensor.measure()
         values[offset] = t
         values[offset + 1] = p
         values[offset + 2] = h
@@ -65,10 +79,10 @@ def bme280(spec: dict) -> tuple:
     return [prefix + "temperature", prefix + "pressure", prefix + "humidity"], read
 
 
-def system(spec: dict) -> tuple:
+def system(spec: dict) -> "tuple[list[str], Read]":
     """The board's own vitals: free heap and Wi-Fi signal."""
 
-    def read(values, offset: int) -> int:
+    def read(values: array, offset: int) -> int:
         values[offset] = gc.mem_free()
         rssi = board.wifi_rssi()
         if rssi:
@@ -82,10 +96,10 @@ def system(spec: dict) -> tuple:
 KINDS = {"mcu_temp": mcu_temp, "adc": adc, "dht22": dht22, "bme280": bme280, "system": system}
 
 
-def build(specs: list) -> tuple[list, list]:
+def build(specs: list) -> "tuple[list[str], list[tuple[int, Read]]]":
     """(value names, [(offset, read), ...]) for the configured sensors, in order."""
-    names: list = []
-    readers: list = []
+    names: "list[str]" = []
+    readers: "list[tuple[int, Read]]" = []
     for spec in specs:
         make = KINDS.get(spec.get("type"))
         if make is None:
@@ -96,7 +110,7 @@ def build(specs: list) -> tuple[list, list]:
     return names, readers
 
 
-def read_all(readers: list, values, failures: list) -> int:
+def read_all(readers: "list[tuple[int, Read]]", values: array, failures: "list[int]") -> int:
     """Read every sensor into `values`; returns the mask of values read and finite.
 
     A sensor that fails is counted in failures[i] and left out of this reading only; the next

@@ -14,7 +14,7 @@ try:
     from time import ticks_diff
 except ImportError:  # CPython: the caller's ticks are plain monotonic milliseconds
 
-    def ticks_diff(a: int, b: int) -> int:
+    def ticks_diff(a: int, b: int) -> int:  # type: ignore[no-redef]
         return a - b
 
 
@@ -240,8 +240,8 @@ class Session:
         if kind == "ack":
             return ACKED if self._settle(_positive(msg, "seq")) else NOTHING
         if kind == "error":
-            seq = msg.get("seq")
-            if isinstance(seq, int) and seq > 0 and self._settle(seq):
+            refused = msg.get("seq")
+            if isinstance(refused, int) and refused > 0 and self._settle(refused):
                 self.refused += 1
                 return REJECTED
             return NOTHING  # an error about no batch (a bad hello, say): nothing to drop

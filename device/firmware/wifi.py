@@ -4,8 +4,16 @@ import asyncio
 
 import board
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:
+    TYPE_CHECKING = False
 
-async def join(ssid: str, password: str, dev) -> None:
+if TYPE_CHECKING:
+    from main import Device
+
+
+async def join(ssid: str, password: str, dev: "Device") -> None:
     """Return once the station has an IP address, retrying with growing pauses.
 
     `dev.status` says "wifi" meanwhile, for the status LED.

@@ -13,6 +13,16 @@ import time
 import board
 import wsframe
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:
+    TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    Stream = Any  # MicroPython's asyncio.Stream (readinto, write, drain), which the stubs lack
+
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 _CTL_BYTES = 14 + 256
 
@@ -43,7 +53,7 @@ def _random_bytes(buf: bytearray) -> bytearray:
 
 
 class Conn:
-    def __init__(self, reader, writer, rx: wsframe.Reader, tx: bytearray) -> None:
+    def __init__(self, reader: "Stream", writer: "Stream", rx: wsframe.Reader, tx: bytearray) -> None:
         self.reader = reader
         self.writer = writer
         self.rx = rx
@@ -76,7 +86,7 @@ class Conn:
     async def ping(self) -> None:
         await self._send(self.ctl, self.ctlv, wsframe.OP_PING, 0)
 
-    async def recv(self) -> tuple:
+    async def recv(self) -> "tuple[int, memoryview]":
         """The next text or binary message as (opcode, payload view); answers pings on the way.
 
         Raises Closed when the server closes (after answering its close) or the link breaks,
@@ -135,7 +145,7 @@ class Conn:
         await _hang_up(self.writer)
 
 
-async def _hang_up(writer) -> None:
+async def _hang_up(writer: "Stream") -> None:
     try:
         writer.close()
         await writer.wait_closed()  # on MicroPython this is what closes the socket
@@ -161,7 +171,7 @@ async def connect(
     else:
         reader, writer = await asyncio.open_connection(host, port, ssl=ctx, server_hostname=host)
     try:
-        key = binascii.b2a_base64(_random_bytes(bytearray(16)))[:-1]
+        key = binascii.b2a_base64(bytes(_random_bytes(bytearray(16))))[:-1]
         default_port = 443 if secure else 80
         hostname = host if port == default_port else "%s:%d" % (host, port)
         request = (
@@ -180,7 +190,7 @@ async def connect(
     return Conn(reader, writer, rx, tx)
 
 
-async def _read_response(reader, rx: wsframe.Reader) -> bytes:
+async def _read_response(reader: "Stream", rx: wsframe.Reader) -> bytes:
     """Read the response head into the receive buffer; bytes after it stay there as frames."""
     while True:
         head_end = bytes(rx.view[: rx.end]).find(b"\r\n\r\n")
