@@ -1,9 +1,11 @@
 """Virtual devices that speak the device channel with plausible readings.
 
 Each device registers itself through the admin API (or takes a fresh token if its id exists),
-says hello, takes the server's clock and interval from welcome, and sends one reading per
-interval: temperature, humidity, battery voltage and Wi-Fi RSSI. Un-acked batches are kept
-(up to a window) and resent after a reconnect, as a board does.
+and then runs the firmware's own protocol code (device/firmware/session.py and ring.py, loaded
+under CPython): hello, the server's clock and interval from welcome, one reading per interval
+into a bounded ring, batches within the un-acked window, acks and errors freeing the ring,
+`set_interval` and `reboot` commands. Only the transport differs from a board: the `websockets`
+library instead of the firmware's own client.
 """
 
 from __future__ import annotations
@@ -14,21 +16,23 @@ import logging
 import math
 import random
 import time
-from collections import deque
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from pulsewire import codec
+from pulsewire import codec, firmware
 
 log = logging.getLogger("pulsewire.simulate")
 
+METRICS = ("temperature", "humidity", "battery_v", "rssi")
 WINDOW = 8
-MAX_BUFFERED = 1000
+BATCH = 20
+BUFFER = 1000
+FRAME_BYTES = 4096
 
 
 @dataclass
@@ -71,78 +75,152 @@ def ws_url(base: str) -> str:
     return base.replace("https://", "wss://", 1).replace("http://", "ws://", 1).rstrip("/") + "/ws/device"
 
 
-async def run_device(base: str, device_id: str, token: str, *, seed: int, stop: asyncio.Event) -> None:
-    sensors = Sensors(random.Random(seed), phase=seed * 0.7)
-    unsent: deque[dict[str, Any]] = deque(maxlen=MAX_BUFFERED)  # oldest readings drop first when full
-    backoff = 1.0
+def ticks_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+@dataclass
+class Board:
+    """What a board keeps in RAM between connections: its ring, its session, its sampling."""
+
+    device_id: str
+    seed: int
+    session: Any = field(init=False)
+    sensors: Sensors = field(init=False)
+    interval_ms: int = 5000
+    booted: int = field(default_factory=ticks_ms)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # something to send
+    retime: asyncio.Event = field(default_factory=asyncio.Event)  # the interval changed
+
+    def __post_init__(self) -> None:
+        self.boot()
+
+    def boot(self) -> None:
+        """A fresh start, as after a reset: RAM (ring, clock, seq) is gone."""
+        ring_mod, session_mod = firmware.load("ring"), firmware.load("session")
+        self.session = session_mod.Session(ring_mod.Ring(BUFFER, len(METRICS)), list(METRICS), WINDOW, BATCH)
+        self.sensors = Sensors(random.Random(self.seed), phase=self.seed * 0.7)
+        self.booted = ticks_ms()
+
+
+async def sample(board: Board, stop: asyncio.Event) -> None:
+    values = array("f", bytes(4 * len(METRICS)))
     while not stop.is_set():
-        try:
-            async with websockets.connect(
-                ws_url(base),
-                subprotocols=[codec.SUBPROTOCOL],  # type: ignore[list-item]
-                additional_headers={"Authorization": f"Bearer {token}"},
-                open_timeout=10,
-            ) as ws:
-                backoff = 1.0
-                await _session(ws, device_id, sensors, unsent, stop)
-        except (TimeoutError, OSError, websockets.WebSocketException) as exc:
-            if stop.is_set():
-                return
-            log.warning(
-                "simulated device reconnecting",
-                extra={"device": device_id, "error": str(exc)[:120], "in_s": round(backoff, 1)},
-            )
-            await asyncio.sleep(backoff * (0.5 + random.random()))
-            backoff = min(backoff * 2, 30.0)
+        session = board.session
+        now = ticks_ms()
+        for k, v in enumerate(board.sensors.read(int(time.time() * 1000)).values()):
+            values[k] = v
+        # As on a board: stamped now if the clock is known, else at welcome from its ticks.
+        if session.knows_time():
+            session.ring.push(session.stamp(now), 1, values, (1 << len(METRICS)) - 1)
+        else:
+            session.ring.push(now, 0, values, (1 << len(METRICS)) - 1)
+        board.wake.set()
+        board.retime.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_either(stop, board.retime), board.interval_ms / 1000)
 
 
-async def _session(
-    ws: ClientConnection, device_id: str, sensors: Sensors, unsent: deque[dict[str, Any]], stop: asyncio.Event
-) -> None:
-    await ws.send(orjson.dumps({"type": "hello", "fw": "sim-0.1.0", "uptime": int(time.monotonic() * 1000)}).decode())
-    welcome = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
-    if welcome.get("type") != "welcome":
-        raise websockets.InvalidMessage(f"expected welcome, got {welcome.get('type')!r}")
-    interval = welcome["interval"] / 1000
-    clock_offset = welcome["time"] - time.time() * 1000  # trust the server clock, as a board without RTC does
-    inflight: dict[int, list[dict[str, Any]]] = {}  # seq -> readings awaiting their ack
-    seq = 0
-    wake = asyncio.Event()
+async def run_device(base: str, device_id: str, token: str, *, seed: int, stop: asyncio.Event) -> None:
+    board = Board(device_id, seed)
+    sampler = asyncio.create_task(sample(board, stop))
+    backoff = 1.0
+    try:
+        while not stop.is_set():
+            try:
+                async with websockets.connect(
+                    ws_url(base),
+                    subprotocols=[codec.SUBPROTOCOL],  # type: ignore[list-item]
+                    additional_headers={"Authorization": f"Bearer {token}"},
+                    open_timeout=10,
+                ) as ws:
+                    backoff = 1.0
+                    await _connection(ws, board, stop)
+            except (TimeoutError, OSError, websockets.WebSocketException) as exc:
+                if stop.is_set():
+                    return
+                log.warning(
+                    "simulated device reconnecting",
+                    extra={"device": device_id, "error": str(exc)[:120], "in_s": round(backoff, 1)},
+                )
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, 30.0)
+    finally:
+        sampler.cancel()
+        await asyncio.gather(sampler, return_exceptions=True)
 
-    async def flush() -> None:
-        nonlocal seq
-        while unsent and len(inflight) < WINDOW:
-            batch = [unsent.popleft() for _ in range(min(len(unsent), codec.MAX_READINGS_PER_BATCH))]
-            seq += 1
-            inflight[seq] = batch
-            await ws.send(orjson.dumps({"type": "telemetry", "seq": seq, "data": batch}).decode())
+
+async def _connection(ws: ClientConnection, board: Board, stop: asyncio.Event) -> None:
+    session = board.session
+    session_mod = firmware.load("session")
+    buf = bytearray(FRAME_BYTES)
+    session.connected()
+    end = session.hello(buf, 0, "sim-0.1.0", ticks_ms() - board.booted)
+    await ws.send(bytes(buf[:end]).decode())
+    while session.handle(_utf8(await asyncio.wait_for(ws.recv(), 10)), ticks_ms()) != session_mod.WELCOME:
+        pass
+    if session.interval_ms and session.interval_ms != board.interval_ms:
+        board.interval_ms = session.interval_ms
+        board.retime.set()
+    reboot = asyncio.Event()
 
     async def receive() -> None:
         async for raw in ws:
-            msg = orjson.loads(raw)
-            if msg.get("type") in ("ack", "error") and inflight.pop(msg.get("seq"), None) is not None:
-                if msg["type"] == "error":
-                    log.warning("batch refused", extra={"device": device_id, "detail": msg.get("detail")})
-                wake.set()
+            kind = session.handle(_utf8(raw), ticks_ms())
+            if kind in (session_mod.ACKED, session_mod.REJECTED):
+                board.wake.set()
+            elif kind == session_mod.COMMAND:
+                ok, detail = _obey(board, session.command_name, session.command_args)
+                end = session.result(buf, 0, ok, detail)
+                await ws.send(bytes(buf[:end]).decode())
+                if ok and session.command_name == "reboot":
+                    reboot.set()
+                    board.wake.set()
+                    return
 
     reader = asyncio.create_task(receive())
-    next_sample = time.monotonic()
     try:
         while not stop.is_set() and not reader.done():
-            if time.monotonic() >= next_sample:
-                ts = int(time.time() * 1000 + clock_offset)
-                unsent.append({"ts": ts, "values": sensors.read(ts)})
-                next_sample += interval
-            await flush()
-            wake.clear()
+            board.wake.clear()
+            while session.can_send():
+                end = session.next_batch(buf, 0, len(buf))
+                if end:
+                    await ws.send(bytes(buf[:end]).decode())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), max(0.0, next_sample - time.monotonic()))
+                await asyncio.wait_for(board.wake.wait(), 1.0)
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
-        # Un-acked batches go back to the front, in order, to be resent on the next connection.
-        for seq_no in sorted(inflight, reverse=True):
-            unsent.extendleft(reversed(inflight[seq_no]))
+    if reboot.is_set():
+        log.info("simulated device rebooting", extra={"device": board.device_id})
+        await ws.close(1001, "rebooting")
+        board.boot()
+
+
+def _obey(board: Board, name: str, args: dict[str, Any]) -> tuple[bool, str]:
+    if name == "set_interval":
+        ms = args.get("ms")
+        if type(ms) is int and 100 <= ms <= 86_400_000:
+            board.interval_ms = ms
+            board.retime.set()
+            return True, ""
+        return False, "ms: expected an integer in 100..86400000"
+    if name == "reboot":
+        return True, ""
+    return False, f"unknown command {name[:40]!r}"
+
+
+async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
+def _utf8(raw: str | bytes) -> bytes:
+    return raw.encode() if isinstance(raw, str) else raw
 
 
 async def simulate(
