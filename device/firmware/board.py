@@ -4,6 +4,7 @@ The rest of the firmware imports `machine`, `network`, `esp32`, `dht` and `ntpti
 here, so tests replace this one file with fakes and run the rest unmodified.
 """
 
+import gc
 import time
 
 try:
@@ -96,6 +97,10 @@ def ticks_ms() -> int:
     # Ticks are small ints on the board; the stubs make them an opaque type, which the ring's
     # int arrays and the session's arithmetic cannot take.
     return time.ticks_ms()  # type: ignore[return-value]
+
+
+def free_heap() -> int:
+    return gc.mem_free()
 
 
 def led(pin: int) -> machine.Pin:

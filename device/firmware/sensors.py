@@ -6,7 +6,6 @@ returns a bit mask of the ones it got (bit 0 is the first name); it raises OSErr
 sensor does not answer. To add a kind, write one such function and add it to KINDS.
 """
 
-import gc
 from array import array
 
 try:
@@ -83,7 +82,7 @@ def system(spec: dict) -> "tuple[list[str], Read]":
     """The board's own vitals: free heap and Wi-Fi signal."""
 
     def read(values: array, offset: int) -> int:
-        values[offset] = gc.mem_free()
+        values[offset] = board.free_heap()
         rssi = board.wifi_rssi()
         if rssi:
             values[offset + 1] = rssi
