@@ -35,8 +35,7 @@ except ImportError:
 
 
 SUBPROTOCOL = "pulsewire.v1"
-_HANDSHAKE_MS = const(10000)  # connect + upgrade; a server that accepts TCP and says nothing
-_WELCOME_MS = const(10000)
+_ANSWER_MS = const(10000)  # connect + upgrade, and hello to welcome, at most (less if silence_ms is)
 _RX_BYTES = const(512)  # the server's messages are short: ack, welcome, error, command
 _RX_MESSAGE = const(1024)
 _STABLE_MS = const(60000)  # a connection that lasted this long resets the backoff
@@ -58,6 +57,7 @@ async def run(dev: "Device", cfg: dict, session: "Session") -> None:
     rx = wsframe.Reader(_RX_BYTES, _RX_MESSAGE)
     tx = bytearray(wsframe.HEADER_ROOM + cfg["frame_bytes"])
     authorization = "Bearer " + cfg["token"]
+    answer_ms = min(_ANSWER_MS, cfg["silence_ms"])  # a server that accepts TCP and says nothing
     failures = 0
     refusals = 0
     while True:
@@ -68,7 +68,7 @@ async def run(dev: "Device", cfg: dict, session: "Session") -> None:
         try:
             conn: wsclient.Conn = await asyncio.wait_for_ms(
                 wsclient.connect(host, port, path, secure, authorization, SUBPROTOCOL, rx, tx, cfg["ca"]),
-                _HANDSHAKE_MS,
+                answer_ms,
             )
         except wsclient.HandshakeError as exc:
             if exc.status in (401, 403):
@@ -79,13 +79,13 @@ async def run(dev: "Device", cfg: dict, session: "Session") -> None:
             else:
                 print("link: handshake failed:", exc.detail)
         except asyncio.TimeoutError:
-            print("link: no answer from %s:%d within %d s" % (host, port, _HANDSHAKE_MS // 1000))
+            print("link: no answer from %s:%d within %d s" % (host, port, answer_ms // 1000))
         except (OSError, wsframe.ProtocolError) as exc:
             print("link: cannot connect to %s:%d: %r" % (host, port, exc))
         else:
             refusals = 0
             started = time.ticks_ms()
-            why = await serve(dev, cfg, session, conn)
+            why = await serve(dev, cfg, session, conn, answer_ms)
             print("link: disconnected:", why)
             if time.ticks_diff(time.ticks_ms(), started) > _STABLE_MS:
                 failures = 0
@@ -97,7 +97,7 @@ async def run(dev: "Device", cfg: dict, session: "Session") -> None:
         await asyncio.sleep_ms(delay)
 
 
-async def serve(dev: "Device", cfg: dict, session: "Session", conn: wsclient.Conn) -> str:
+async def serve(dev: "Device", cfg: dict, session: "Session", conn: wsclient.Conn, answer_ms: int) -> str:
     """Run one connection until it ends; returns why it ended."""
     room = wsframe.HEADER_ROOM
     try:
@@ -105,7 +105,7 @@ async def serve(dev: "Device", cfg: dict, session: "Session", conn: wsclient.Con
         n = session.hello(conn.tx, room, dev.fw, dev.uptime_ms())
         await conn.send_text(n - room)
         while True:
-            message: "tuple[int, memoryview]" = await asyncio.wait_for_ms(conn.recv(), _WELCOME_MS)
+            message: "tuple[int, memoryview]" = await asyncio.wait_for_ms(conn.recv(), answer_ms)
             if session.handle(message[1], board.ticks_ms()) == WELCOME:
                 break
         if session.interval_ms:
