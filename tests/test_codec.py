@@ -232,3 +232,47 @@ def test_any_message_is_decoded_cleanly_or_refused_cleanly(seq: object, ts: obje
     codec.encode({"type": "telemetry", "device": "d", "data": msg.data})
     for metric, _ts, value, _is_bool in codec.rows(msg.data):
         assert codec.METRIC_NAME.match(metric) and math.isfinite(value)
+
+
+@pytest.mark.parametrize(
+    "name, args, expected",
+    [
+        ("reboot", None, {}),
+        ("reboot", {}, {}),
+        ("set_interval", {"ms": 100}, {"ms": 100}),
+        ("set_interval", {"ms": 86_400_000}, {"ms": 86_400_000}),
+    ],
+)
+def test_command_args_accepted(name: str, args: object, expected: dict[str, int]) -> None:
+    assert codec.command_args(name, args) == expected
+
+
+@pytest.mark.parametrize(
+    "name, args, detail",
+    [
+        ("launch", None, "name: unknown command 'launch'; known: reboot, set_interval"),
+        ("reboot", {"force": True}, "args: reboot takes no arguments (got force)"),
+        ("reboot", [1], "args: expected an object"),
+        ("set_interval", None, "args.ms: required integer, the sampling interval in ms (100..86400000)"),
+        ("set_interval", {"ms": "5000"}, "args.ms: required integer"),
+        ("set_interval", {"ms": 5000.0}, "args.ms: required integer"),
+        ("set_interval", {"ms": True}, "args.ms: required integer"),
+        ("set_interval", {"ms": 99}, "args.ms: 99 is out of range 100..86400000"),
+        ("set_interval", {"ms": 86_400_001}, "args.ms: 86400001 is out of range 100..86400000"),
+        ("set_interval", {"ms": 1000, "jitter": 5}, "args: unknown argument(s) jitter; set_interval takes ms"),
+    ],
+)
+def test_command_args_refused(name: str, args: object, detail: str) -> None:
+    with pytest.raises(codec.CommandError) as info:
+        codec.command_args(name, args)
+    assert info.value.detail.startswith(detail)
+
+
+def test_interval_bounds_are_the_settings_bounds() -> None:
+    from pulsewire.settings import Settings
+
+    Settings(sample_interval_ms=codec.MIN_INTERVAL_MS)
+    Settings(sample_interval_ms=codec.MAX_INTERVAL_MS)
+    for bad in (codec.MIN_INTERVAL_MS - 1, codec.MAX_INTERVAL_MS + 1):
+        with pytest.raises(ValueError, match="sample_interval_ms"):
+            Settings(sample_interval_ms=bad)

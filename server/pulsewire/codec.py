@@ -48,6 +48,14 @@ ERR_LIMIT = "limit"  # too many readings or values
 ERR_PROTOCOL = "protocol"  # out of order: telemetry before hello, seq missing or not increasing
 ERR_UNKNOWN_TYPE = "unknown_type"
 
+# Server-to-device commands (docs/protocol.md, `command`): the names, and the interval bounds that
+# `set_interval` and the `sample_interval_ms` setting share.
+CMD_REBOOT = "reboot"
+CMD_SET_INTERVAL = "set_interval"
+COMMANDS = (CMD_REBOOT, CMD_SET_INTERVAL)
+MIN_INTERVAL_MS = 100
+MAX_INTERVAL_MS = 86_400_000  # one day
+
 
 class FrameError(Exception):
     """The frame cannot be read at all; close the connection with `close_code`."""
@@ -56,6 +64,14 @@ class FrameError(Exception):
         super().__init__(reason)
         self.close_code = close_code
         self.reason = reason
+
+
+class CommandError(ValueError):
+    """A command the server was asked to send is unknown or has bad arguments; nothing is sent."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 class MessageError(Exception):
@@ -278,6 +294,34 @@ def error(err: MessageError) -> str:
 
 def command(command_id: str, name: str, args: dict[str, Any]) -> str:
     return encode({"type": "command", "id": command_id, "name": name, "args": args})
+
+
+def command_args(name: str, args: Any) -> dict[str, Any]:
+    """Check a command before it is sent; returns its `args` as they go on the wire.
+
+    `args` is what the caller gave: a JSON object, or None for none. Raises `CommandError`.
+    """
+    if name not in COMMANDS:
+        raise CommandError(f"name: unknown command {name[:MAX_TEXT]!r}; known: {', '.join(COMMANDS)}")
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise CommandError("args: expected an object")
+    if name == CMD_REBOOT:
+        if args:
+            raise CommandError(f"args: reboot takes no arguments (got {', '.join(sorted(map(str, args)))})")
+        return {}
+    unknown = sorted(str(k) for k in args if k != "ms")
+    if unknown:
+        raise CommandError(f"args: unknown argument(s) {', '.join(unknown)}; set_interval takes ms")
+    ms = args.get("ms")
+    if not _is_int(ms):
+        raise CommandError(
+            f"args.ms: required integer, the sampling interval in ms ({MIN_INTERVAL_MS}..{MAX_INTERVAL_MS})"
+        )
+    if not MIN_INTERVAL_MS <= ms <= MAX_INTERVAL_MS:
+        raise CommandError(f"args.ms: {ms} is out of range {MIN_INTERVAL_MS}..{MAX_INTERVAL_MS}")
+    return {"ms": ms}
 
 
 def rows(data: list[dict[str, Any]]) -> list[tuple[str, int, float, bool]]:

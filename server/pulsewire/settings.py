@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pulsewire.codec import MAX_INTERVAL_MS, MIN_INTERVAL_MS
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PULSEWIRE_", frozen=True, extra="forbid")
@@ -33,7 +35,10 @@ class Settings(BaseSettings):
         description="When set, the live channel and the read API need it too (Bearer header or ?key=).",
     )
     sample_interval_ms: int = Field(
-        5000, ge=100, le=86_400_000, description="Sampling interval sent to devices in welcome."
+        5000,
+        ge=MIN_INTERVAL_MS,
+        le=MAX_INTERVAL_MS,
+        description="Sampling interval sent to devices in welcome, unless set per device (set_interval).",
     )
     ping_interval_s: float = Field(20.0, gt=0, description="Seconds between server pings on idle WebSockets.")
     ping_timeout_s: float = Field(20.0, gt=0, description="Seconds to wait for a pong before a connection is dead.")
