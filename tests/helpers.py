@@ -181,3 +181,15 @@ async def live_until(ws: ClientConnection, predicate: Any, timeout: float = 5) -
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """Run `pulsewire ARGS...` with a clean environment (no PULSEWIRE_* of the caller's)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PULSEWIRE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pulsewire", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**clean, **(env or {})},
+    )

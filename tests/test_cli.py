@@ -34,7 +34,9 @@ def pulsewire(*args: str, env: dict[str, str] | None = None, timeout: float = 30
     [
         ([], ["serve", "device", "simulate", "migrate"]),
         (["serve"], ["--simulate", "--database-url", "PULSEWIRE_DATABASE_URL", "--port"]),
-        (["device"], ["add", "list", "rotate", "remove"]),
+        (["device"], ["add", "list", "rotate", "remove", "set-interval", "reboot"]),
+        (["device", "set-interval"], ["DEVICE_ID", "MS", "--wait", "welcome"]),
+        (["device", "reboot"], ["DEVICE_ID", "--wait", "--admin-key"]),
         (["device", "add"], ["DEVICE_ID", "--name", "--server", "--admin-key"]),
         (["device", "list"], ["--json", "--server"]),
         (["device", "rotate"], ["DEVICE_ID", "old one stops working"]),
@@ -165,6 +167,6 @@ def test_a_port_in_use_is_reported_plainly(tmp_path: Path) -> None:
 
 def test_migrate_brings_a_database_to_the_head_revision(tmp_path: Path) -> None:
     first = pulsewire("migrate", "--data-dir", str(tmp_path))
-    assert first.returncode == 0 and "schema: empty -> 0001 (head 0001)" in first.stdout
+    assert first.returncode == 0 and "schema: empty -> 0002 (head 0002)" in first.stdout
     again = pulsewire("migrate", "--data-dir", str(tmp_path))
-    assert again.returncode == 0 and "schema: 0001 -> 0001 (head 0001)" in again.stdout
+    assert again.returncode == 0 and "schema: 0002 -> 0002 (head 0002)" in again.stdout

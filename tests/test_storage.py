@@ -207,7 +207,7 @@ def test_queries_raw_and_aggregated(engine: Engine) -> None:
 
 
 def test_migrations_match_the_tables_and_keep_readings(engine: Engine) -> None:
-    assert schema_revision(engine) == head_revision() == "0001"
+    assert schema_revision(engine) == head_revision() == "0002"
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
@@ -219,6 +219,37 @@ def test_migrations_match_the_tables_and_keep_readings(engine: Engine) -> None:
         )
     migrate(engine)  # a restart, or a newer release, upgrades in place
     assert count_readings(engine) == 50
+
+
+def test_migration_0002_adds_the_device_interval_and_keeps_devices(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = database_url_for(backend, request) or f"sqlite:///{tmp_path / 'old.db'}"
+    eng = open_engine(url)
+    try:
+        migrate(eng, "0001")  # a database of the release before per-device intervals
+        with eng.begin() as conn:
+            conn.execute(text("INSERT INTO devices (id, name, token_hash, created_at) VALUES ('old', 'Old', 'h', 1)"))
+        migrate(eng)
+        assert schema_revision(eng) == "0002"
+        with eng.connect() as conn:
+            assert store.interval_of(conn, "old") is None  # follows the server's default
+            assert store.get_device(conn, "old") is not None
+
+        async def scenario() -> None:
+            writer = BatchingWriter(eng, Metrics(), queue_batches=10, group_values=100, on_commit=lambda g: None)
+            await writer.start()
+            await writer.call(store.set_interval("old", 2500))
+            with pytest.raises(store.DeviceNotFound):
+                await writer.call(store.set_interval("gone", 2500))
+            await writer.stop()
+
+        asyncio.run(scenario())
+        with eng.connect() as conn:
+            assert store.interval_of(conn, "old") == 2500
+            assert store.get_device(conn, "old").interval_ms == 2500  # type: ignore[union-attr]
+    finally:
+        eng.dispose()
 
 
 def test_a_lock_held_by_another_process_does_not_stall_the_loop(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pulsewire.adminkey import resolve_admin_key
 from pulsewire.hub import LiveHub
 from pulsewire.metrics import Metrics
 from pulsewire.presence import Presence
-from pulsewire.routes import device_ws, devices_api, errors, live_ws, ops, telemetry_api
+from pulsewire.routes import commands_api, device_ws, devices_api, errors, live_ws, ops, telemetry_api
 from pulsewire.services import Services
 from pulsewire.settings import Settings
 from pulsewire.storage.engine import migrate, open_engine
@@ -72,7 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (ops, devices_api, telemetry_api, device_ws, live_ws):
+    for module in (ops, devices_api, commands_api, telemetry_api, device_ws, live_ws):
         app.include_router(module.router)
     dashboard = settings.dashboard_dir or SHIPPED_DASHBOARD
     if (dashboard / "index.html").exists():

@@ -155,10 +155,10 @@ def _admin_key(given: str | None, data_dir: Path) -> str:
     raise click.UsageError(f"no admin key: pass --admin-key or PULSEWIRE_ADMIN_KEY (or run where {path} exists)")
 
 
-def _call(server: str, method: str, path: str, key: str | None = None, **kwargs: Any) -> Any:
+def _call(server: str, method: str, path: str, key: str | None = None, *, timeout: float = 15, **kwargs: Any) -> Any:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        resp = httpx.request(method, server.rstrip("/") + path, headers=headers, timeout=15, **kwargs)
+        resp = httpx.request(method, server.rstrip("/") + path, headers=headers, timeout=timeout, **kwargs)
     except httpx.HTTPError as exc:
         raise click.ClickException(f"cannot reach {server}: {exc}. Is `pulsewire serve` running? (--server)") from None
     if resp.status_code >= 400:
@@ -178,7 +178,7 @@ def _when(ms: int | None) -> str:
 
 @main.group()
 def device() -> None:
-    """Register, list, rotate and remove devices (through the server's HTTP API)."""
+    """Register, list, rotate and remove devices, and send them commands (through the server's HTTP API)."""
 
 
 @device.command("add")
@@ -255,6 +255,68 @@ def device_remove(device_id: str, purge: bool, yes: bool, server: str, admin_key
         params={"purge": "true" if purge else "false"},
     )
     click.echo(f"removed {out['id']}" + (f"; purged {out['purged_readings']} readings" if purge else ""))
+
+
+wait_option = click.option(
+    "--wait",
+    type=click.FloatRange(0, 60),
+    default=10,
+    show_default=True,
+    help="Seconds to wait for the device's result; 0: only send it.",
+)
+
+
+def _command(server: str, key: str, device_id: str, wait: float, body: dict[str, Any]) -> None:
+    """Send a command through the HTTP API and print its outcome in one line; exit 1 unless it went well."""
+    out = _call(
+        server,
+        "POST",
+        f"/api/devices/{device_id}/commands",
+        key,
+        json=body,
+        params={"wait": f"{wait:g}"},
+        timeout=wait + 15,
+    )
+    name = out["name"]
+    if "ok" not in out:  # 202: sent without waiting, or stored for the device's next connection
+        if out["status"] == "queued":
+            click.echo(f"{device_id}: {out['detail']}")
+        else:
+            click.echo(f"{device_id}: {name} sent as {out['id']}; not waiting for the result")
+        return
+    said = f": {out['detail']}" if out["detail"] else ""
+    if not out["ok"]:
+        raise click.ClickException(f"{device_id}: {name} failed ({out['id']}){said}")
+    click.echo(f"{device_id}: {name} done ({out['id']}){said}")
+
+
+@device.command("set-interval")
+@click.argument("device_id")
+@click.argument("ms", type=int)
+@wait_option
+@server_option
+@key_option
+@data_dir_option
+def device_set_interval(
+    device_id: str, ms: int, wait: float, server: str, admin_key: str | None, data_dir: Path
+) -> None:
+    """Make DEVICE_ID sample every MS milliseconds (100..86400000), now and after reconnects.
+
+    An offline device gets the interval in its welcome when it next connects.
+    """
+    body = {"name": "set_interval", "args": {"ms": ms}}
+    _command(server, _admin_key(admin_key, data_dir), device_id, wait, body)
+
+
+@device.command("reboot")
+@click.argument("device_id")
+@wait_option
+@server_option
+@key_option
+@data_dir_option
+def device_reboot(device_id: str, wait: float, server: str, admin_key: str | None, data_dir: Path) -> None:
+    """Ask DEVICE_ID to restart. It must be online; it answers before restarting."""
+    _command(server, _admin_key(admin_key, data_dir), device_id, wait, {"name": "reboot"})
 
 
 @main.command()

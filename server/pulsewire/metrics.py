@@ -24,6 +24,12 @@ class Metrics:
         self.frame_closes = Counter(
             "pulsewire_frame_closes", "Connections closed for an unusable frame", ["close_code"], registry=r
         )
+        self.commands = Counter(
+            "pulsewire_commands",
+            "Server-to-device commands requested over the HTTP API, by outcome",
+            ["name", "outcome"],
+            registry=r,
+        )
         self.auth_refusals = Counter("pulsewire_auth_refusals", "Device handshakes refused", ["reason"], registry=r)
         self.write_queue_depth = Gauge("pulsewire_write_queue_depth", "Batches waiting for the writer", registry=r)
         self.commit_seconds = Histogram(

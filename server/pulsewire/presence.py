@@ -1,17 +1,39 @@
-"""Which devices are connected now, and the handle to close each connection."""
+"""Which devices are connected now, and the handles to talk to and close each connection."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from pulsewire.codec import Result
 
 Closer = Callable[[int, str], Awaitable[None]]
+Sender = Callable[[str], Awaitable[None]]
+
+
+@dataclass(eq=False, slots=True)
+class PendingCommand:
+    """A command sent on a connection whose `result` has not arrived yet (see pulsewire.commands)."""
+
+    id: str
+    name: str
+    args: dict[str, Any]
+    answer: asyncio.Future[Result] = field(repr=False)
 
 
 @dataclass(eq=False, slots=True)
 class Connection:
     device_id: str
     close: Closer = field(repr=False)
+    send: Sender = field(repr=False)
+    # Set once the device said hello and got its welcome (it takes commands from then on), and
+    # also when the connection ends, with `ended` True, so nobody waits for a hello that never comes.
+    ready: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    ended: bool = False
+    # Commands sent on this connection still waiting for their result, by id, oldest first.
+    commands: dict[str, PendingCommand] = field(default_factory=dict, repr=False)
 
 
 class Presence:

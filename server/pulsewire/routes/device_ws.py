@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketState
 
-from pulsewire import codec
+from pulsewire import codec, commands
 from pulsewire.clock import now_ms
 from pulsewire.presence import Closer, Connection
 from pulsewire.routes.deps import ServicesDep
@@ -43,6 +43,13 @@ async def _refuse(ws: WebSocket, services: Services, status: int, reason: str, d
 def _lookup(services: Services, token: str) -> str | None:
     with services.engine.connect() as conn:
         return store.device_for_token(conn, token_hash(token))
+
+
+def _interval(services: Services, device_id: str) -> int:
+    """The interval for the device's welcome: its own (set_interval), else the server's default."""
+    with services.engine.connect() as conn:
+        own = store.interval_of(conn, device_id)
+    return services.settings.sample_interval_ms if own is None else own
 
 
 @router.websocket("/ws/device")
@@ -75,7 +82,7 @@ async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) 
             with contextlib.suppress(Exception):
                 await ws.close(code, reason)
 
-    me = Connection(device_id, close)
+    me = Connection(device_id, close, ws.send_text)
     previous = services.presence.arrive(me)
     metrics.device_connections.inc()
     pending: asyncio.Queue[tuple[int, asyncio.Future[None]]] = asyncio.Queue()
@@ -131,12 +138,29 @@ async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) 
                 pending.put_nowait((msg.seq, done))
             elif isinstance(msg, codec.Hello):
                 await services.writer.touch(device_id, now_ms(), msg.fw)
-                await ws.send_text(codec.welcome(now_ms(), services.settings.sample_interval_ms))
+                interval = await run_in_threadpool(_interval, services, device_id)
+                await ws.send_text(codec.welcome(now_ms(), interval))
+                me.ready.set()  # commands may go out now
                 log.info("device hello", extra={"device": device_id, "fw": msg.fw, "uptime": msg.uptime})
             else:
-                log.info(
-                    "command result", extra={"device": device_id, "id": msg.id, "ok": msg.ok, "detail": msg.detail}
-                )
+                # A successful set_interval is stored here, before its waiter hears of it.
+                answered = await commands.settle(services.writer, me, msg)
+                if answered is None:
+                    log.warning(
+                        "result for an unknown command id; ignored",
+                        extra={"device": device_id, "id": msg.id, "ok": msg.ok, "detail": msg.detail},
+                    )
+                else:
+                    log.info(
+                        "command result",
+                        extra={
+                            "device": device_id,
+                            "id": msg.id,
+                            "command": answered.name,
+                            "ok": msg.ok,
+                            "detail": msg.detail,
+                        },
+                    )
     except StorageError:
         await close(codec.CLOSE_INTERNAL_ERROR, "storage unavailable; reconnect and resend")
     except Exception as exc:
@@ -147,6 +171,7 @@ async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) 
         else:
             log.debug("device connection lost", extra={"device": device_id, "error": repr(exc)})
     finally:
+        commands.abandon(me)
         if acker is not None:
             acker.cancel()
             await asyncio.gather(acker, return_exceptions=True)

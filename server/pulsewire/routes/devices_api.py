@@ -30,6 +30,7 @@ def _out(services: Services, rec: store.DeviceRecord) -> DeviceOut:
         online=services.presence.is_online(rec.id),
         last_seen=rec.last_seen,
         fw=rec.fw,
+        interval_ms=services.settings.sample_interval_ms if rec.interval_ms is None else rec.interval_ms,
         metrics=list(rec.metrics),
         created_at=rec.created_at,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -19,6 +21,9 @@ class DeviceOut(BaseModel):
     online: bool
     last_seen: int | None = Field(description="Server time (epoch ms) the device was last heard from.")
     fw: str | None = Field(description="Firmware version from the device's last hello.")
+    interval_ms: int = Field(
+        description="Sampling interval the device gets in welcome, ms: its own (set_interval) or the server default."
+    )
     metrics: list[str]
     created_at: int
 
@@ -35,3 +40,29 @@ class PointOut(BaseModel):
 class RemovedOut(BaseModel):
     id: str
     purged_readings: int
+
+
+class CommandIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="Command: reboot or set_interval.")
+    args: dict[str, Any] | None = Field(
+        None, description='Arguments: set_interval takes {"ms": <int>}; reboot takes none.'
+    )
+
+
+class CommandResultOut(BaseModel):
+    """The device answered (200)."""
+
+    id: str = Field(description="Command id the server gave the command.")
+    name: str
+    ok: bool = Field(description="The device's outcome: true when it carried the command out.")
+    detail: str | None = Field(description="The device's own words, if any.")
+
+
+class CommandAcceptedOut(BaseModel):
+    """Nothing to wait for (202): sent without waiting (wait=0), or stored for the next connection."""
+
+    id: str | None = Field(description="Command id; null when nothing was sent (status queued).")
+    name: str
+    status: Literal["sent", "queued"]
+    detail: str | None = None

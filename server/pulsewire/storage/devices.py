@@ -26,6 +26,7 @@ class DeviceRecord:
     created_at: int
     last_seen: int | None
     fw: str | None
+    interval_ms: int | None  # set by set_interval; None: the server's sample_interval_ms
     metrics: tuple[str, ...]
 
 
@@ -60,6 +61,17 @@ def set_token(device_id: str, token_digest: str) -> Callable[[Connection], None]
     return run
 
 
+def set_interval(device_id: str, interval_ms: int) -> Callable[[Connection], None]:
+    """The device's own sampling interval, sent in its welcome from now on."""
+
+    def run(conn: Connection) -> None:
+        done = conn.execute(update(devices).where(devices.c.id == device_id).values(interval_ms=interval_ms))
+        if done.rowcount == 0:
+            raise DeviceNotFound(device_id)
+
+    return run
+
+
 def remove_device(device_id: str, *, purge: bool) -> Callable[[Connection], int]:
     """Remove the device; with `purge`, its readings too. Returns how many readings were purged."""
 
@@ -87,6 +99,11 @@ def device_exists(conn: Connection, device_id: str) -> bool:
     return conn.execute(select(devices.c.id).where(devices.c.id == device_id)).first() is not None
 
 
+def interval_of(conn: Connection, device_id: str) -> int | None:
+    """The device's own sampling interval, or None when it has none (or does not exist)."""
+    return conn.execute(select(devices.c.interval_ms).where(devices.c.id == device_id)).scalar_one_or_none()
+
+
 def list_devices(conn: Connection, device_id: str | None = None) -> list[DeviceRecord]:
     query = select(devices).order_by(devices.c.id)
     metric_query = select(series.c.device_id, series.c.metric).order_by(series.c.metric)
@@ -103,6 +120,7 @@ def list_devices(conn: Connection, device_id: str | None = None) -> list[DeviceR
             created_at=row.created_at,
             last_seen=row.last_seen,
             fw=row.fw,
+            interval_ms=row.interval_ms,
             metrics=tuple(metrics.get(row.id, ())),
         )
         for row in conn.execute(query)

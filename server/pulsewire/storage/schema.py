@@ -31,6 +31,8 @@ devices = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("last_seen", BigInteger, nullable=True),
     Column("fw", String(64), nullable=True),
+    # The device's own sampling interval (ms), set by the set_interval command; NULL: the default.
+    Column("interval_ms", Integer, nullable=True),
 )
 
 # Series outlive a removed device (unless purged) so re-registering the id brings its history back.
