@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pulsewire.settings import Settings
@@ -138,9 +139,40 @@ def test_simulate_streams_plausible_readings(tmp_path: Path, request: pytest.Fix
         assert -100 < latest["rssi"]["value"] < -20
         time.sleep(1)
         assert len(server.telemetry("sim-2", keys="temperature")["temperature"]) >= 3
+
+        # The simulated boards obey commands through the firmware's own session code.
+        slow = httpx.post(
+            f"{server.base}/api/devices/sim-1/commands",
+            json={"name": "set_interval", "args": {"ms": 2000}},
+            headers=server.admin(),
+            timeout=15,
+        )
+        assert slow.status_code == 200 and slow.json()["ok"] is True
+        other = httpx.post(
+            f"{server.base}/api/devices/sim-2/commands",
+            json={"name": "set_interval", "args": {"ms": 2000}},
+            params={"wait": 10},
+            headers=server.admin(),
+            timeout=15,
+        )
+        assert other.json()["ok"] is True
+        before = server.get("/api/devices").json()
+        assert {d["id"]: d["interval_ms"] for d in before} == {"sim-1": 2000, "sim-2": 2000}
+        reboot = httpx.post(
+            f"{server.base}/api/devices/sim-1/commands", json={"name": "reboot"}, headers=server.admin(), timeout=15
+        )
+        assert reboot.status_code == 200 and reboot.json()["ok"] is True
+        def connections() -> int:  # a reboot is a new connection with a new hello
+            return sum("device connected" in line and "sim-1" in line for line in server.log_text().splitlines())
+
+        deadline = time.monotonic() + 15
+        while connections() < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert connections() == 2
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=20)
+        out = proc.communicate(timeout=20)[0]
+    assert "simulated device rebooting" in out
 
 
 def test_settings_accept_any_case_and_check_limits_agree(monkeypatch: pytest.MonkeyPatch) -> None:
