@@ -16,6 +16,7 @@ import httpx
 from pydantic import ValidationError
 
 from pulsewire import __version__
+from pulsewire.flash.command import flash as flash_command
 from pulsewire.settings import Settings
 
 _SETTING_TYPES: dict[Any, Any] = {int: int, float: float, Path: click.Path(path_type=Path)}
@@ -344,3 +345,6 @@ def simulate(count: int, server: str, admin_key: str | None, data_dir: Path, pre
         pass
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+main.add_command(flash_command)

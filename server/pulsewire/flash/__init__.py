@@ -1,0 +1,22 @@
+"""`pulsewire flash`: from a blank ESP32 to a device streaming to the server, in one command.
+
+The steps, each a module:
+
+- plan.py: the options turned into a Plan, checked before anything is touched: the board's
+  configuration (validated by the firmware's own config.py and sensors.py), the identity, the
+  MicroPython image. `--dry-run` prints it.
+- mpy.py: the firmware compiled with mpy-cross (main.py stays source).
+- image.py: MicroPython written with esptool (optional).
+- api.py: the server's HTTP API: register or rotate the device, is it online.
+- board.py: the board over mpremote's raw REPL (a serial port or socket://): files, reset, output.
+- boardlog.py: what the board prints after reset, read for the reason it is not online.
+- run.py: the steps in order, with numbered progress lines.
+- command.py: the click command, registered in cli.py.
+
+Tests and the simulated board call `make_plan(Options(...))` and `run(plan, ui)` directly.
+"""
+
+from pulsewire.flash.plan import FlashError, Options, Plan, make_plan
+from pulsewire.flash.run import Result, Ui, run
+
+__all__ = ["FlashError", "Options", "Plan", "Result", "Ui", "make_plan", "run"]
