@@ -326,6 +326,10 @@ def test_esptool_failures_are_explained() -> None:
         "A fatal error occurred: Failed to connect to ESP32: No serial data received.", "p", "x", 2
     )
     assert "BOOT (IO0)" in boot
+    image = flash_image._explain(
+        "A fatal error occurred: 'fw.bin' is not an ESP32-S3 image. Use --force to flash anyway.", "p", "x", 2
+    )
+    assert "esptool refused the image for this board ('fw.bin' is not an ESP32-S3 image" in image
 
 
 # --- the board's log -----------------------------------------------------------------------------
@@ -463,7 +467,7 @@ def test_no_such_port(server: Server) -> None:
 
 def test_unreachable_server() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    out = flash_cli("--port", "/dev/ttyNOPE0", "--server", url, "--device-id", "x", "--admin-key", "k")
+    out = flash_cli("--port", "socket://127.0.0.1:1", "--server", url, "--device-id", "x", "--admin-key", "k")
     assert out.returncode == 1
     assert f"cannot reach the server at {url}" in out.stderr and "--host 0.0.0.0" in out.stderr
 

@@ -117,9 +117,11 @@ class Board:
         self._base64: bool | None = None  # can the board decode base64 (binascii)? Asked once
 
     @classmethod
-    def open(cls, port: str, *, repl_timeout: float = 10.0) -> Board:
-        """Connect and enter the raw REPL (interrupting whatever runs), retrying for `repl_timeout` s:
-        a board that has just been written boots and formats its filesystem first."""
+    def open(cls, port: str, *, repl_timeout: float = 10.0, boot_s: float = 0.0) -> Board:
+        """Connect and enter the raw REPL (interrupting whatever runs), retrying for `repl_timeout` s.
+
+        `boot_s`: a board that has just been written boots and creates its filesystem first; wait
+        up to that long for its `>>> ` prompt rather than interrupt that with Ctrl-C."""
         from mpremote.transport import TransportError
         from mpremote.transport_serial import SerialTransport
 
@@ -132,6 +134,10 @@ class Board:
                 if transport is None:
                     transport = SerialTransport(port, baudrate=BAUD)
                     _no_delay(transport)
+                    if boot_s > 0:
+                        booted = transport.read_until(1, b">>> ", timeout=boot_s, timeout_overall=boot_s)
+                        said = booted.decode(errors="replace")
+                        boot_s = 0.0
                 captured = io.StringIO()
                 with contextlib.redirect_stdout(captured):  # mpremote prints what it read on failure
                     transport.enter_raw_repl(soft_reset=True, timeout_overall=max(2.0, min(5.0, repl_timeout)))

@@ -113,6 +113,13 @@ def _explain(output: str, port: str, what: str, code: int) -> str:
             f"wrong chip: the board is an {wrong.group(1)}, not an {wrong.group(2)}. Leave --chip out (it is "
             f"detected) or pass --chip {real}, with a MicroPython image built for the {wrong.group(1)}"
         )
+    refused = re.search(r"^.*(?:is not an ESP[\w-]+ image|chip revision).*$", output, re.IGNORECASE | re.MULTILINE)
+    if refused:
+        said = refused.group(0).removeprefix("A fatal error occurred: ").strip()
+        return (
+            f"esptool refused the image for this board ({said}): download the MicroPython .bin built for its "
+            "chip from https://micropython.org/download/"
+        )
     if "permission denied" in low:
         return f"esptool may not open {port} (permission denied): add yourself to the dialout group"
     if "could not open port" in low or "no such file" in low:

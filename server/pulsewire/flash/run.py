@@ -18,7 +18,7 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from pulsewire.flash.api import Api, DeviceExists
-from pulsewire.flash.board import Board, BoardInfo
+from pulsewire.flash.board import Board, BoardInfo, check_port
 from pulsewire.flash.boardlog import BoardLog
 from pulsewire.flash.mpy import BoardFile, Compiled, compile_firmware
 from pulsewire.flash.plan import CONFIG_NAME, FlashError, Plan, api_url_for, config_bytes, mask_token, masked
@@ -130,6 +130,7 @@ def run(plan: Plan, ui: Ui, *, open_board: Callable[..., Board] = Board.open) ->
     result = Result(plan.identity.device_id)
     for warning in plan.warnings:
         ui.warn(warning)
+    check_port(plan.port)  # a missing or forbidden port is known before anything else is done
     api = Api(plan.api_url, plan.admin_key) if plan.checks_server and plan.api_url else None
     exists = False
     if api is not None:
@@ -148,7 +149,10 @@ def run(plan: Plan, ui: Ui, *, open_board: Callable[..., Board] = Board.open) ->
     issued = False  # the server made a token that only this run knows, until the board has it
     try:
         with steps.step("board", f"connecting to the board on {plan.port}") as s:
-            board = open_board(plan.port, repl_timeout=30.0 if plan.image else 10.0)
+            if plan.image:  # MicroPython's first boot creates the filesystem: not to be interrupted
+                board = open_board(plan.port, repl_timeout=30.0, boot_s=15.0)
+            else:
+                board = open_board(plan.port, repl_timeout=10.0)
             result.board = board.info()
             _check_mpy(result.board, compiled, plan)
             s.done(result.board.describe())
