@@ -651,3 +651,40 @@ def test_api_errors_are_flash_errors(server: Server) -> None:
     with pytest.raises(FlashError, match="refused the admin key"):
         Api(server.base, "pwa_wrong").register("api-1", None)
     assert httpx.get(server.base + "/api/devices").status_code == 200
+
+
+def test_questions_on_a_terminal(server: Server, board: FakeBoard) -> None:
+    """On a terminal the Wi-Fi password is asked for (hidden) and an existing id's rotation too."""
+    import pty
+    import select
+
+    server.register("tty-1")
+    args = ["--port", board.url, "--server", server.base, "--device-id", "tty-1", "--admin-key", server.admin_key,
+            "--wifi-ssid", "home", "--wait-s", "20"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEWIRE_")}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: pulsewire flash with the pty as its terminal
+        os.execve(sys.executable, [sys.executable, "-m", "pulsewire", "flash", *args], env)
+    seen = b""
+    answers = [(b"Wi-Fi password for home", PASSWORD.encode() + b"\r"), (b"Give it a new token?", b"y\r")]
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], 60)
+            assert ready, seen.decode(errors="replace")
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child has gone: the pty is closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if answers and answers[0][0] in seen:
+                os.write(fd, answers.pop(0)[1])
+    finally:
+        _, status = os.waitpid(pid, 0)
+    text = seen.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert not answers, text
+    assert PASSWORD not in text  # typed, not echoed
+    assert "tty-1 is online" in text
+    assert json.loads(board.files()["pulsewire.json"])["wifi"] == {"ssid": "home", "password": PASSWORD}

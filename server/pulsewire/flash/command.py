@@ -151,6 +151,8 @@ def flash(
 
     interactive = sys.stdin.isatty()
     if wifi_ssid is not None and wifi_password is None and interactive and not dry_run:
+        wifi_password = _password_in(config_file, wifi_ssid)
+    if wifi_ssid is not None and wifi_password is None and interactive and not dry_run:
         wifi_password = click.prompt(
             f"Wi-Fi password for {wifi_ssid} (empty for an open network)",
             hide_input=True,
@@ -192,3 +194,18 @@ def flash(
         run(plan, Ui(ask=lambda q: click.confirm(q, default=False)))
     except FlashError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _password_in(config_file: Path | None, ssid: str) -> str | None:
+    """The password --config already has for this network, so it is not asked for again."""
+    import json
+
+    if config_file is None:
+        return None
+    try:
+        wifi = json.loads(config_file.read_text(encoding="utf-8")).get("wifi")
+    except (OSError, ValueError, AttributeError):
+        return None  # make_plan reports a bad file
+    if isinstance(wifi, dict) and wifi.get("ssid") == ssid and isinstance(wifi.get("password"), str):
+        return str(wifi["password"])
+    return None
