@@ -197,3 +197,10 @@ def test_bme280_humidity_is_plausible_and_a_missing_chip_is_retried(fw: Any) -> 
     names, readers = sensors.build([{"type": "bme280"}])
     assert sensors.read_all(readers, values, failures) == 0b111
     assert 0 <= values[2] <= 100
+
+
+@pytest.mark.parametrize("spec", [{"type": "adc"}, {"type": "dht22", "pin": "4"}, {"type": "adc", "pin": 99}])
+def test_a_sensor_without_a_usable_pin_is_named(fw: Any, spec: dict[str, Any]) -> None:
+    sensors, _, _ = fw
+    with pytest.raises(ValueError, match=f"sensor {spec['type']}: pin: required GPIO number"):
+        sensors.build([spec])

@@ -28,10 +28,7 @@ def push(s: Any, n: int, *, ticks0: int = 1000, stamped: bool = False, mask: int
     for i in range(n):
         v = array("f", [20.0 + i, 40.5, 0.0])
         ticks = ticks0 + 100 * i
-        if stamped:
-            s.ring.push(s.stamp(ticks), 1, v, mask)
-        else:
-            s.ring.push(ticks, 0, v, mask)
+        s.ring.push(ticks, s.stamp(ticks) if stamped else 0, v, mask)
 
 
 def welcome(s: Any, ticks: int = 2000, time_ms: int = T0, interval: int = 5000) -> int:
@@ -90,7 +87,7 @@ def test_batches_pass_the_server_codec_and_carry_only_read_values() -> None:
 def test_floats_print_as_the_board_holds_them() -> None:
     s = make(batch=1)
     welcome(s)
-    s.ring.push(s.stamp(2000), 1, array("f", [45.3, -0.1, 3.0]), 0b111)
+    s.ring.push(2000, s.stamp(2000), array("f", [45.3, -0.1, 3.0]), 0b111)
     got = batch(s)
     assert got is not None
     assert got["data"][0]["values"] == {"temperature": 45.3, "humidity": -0.1, "dropped": 3}

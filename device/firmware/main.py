@@ -53,10 +53,7 @@ async def sample(dev: Device, session: Session, readers: list, width: int) -> No
             mask |= dropped_bit
         now = board.ticks_ms()
         if mask & ~dropped_bit:
-            if session.knows_time():
-                ring.push(session.stamp(now), 1, values, mask)
-            else:
-                ring.push(now, 0, values, mask)
+            ring.push(now, session.stamp(now) if session.knows_time() else 0, values, mask)
             dev.wake.set()
         for i in range(len(failures)):
             if failures[i] != reported[i]:
@@ -122,7 +119,7 @@ def main() -> None:
         names, readers = sensors.build(cfg["sensors"])
         names.append("dropped")
         config.check_names(names)
-    except (ValueError, OSError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         # Back to the REPL instead of a reset loop, so the configuration can be fixed over USB.
         print("pulsewire: cannot start:", exc)
         return

@@ -4,7 +4,7 @@ Everything is allocated once, in flat arrays. Readings are numbered from 0 for t
 board (`first` is the oldest kept, `next` the one the next reading gets); batches and acks talk in
 these numbers, so dropping the oldest reading when full never confuses which readings an ack
 frees. A reading's timestamp is its `ticks_ms()` until the board knows the wall-clock time, and
-epoch milliseconds from then on (see `stamp`).
+epoch milliseconds from then on (session.set_clock stamps it).
 """
 
 from array import array
@@ -16,8 +16,10 @@ class Ring:
             raise ValueError("ring needs capacity >= 1 and 1..30 values per reading")
         self.capacity = capacity
         self.width = width
-        self.ts = array("q", bytes(8 * capacity))
-        self.stamped = bytearray(capacity)  # 1: ts is epoch ms; 0: ts is ticks_ms()
+        self.ts = array("q", bytes(8 * capacity))  # epoch ms; 0 until the time is known
+        # ticks_ms() when read: kept apart because an 'i' array hands back small ints, and
+        # time.ticks_diff misreads the long ints a 'q' array hands back on MicroPython.
+        self.ticks = array("i", bytes(4 * capacity))
         self.mask = array("I", bytes(4 * capacity))  # bit k set: value k was read
         self.values = array("f", bytes(4 * capacity * width))
         self.first = 0
@@ -27,14 +29,17 @@ class Ring:
     def __len__(self) -> int:
         return self.next - self.first
 
-    def push(self, ts: int, stamped: int, values: array, mask: int) -> None:
-        """Keep one reading; when full, the oldest is dropped and counted."""
+    def push(self, ticks: int, ts: int, values: array, mask: int) -> None:
+        """Keep one reading taken at `ticks`, at epoch ms `ts` (0: not known yet).
+
+        When full, the oldest reading is dropped and counted.
+        """
         if self.next - self.first >= self.capacity:
             self.first += 1
             self.dropped += 1
         i = self.next % self.capacity
+        self.ticks[i] = ticks
         self.ts[i] = ts
-        self.stamped[i] = stamped
         self.mask[i] = mask
         base = i * self.width
         for k in range(self.width):
@@ -51,9 +56,3 @@ class Ring:
     def slot(self, n: int) -> int:
         """Index into the arrays of reading number `n`."""
         return n % self.capacity
-
-    def unstamped(self) -> bool:
-        for n in range(self.first, self.next):
-            if not self.stamped[n % self.capacity]:
-                return True
-        return False

@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     Read = Callable[[array, int], int]
 
 
+def _pin(spec: dict) -> int:
+    pin = spec.get("pin")
+    if not isinstance(pin, int) or isinstance(pin, bool) or not 0 <= pin <= 48:
+        raise ValueError("sensor %s: pin: required GPIO number, got %r" % (spec.get("type"), pin))
+    return pin
+
+
 def mcu_temp(spec: dict) -> "tuple[list[str], Read]":
     def read(values: array, offset: int) -> int:
         values[offset] = board.mcu_temperature()
@@ -32,7 +39,7 @@ def mcu_temp(spec: dict) -> "tuple[list[str], Read]":
 
 
 def adc(spec: dict) -> "tuple[list[str], Read]":
-    pin = spec["pin"]
+    pin = _pin(spec)
     scale = float(spec.get("scale", 1.0))
     offset_v = float(spec.get("offset", 0.0))
     a = board.adc(pin)
@@ -45,7 +52,7 @@ def adc(spec: dict) -> "tuple[list[str], Read]":
 
 
 def dht22(spec: dict) -> "tuple[list[str], Read]":
-    d = board.dht22(spec["pin"])
+    d = board.dht22(_pin(spec))
     prefix = spec.get("prefix", "")
 
     def read(values: array, offset: int) -> int:

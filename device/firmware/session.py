@@ -148,9 +148,8 @@ class Session:
         ring = self.ring
         for n in range(ring.first, ring.next):
             i = n % ring.capacity
-            if not ring.stamped[i]:
-                ring.ts[i] = self.stamp(ring.ts[i])
-                ring.stamped[i] = 1
+            if not ring.ts[i]:
+                ring.ts[i] = self.stamp(ring.ticks[i])
 
     def knows_time(self) -> bool:
         return self.clock_ms != 0

@@ -111,10 +111,8 @@ async def sample(board: Board, stop: asyncio.Event) -> None:
         for k, v in enumerate(board.sensors.read(int(time.time() * 1000)).values()):
             values[k] = v
         # As on a board: stamped now if the clock is known, else at welcome from its ticks.
-        if session.knows_time():
-            session.ring.push(session.stamp(now), 1, values, (1 << len(METRICS)) - 1)
-        else:
-            session.ring.push(now, 0, values, (1 << len(METRICS)) - 1)
+        stamp = session.stamp(now) if session.knows_time() else 0
+        session.ring.push(now, stamp, values, (1 << len(METRICS)) - 1)
         board.wake.set()
         board.retime.clear()
         with contextlib.suppress(TimeoutError):
