@@ -162,7 +162,10 @@ async def _receive(dev: "Device", session: "Session", conn: wsclient.Conn, ended
             elif kind == COMMAND:
                 await _command(dev, session, conn)
     except wsclient.Closed as exc:
-        ended[0] = "server closed (%d %s)" % (exc.code, exc.reason)
+        if exc.code == 1006:  # no close frame: the TCP connection just ended
+            ended[0] = "connection lost"
+        else:
+            ended[0] = "server closed (%d %s)" % (exc.code, exc.reason)
     except wsframe.ProtocolError as exc:
         ended[0] = "protocol error: " + exc.reason
         await conn.close(exc.code, exc.reason)
