@@ -269,8 +269,9 @@ export function pythonErrorText(err) {
  *   onReset({cause, why})  the board reset itself (machine.reset(), the watchdog); it is dead already
  *   onHalt(why)  main.py ended or raised: a real board would sit at its REPL
  *
- * The returned board: {controls, cut(), failSensor(kind), healSensor(kind), pauseNet(),
- * resumeNet(), heap(), status(), reset(why), files(), stop()}.
+ * The returned board: {mp, controls, cut(), failSensor(kind), healSensor(kind), pauseNet(),
+ * resumeNet(), heap(), status(), reset(why), files(), stop()}; `mp` is the interpreter, for its
+ * raw REPL (mp.replInit(), mp.replProcessChar(c): what mpremote talks) and filesystem (mp.FS).
  */
 export async function bootBoard(options) {
   const {
@@ -361,6 +362,7 @@ export async function bootBoard(options) {
   writeFiles(mp.FS, sim);
 
   const board = {
+    mp,
     controls,
     cut: () => netw.cut(),
     failSensor: (kind = "*") => controls.failing.includes(kind) || controls.failing.push(kind),
