@@ -177,7 +177,7 @@ def test_flags_go_over_the_config_file() -> None:
         ({"sensors": ("dht22:4", "bme280")}, "two values are named 'temperature'; give one sensor a prefix"),
         ({"server": "ftp://x"}, "config: server: expected http://, https://, ws:// or wss://"),
         ({"server": "http://:8000"}, "config: server: no host"),
-        ({"sensors": ('{"type": "adc"}',)}, "a sensor needs 'pin'"),
+        ({"sensors": ('{"type": "adc"}',)}, "sensor adc: pin: required GPIO number"),
         ({"sensors": ('{"type": "lux"}',)}, "sensor type 'lux'"),
     ],
 )

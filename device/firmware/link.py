@@ -165,7 +165,7 @@ async def _receive(dev: "Device", session: "Session", conn: wsclient.Conn, ended
         if exc.code == 1006:  # no close frame: the TCP connection just ended
             ended[0] = "connection lost"
         else:
-            ended[0] = "server closed (%d %s)" % (exc.code, exc.reason)
+            ended[0] = ("server closed (%d %s" % (exc.code, exc.reason)).rstrip() + ")"
     except wsframe.ProtocolError as exc:
         ended[0] = "protocol error: " + exc.reason
         await conn.close(exc.code, exc.reason)

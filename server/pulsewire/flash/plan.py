@@ -174,8 +174,6 @@ def check_config(raw: dict[str, Any], firmware_dir: Path) -> CheckedConfig:
         names, _ = sensors.build(effective["sensors"])
         names.append("dropped")
         config.check_names(names)
-    except KeyError as exc:
-        raise FlashError(f"the board would refuse this configuration: config: sensors: a sensor needs {exc}") from None
     except (ValueError, TypeError) as exc:
         message = str(exc) if str(exc).startswith("config:") else f"config: sensors: {exc}"
         raise FlashError(f"the board would refuse this configuration: {message}") from None
