@@ -26,7 +26,16 @@
 // board makes is copied back as soon as the REPL is idle again (and every second while main.py
 // runs), so files survive resets and restarts of the simulation.
 
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, sep } from "node:path";
@@ -46,6 +55,113 @@ const RAW_REPL_BANNER = "raw REPL; CTRL-B to exit\r\n";
 const FRIENDLY_BANNER_END = 'Type "help()" for more information.\r\n';
 // bridge.mjs and the Emscripten runtime own these folders; they are not the board's files.
 const SYSTEM_DIRS = new Set(["/dev", "/proc", "/tmp", "/home", "/sim"]);
+
+// ------------------------------------------------------------------------------------------------
+// What an ESP32's built-ins do and the WebAssembly port's do not, which mpremote and
+// `pulsewire flash` rely on.
+//
+// - Filesystem errors. The port's VFS raises Emscripten's (WASI) errno values (ENOENT is 44)
+//   while its own errno module has MicroPython's (ENOENT is 2), so neither mpremote (which needs
+//   ENOENT to copy a file to a new name) nor code comparing with errno.ENOENT can tell what went
+//   wrong. This `os`, an extension of the built-in one (found first on sys.path, imported once at
+//   boot from a file that is then removed), and `open` translate them. It also leaves the
+//   runtime's folders out of the root's listing and gives sizes, as the board's `os` does.
+// - binascii.a2b_base64 takes a str on the board (C); the port's (Python, frozen) wants bytes.
+const OS_SHIM = `
+import sys
+_path = sys.path
+sys.path = ()  # an empty path: the built-in os, not this file
+try:
+    from os import *
+    import os as _os
+finally:
+    sys.path = _path
+del _path
+
+# WASI errno -> MicroPython's
+_ERRNO = {63: 1, 44: 2, 29: 5, 8: 9, 48: 12, 2: 13, 10: 16, 20: 17, 75: 18, 43: 19, 54: 20,
+          31: 21, 28: 22, 33: 24, 51: 28, 70: 29, 69: 30, 37: 36, 55: 39}
+
+
+def _board_errno(f):
+    def call(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except OSError as exc:
+            if exc.errno in _ERRNO:
+                raise OSError(_ERRNO[exc.errno])
+            raise
+    return call
+
+
+for _name in ("chdir", "getcwd", "mkdir", "remove", "rename", "rmdir", "statvfs", "unlink"):
+    if hasattr(_os, _name):
+        globals()[_name] = _board_errno(getattr(_os, _name))
+del _name
+_stat = _board_errno(_os.stat)
+
+
+def stat(path):
+    return _stat(path or _os.getcwd())  # "": the current folder, as on the board
+
+# The runtime's own folders at the root are left out of listings, as a board has none; the
+# port gives no sizes, which "mpremote fs ls" shows.
+_HIDDEN = ("dev", "home", "proc", "sim", "tmp")
+_ilistdir = _board_errno(_os.ilistdir)
+
+
+def ilistdir(path="."):
+    return _listing(path, _ilistdir(path))  # a missing folder raises now, as on the board
+
+
+def _listing(path, entries):
+    root = path == "/" or (path in ("", ".") and _os.getcwd() == "/")
+    prefix = "" if path in ("", ".") else path.rstrip("/") + "/"
+    for entry in entries:
+        if root and entry[0] in _HIDDEN:
+            continue
+        size = _os.stat(prefix + entry[0])[6] if entry[1] == 0x8000 else 0
+        yield (entry[0], entry[1], entry[2], size)
+
+
+def listdir(path="."):
+    return [entry[0] for entry in ilistdir(path)]
+
+
+import builtins
+builtins.open = _board_errno(builtins.open)
+`;
+
+const BINASCII_SHIM = `
+import binascii
+
+
+def _a2b_base64(data, _a2b=binascii.a2b_base64):
+    return _a2b(data.encode() if isinstance(data, str) else data)
+
+
+binascii.a2b_base64 = _a2b_base64
+del binascii, _a2b_base64
+`;
+
+function installShims(mp) {
+  mp.FS.writeFile("/tmp/os.py", OS_SHIM);
+  try {
+    mp.runPython(`
+import sys
+_p = sys.path
+sys.path = ["/tmp"]
+try:
+    import os
+finally:
+    sys.path = _p
+del _p, sys, os
+`);
+  } finally {
+    mp.FS.unlink("/tmp/os.py");
+  }
+  mp.runPython(BINASCII_SHIM);
+}
 
 // ------------------------------------------------------------------------------------------------
 // Interim adapter: what bridge.mjs does not offer yet.
@@ -254,7 +370,7 @@ class Output {
   }
 
   text(s) {
-    this.put(Buffer.from(s, "latin1"));
+    this.put(Buffer.from(s, "utf8"));
   }
 
   // Bytes that are not console text (the raw-paste answer): no newline translation.
@@ -300,6 +416,19 @@ async function runWorker() {
     if (board) board.stop();
     controls.resetCause = cause;
     post({ reset: { why, controls } });
+  };
+
+  // Ctrl-D at an empty prompt, sys.exit() or machine.soft_reset(): the host boots the board again
+  // and comes back to the REPL of `mode`.
+  const softReset = (mode) => {
+    if (state === "gone") return;
+    out.flush();
+    out.gone = true;
+    state = "gone";
+    syncFiles();
+    if (board) board.stop();
+    controls.resetCause = RESET.soft;
+    post({ softReset: mode, controls });
   };
 
   const startRepl = (wanted, withBanner) => {
@@ -357,13 +486,7 @@ async function runWorker() {
       }
       const mode = out.mode;
       if (mp.replProcessChar(c) !== 0) {
-        // Ctrl-D at an empty prompt, or sys.exit(): the REPL asks for a soft reset.
-        out.flush();
-        state = "gone";
-        syncFiles();
-        if (board) board.stop();
-        controls.resetCause = RESET.soft;
-        post({ softReset: mode, controls });
+        softReset(mode); // the REPL asks for one: Ctrl-D at an empty prompt, or sys.exit()
         return;
       }
     }
@@ -381,9 +504,10 @@ async function runWorker() {
 
   captureLoads(out.put, (interp) => {
     mp = interp;
+    installShims(mp);
     mp.registerJsModule("machine", {
       reset: () => reset("machine.reset()", RESET.hard),
-      soft_reset: () => reset("machine.soft_reset()", RESET.soft),
+      soft_reset: () => softReset(out.mode),
       reset_cause: () => controls.resetCause,
       PWRON_RESET: RESET.power,
       HARD_RESET: RESET.hard,
@@ -437,6 +561,7 @@ class Sim {
     this.client = null;
     this.consoleLine = "";
     this.echo = false; // console output also goes to stdout (boot.py, main.py), not the REPL's
+    this.running = ""; // what the boot of the moment runs: "boot.py, main.py"
   }
 
   log(line) {
@@ -451,11 +576,16 @@ class Sim {
     this.consoleLine += Buffer.from(bytes).toString("utf8");
     const lines = this.consoleLine.split("\n");
     this.consoleLine = lines.pop();
-    for (const line of lines) process.stdout.write("board: " + line.replace(/\r/g, "") + "\n");
+    for (const line of lines) this.echoLine(line);
+  }
+
+  echoLine(line) {
+    const text = line.replace(/\r/g, "");
+    if (text.trim()) process.stdout.write("board: " + text + "\n");
   }
 
   flushEcho() {
-    if (this.consoleLine.replace(/\r/g, "").trim()) process.stdout.write("board: " + this.consoleLine.replace(/\r/g, "") + "\n");
+    this.echoLine(this.consoleLine);
     this.consoleLine = "";
   }
 
@@ -469,6 +599,7 @@ class Sim {
     this.state = "booting";
     this.mode = mode;
     this.echo = runs.length > 0;
+    this.running = runs.join(", ");
     const worker = new Worker(new URL(import.meta.url), {
       workerData: {
         loader: this.loader,
@@ -486,6 +617,10 @@ class Sim {
     worker.on("error", (err) => {
       if (this.worker !== worker) return;
       this.log("the simulation failed: " + pythonErrorText(err));
+      if (this.state === "booting" && run === "none") {
+        this.log("cannot start MicroPython; giving up");
+        process.exit(1);
+      }
       this.end(worker).then(() => this.worker === null && this.boot({ run: "none", mode: "friendly" }));
     });
   }
@@ -547,6 +682,7 @@ class Sim {
 
   pump() {
     const ctrlC = this.queue.indexOf(CTRL_C);
+    if (this.state === "booting" && !this.running) return; // the REPL is a moment away
     if (this.state === "main" || this.state === "booting") {
       if (ctrlC >= 0) this.interrupt(ctrlC);
       else if (this.state === "main") this.queue = []; // main.py does not read the console
@@ -555,7 +691,8 @@ class Sim {
     if (this.state === "busy") {
       // A command is running. Ctrl-C gives it a moment to end by itself, then stops it.
       if (ctrlC >= 0 && !this.interruptTimer) {
-        this.interruptTimer = setTimeout(() => this.state === "busy" && this.interrupt(this.queue.indexOf(CTRL_C)), INTERRUPT_GRACE_MS);
+        const stop = () => this.state === "busy" && this.interrupt(this.queue.indexOf(CTRL_C));
+        this.interruptTimer = setTimeout(stop, INTERRUPT_GRACE_MS);
       }
       return;
     }
@@ -588,7 +725,7 @@ class Sim {
       next = { run: "none", mode: "friendly", banner: false };
     } else {
       this.write(Buffer.from("\r\nKeyboardInterrupt: \r\n"));
-      this.log(was === "main" ? "Ctrl-C: main.py stopped" : "Ctrl-C: boot stopped");
+      this.log(`Ctrl-C: stopped ${was === "main" ? "main.py" : this.running}`);
       next = { run: "none", mode: "friendly", banner: true };
     }
     this.end(worker).then(() => this.boot(next));
