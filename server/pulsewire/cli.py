@@ -348,3 +348,32 @@ def simulate(count: int, server: str, admin_key: str | None, data_dir: Path, pre
 
 
 main.add_command(flash_command)
+
+
+@main.command("board-sim")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="TCP port; 0 picks a free one."
+)
+@click.option(
+    "--fs",
+    "fs_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Host folder holding the board's files, kept across resets and restarts [default: <data-dir>/board-sim].",
+)
+def board_sim(host: str, port: int, fs_dir: Path | None) -> None:
+    """Run a simulated ESP32 (MicroPython on WebAssembly) whose REPL listens on TCP, until Ctrl-C.
+
+    \b
+    Flash it like a board: pulsewire flash --port socket://127.0.0.1:PORT ...
+    or talk to it:        python -m mpremote connect socket://127.0.0.1:PORT repl
+    Needs Node.js 18+ and npm (MicroPython is installed once into ~/.cache/pulsewire).
+    """
+    from pulsewire import boardsim
+    from pulsewire.mpsim.node import NodeError
+
+    try:
+        boardsim.run(host, port, fs_dir or boardsim.default_fs_dir())
+    except NodeError as exc:
+        raise click.ClickException(str(exc)) from None
