@@ -550,6 +550,7 @@ class Sim {
   constructor({ modulesDir, fsDir, heapsize }) {
     this.modulesDir = modulesDir;
     this.loader = loaderDir(modulesDir);
+    process.on("exit", () => rmSync(this.loader, { recursive: true, force: true }));
     this.files = new HostFiles(fsDir, (line) => this.log(line));
     this.heapsize = heapsize;
     this.controls = newControls();
@@ -761,7 +762,6 @@ class Sim {
   stop() {
     const worker = this.worker;
     this.worker = null;
-    rmSync(this.loader, { recursive: true, force: true });
     return worker ? worker.terminate() : Promise.resolve();
   }
 }
