@@ -3,7 +3,6 @@ the admin key's first start, and settings validation."""
 
 from __future__ import annotations
 
-import os
 import signal
 import stat
 import subprocess
@@ -17,17 +16,7 @@ import pytest
 from pulsewire.settings import Settings
 from tests.conftest import start_server
 from tests.helpers import Server, free_port
-
-
-def pulsewire(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PULSEWIRE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "pulsewire", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**clean, **(env or {})},
-    )
+from tests.helpers import cli as pulsewire
 
 
 @pytest.mark.parametrize(
@@ -162,6 +151,7 @@ def test_simulate_streams_plausible_readings(tmp_path: Path, request: pytest.Fix
             f"{server.base}/api/devices/sim-1/commands", json={"name": "reboot"}, headers=server.admin(), timeout=15
         )
         assert reboot.status_code == 200 and reboot.json()["ok"] is True
+
         def connections() -> int:  # a reboot is a new connection with a new hello
             return sum("device connected" in line and "sim-1" in line for line in server.log_text().splitlines())
 
