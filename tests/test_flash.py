@@ -23,7 +23,6 @@ import httpx
 import pytest
 
 from pulsewire import firmware
-from pulsewire.flash import FlashError, Options, Ui, make_plan, run
 from pulsewire.flash import image as flash_image
 from pulsewire.flash.board import Board, check_port
 from pulsewire.flash.boardlog import BoardLog
@@ -31,12 +30,15 @@ from pulsewire.flash.mpy import compile_firmware
 from pulsewire.flash.plan import (
     CHIPS,
     SENSOR_KEYS,
+    FlashError,
+    Options,
     build_config,
     load_firmware_sensors,
+    make_plan,
     masked,
     parse_sensor,
 )
-from pulsewire.flash.run import MANIFEST, describe
+from pulsewire.flash.run import MANIFEST, Ui, describe, run
 from tests.conftest import start_server
 from tests.fakeboard import FakeBoard, device_firmware, lines_firmware
 from tests.helpers import Server, free_port

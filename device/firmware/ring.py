@@ -52,7 +52,3 @@ class Ring:
             upto = self.next
         if upto > self.first:
             self.first = upto
-
-    def slot(self, n: int) -> int:
-        """Index into the arrays of reading number `n`."""
-        return n % self.capacity

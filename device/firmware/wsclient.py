@@ -83,9 +83,6 @@ class Conn:
         """Send a short text message written at ctl[HEADER_ROOM:], apart from the batch buffer."""
         await self._send(self.ctl, self.ctlv, wsframe.OP_TEXT, length)
 
-    async def ping(self) -> None:
-        await self._send(self.ctl, self.ctlv, wsframe.OP_PING, 0)
-
     async def recv(self) -> "tuple[int, memoryview]":
         """The next text or binary message as (opcode, payload view); answers pings on the way.
 

@@ -16,6 +16,7 @@ import httpx
 from pydantic import ValidationError
 
 from pulsewire import __version__
+from pulsewire.cliopts import data_dir_option, key_option, server_option, stored_admin_key
 from pulsewire.flash.command import flash as flash_command
 from pulsewire.settings import Settings
 
@@ -120,36 +121,9 @@ def migrate(**values: Any) -> None:
 
 # Device management talks to a running server's HTTP API, so the server sees every change at once.
 
-server_option = click.option(
-    "--server",
-    envvar="PULSEWIRE_SERVER",
-    default="http://127.0.0.1:8000",
-    show_default=True,
-    help="Base URL of the Pulsewire server [env PULSEWIRE_SERVER].",
-)
-key_option = click.option(
-    "--admin-key",
-    envvar="PULSEWIRE_ADMIN_KEY",
-    default=None,
-    help="Admin key [env PULSEWIRE_ADMIN_KEY; default: read from <data-dir>/admin.key].",
-)
-data_dir_option = click.option(
-    "--data-dir",
-    envvar="PULSEWIRE_DATA_DIR",
-    type=click.Path(path_type=Path),
-    default=Path("data"),
-    show_default=True,
-    help="Where to find admin.key when --admin-key is not given.",
-)
-
-
-def _stored_key(data_dir: Path) -> str | None:
-    path = data_dir / "admin.key"
-    return path.read_text().strip() if path.exists() else None
-
 
 def _admin_key(given: str | None, data_dir: Path) -> str:
-    key = given or _stored_key(data_dir)
+    key = given or stored_admin_key(data_dir)
     if key:
         return key
     path = data_dir / "admin.key"
@@ -207,7 +181,7 @@ def device_list(server: str, admin_key: str | None, data_dir: Path, as_json: boo
 
     Reads are open unless the server has a read key; the admin key, when known, is sent too.
     """
-    key = admin_key or _stored_key(data_dir)
+    key = admin_key or stored_admin_key(data_dir)
     out = _call(server, "GET", "/api/devices", key)
     if as_json:
         import json

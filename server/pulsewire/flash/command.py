@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from pulsewire.cliopts import data_dir_option, key_option, stored_admin_key
 from pulsewire.flash.plan import CHIPS, DEFAULT_BAUD, SENSOR_EXAMPLES
 
 
@@ -35,20 +36,8 @@ from pulsewire.flash.plan import CHIPS, DEFAULT_BAUD, SENSOR_EXAMPLES
 @click.option("--token", default=None, help="Use this device token; nothing is registered on the server.")
 @click.option("--rotate-token", is_flag=True, help="If --device-id exists, give it a new token without asking.")
 @click.option("--yes", is_flag=True, help="Answer yes to questions (rotating the token of an existing id).")
-@click.option(
-    "--admin-key",
-    envvar="PULSEWIRE_ADMIN_KEY",
-    default=None,
-    help="Admin key, to register [env PULSEWIRE_ADMIN_KEY; default: read from <data-dir>/admin.key].",
-)
-@click.option(
-    "--data-dir",
-    envvar="PULSEWIRE_DATA_DIR",
-    type=click.Path(path_type=Path),
-    default=Path("data"),
-    show_default=True,
-    help="Where to find admin.key when --admin-key is not given.",
-)
+@key_option
+@data_dir_option
 @click.option("--wifi-ssid", default=None, help="Wi-Fi network the board joins (2.4 GHz).")
 @click.option(
     "--wifi-password",
@@ -159,9 +148,7 @@ def flash(
             default="",
             show_default=False,
         )
-    key_file = data_dir / "admin.key"
-    if admin_key is None and key_file.exists():
-        admin_key = key_file.read_text().strip() or None
+    admin_key = admin_key or stored_admin_key(data_dir) or None
     opts = Options(
         port=port,
         server=server,
