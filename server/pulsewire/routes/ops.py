@@ -1,4 +1,4 @@
-"""Liveness and Prometheus metrics."""
+"""Liveness, Prometheus metrics, and the admin-key check the dashboard uses before admin actions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from pulsewire.routes.deps import ServicesDep
+from pulsewire.routes.deps import AdminDep, ServicesDep
 
 router = APIRouter(tags=["operations"])
 
@@ -26,3 +26,12 @@ def healthz(services: ServicesDep) -> JSONResponse:
 @router.get("/metrics", summary="Prometheus text metrics", response_class=Response)
 def metrics(services: ServicesDep) -> Response:
     return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get(
+    "/api/admin/check",
+    dependencies=[AdminDep],
+    summary="Whether the admin key is right: 200 if so, 401 without a key, 403 with a wrong one",
+)
+def admin_check() -> dict[str, bool]:
+    return {"admin": True}

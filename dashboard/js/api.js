@@ -1,0 +1,66 @@
+// The HTTP API (docs/protocol.md section 3). Every failure becomes an ApiError whose message is
+// the server's own `detail`, ready to show.
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function detailText(detail) {
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail.map((e) => `${(e.loc || []).filter((p) => p !== "body").join(".")}: ${e.msg}`).join("; ");
+  }
+  return JSON.stringify(detail);
+}
+
+const enc = encodeURIComponent;
+
+// `keys.read()` and `keys.admin()` return the keys held in memory (or null); `keys.adminRefused`
+// hears when the server no longer takes the admin key (it was changed on the server).
+export function makeApi(keys) {
+  async function call(method, path, { body, admin = false, adminKey = null } = {}) {
+    const headers = {};
+    const key = adminKey || (admin ? keys.admin() : keys.read());
+    if (key) headers.Authorization = `Bearer ${key}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let resp;
+    try {
+      resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch {
+      throw new ApiError(0, "The server cannot be reached.");
+    }
+    const text = await resp.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = null;
+    }
+    if (!resp.ok) {
+      const why = data && data.detail !== undefined ? detailText(data.detail) : text || resp.statusText;
+      if (admin && (resp.status === 401 || resp.status === 403)) keys.adminRefused(why);
+      throw new ApiError(resp.status, why);
+    }
+    return data;
+  }
+
+  return {
+    devices: () => call("GET", "/api/devices"),
+    telemetry: (id, params) => call("GET", `/api/devices/${enc(id)}/telemetry?${params}`),
+    // A plain link (the browser streams it to disk); a read key can only travel in the query.
+    csvHref(id, params) {
+      const q = new URLSearchParams(params);
+      const key = keys.read();
+      if (key) q.set("key", key);
+      return `/api/devices/${enc(id)}/telemetry.csv?${q}`;
+    },
+    checkAdmin: (adminKey) => call("GET", "/api/admin/check", { adminKey }),
+    addDevice: (id, name) => call("POST", "/api/devices", { admin: true, body: name ? { id, name } : { id } }),
+    rotateToken: (id) => call("POST", `/api/devices/${enc(id)}/token`, { admin: true }),
+    removeDevice: (id, purge) => call("DELETE", `/api/devices/${enc(id)}?purge=${purge ? "true" : "false"}`, { admin: true }),
+    command: (id, name, args) => call("POST", `/api/devices/${enc(id)}/commands?wait=10`, { admin: true, body: { name, args } }),
+  };
+}

@@ -1,0 +1,222 @@
+// The page: wires the live channel, the HTTP API, the state and the two views together.
+
+import { makeAdmin } from "./admin.js";
+import { ApiError, makeApi } from "./api.js";
+import { mountDeviceView } from "./deviceview.js";
+import { frameScheduler } from "./frame.js";
+import { keepLive } from "./live.js";
+import { mountOverview } from "./overview.js";
+import {
+  SPARK_POINTS, SPARK_WINDOW, applyDeviceList, applyHistory, applySnapshot, applyStatus, applyTelemetry,
+  makeStore, newestTs, removeDevice,
+} from "./store.js";
+import { makeTheme } from "./theme.js";
+
+const DEVICE_LIST_REFRESH_MS = 30000;
+const REFILL_PARALLEL = 4;
+const ALL = "*";
+
+const $ = (id) => document.getElementById(id);
+
+// A read key may come in the address (?key=) for a wall display; otherwise it is asked for.
+let readKey = new URLSearchParams(location.search).get("key");
+let view = null;
+let live = null;
+let connected = false;
+let down = null;
+
+const theme = makeTheme();
+const store = makeStore();
+const api = makeApi({
+  read: () => readKey,
+  admin: () => admin.key(),
+  adminRefused: (why) => admin.lock(`Admin actions are off: ${why}`),
+});
+const admin = makeAdmin({
+  api,
+  onChange(message, addedId) {
+    $("admin-toggle").textContent = admin.active() ? "Lock admin" : "Admin";
+    $("admin-toggle").setAttribute("aria-pressed", String(admin.active()));
+    notify(message);
+    if (addedId) refreshDevices();
+    view?.adminChanged?.();
+  },
+});
+const mark = frameScheduler((keys) => view?.render(keys.includes(ALL) ? null : keys));
+const ctx = {
+  api, store, admin, theme, mark,
+  onRemoved(id) {
+    removeDevice(store, id);
+    location.hash = "#/";
+  },
+};
+
+function notify(message) {
+  const box = $("notice");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+// Connection indicator
+
+function showConnection() {
+  const conn = $("conn");
+  const text = $("conn-text");
+  if (connected) {
+    conn.dataset.state = "live";
+    text.textContent = "Live";
+    conn.title = "Connected to the live channel";
+  } else if (down) {
+    conn.dataset.state = "down";
+    const left = Math.max(0, Math.ceil((down.at - Date.now()) / 1000));
+    text.textContent = left ? `Reconnecting in ${left} s` : "Reconnecting…";
+    conn.title = `Live channel down: ${down.reason} (attempt ${down.attempt})`;
+  } else {
+    conn.dataset.state = "connecting";
+    text.textContent = "Connecting…";
+  }
+  $("conn-retry").hidden = connected || !down;
+}
+
+function liveUrl() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const query = readKey ? `?key=${encodeURIComponent(readKey)}` : "";
+  return `${scheme}://${location.host}/ws/live${query}`;
+}
+
+function startLive() {
+  let first = true;
+  live = keepLive({
+    url: liveUrl,
+    onOpen() {
+      connected = true;
+      down = null;
+      showConnection();
+    },
+    onDown({ reason, retryIn, attempt }) {
+      connected = false;
+      down = { reason, at: Date.now() + retryIn, attempt };
+      showConnection();
+    },
+    onMessage(msg) {
+      if (msg.type === "telemetry") {
+        mark(applyTelemetry(store, msg, Date.now()));
+        view?.onTelemetry?.(msg);
+      } else if (msg.type === "status") {
+        mark(applyStatus(store, msg));
+      } else if (msg.type === "snapshot") {
+        const known = new Map([...store.devices.values()].map((d) => [d.id, newestTs(d)]));
+        applySnapshot(store, msg);
+        mark(ALL);
+        refill(known);
+        if (!first) view?.onReconnect?.();
+        first = false;
+      } else if (msg.type === "error") {
+        console.warn(`live channel: ${msg.code}: ${msg.detail}`);
+      }
+    },
+  });
+}
+
+// Readings committed while the page was not listening (before it opened, or while the socket was
+// down) come from the HTTP API: for each device, everything after the newest reading already held.
+async function refill(known) {
+  const now = Date.now();
+  const jobs = [];
+  for (const d of store.devices.values()) {
+    const held = known.get(d.id);
+    const from = Math.max(now - SPARK_WINDOW, held === undefined || held === null ? -Infinity : held + 1);
+    const newest = newestTs(d);
+    if (newest === null || newest < from) continue;
+    const q = new URLSearchParams({ start: String(from), order: "desc", limit: String(SPARK_POINTS) });
+    jobs.push(async () => {
+      try {
+        if (applyHistory(store, d.id, await api.telemetry(d.id, q))) mark(d.id);
+      } catch (err) {
+        console.warn(`refilling ${d.id} failed: ${err.message}`);
+      }
+    });
+  }
+  const workers = Array.from({ length: REFILL_PARALLEL }, async () => {
+    while (jobs.length) await jobs.shift()();
+  });
+  await Promise.all(workers);
+}
+
+async function refreshDevices() {
+  try {
+    applyDeviceList(store, await api.devices());
+    mark(ALL);
+    return true;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      askReadKey(readKey ? "The server refused this read key." : "This server needs a read key to show its devices.");
+    } else {
+      notify(`Could not list the devices: ${err.message}`);
+    }
+    return false;
+  }
+}
+
+function askReadKey(message) {
+  const dialog = $("key-dialog");
+  dialog.querySelector(".error").textContent = message;
+  if (!dialog.open) dialog.showModal();
+}
+
+$("key-dialog").querySelector("form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  readKey = $("read-key").value.trim() || null;
+  $("read-key").value = "";
+  $("key-dialog").close();
+  if (await refreshDevices()) {
+    if (live) live.retry();
+    else startLive();
+  }
+});
+
+// Views
+
+function route() {
+  const [path, query] = (location.hash.slice(1) || "/").split("?");
+  view?.destroy();
+  const root = $("view");
+  const match = path.match(/^\/device\/(.+)$/);
+  if (match) {
+    view = mountDeviceView(root, ctx, decodeURIComponent(match[1]), new URLSearchParams(query || ""));
+  } else {
+    document.title = "Pulsewire";
+    view = mountOverview(root, ctx);
+  }
+  view.render(null);
+  window.scrollTo(0, 0);
+}
+
+// Wiring
+
+$("admin-toggle").addEventListener("click", () => (admin.active() ? admin.lock("Admin actions are locked.") : admin.openUnlock()));
+$("theme-toggle").addEventListener("click", () => {
+  theme.cycle();
+  showTheme();
+  mark(ALL);
+});
+function showTheme() {
+  $("theme-toggle").textContent = theme.icon();
+  $("theme-toggle").title = theme.label();
+  $("theme-toggle").setAttribute("aria-label", theme.label());
+}
+showTheme();
+$("conn-retry").addEventListener("click", () => live?.retry());
+$("notice").addEventListener("click", () => notify(""));
+window.addEventListener("hashchange", route);
+
+setInterval(() => {
+  showConnection();
+  if (view?.tick) view.tick();
+  else mark(ALL);
+}, 1000);
+setInterval(refreshDevices, DEVICE_LIST_REFRESH_MS);
+
+route();
+showConnection();
+if (await refreshDevices()) startLive();

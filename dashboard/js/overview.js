@@ -1,0 +1,130 @@
+// The overview: one card per device with its status, last contact, latest values and a sparkline
+// per metric. Cards are built once and then only their changed parts are touched.
+
+import { formatAgo, formatValue } from "./format.js";
+import { SPARK_WINDOW, sortedDevices, trimSparks } from "./store.js";
+import { describeSparkline, drawSparkline } from "./sparkline.js";
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export function mountOverview(root, ctx) {
+  root.replaceChildren();
+  const head = el("div", "overview-head");
+  const title = el("h1", "", "Devices");
+  const count = el("span", "muted count");
+  const add = el("button", "admin-only", "Add device");
+  add.type = "button";
+  add.addEventListener("click", () => ctx.admin.openAddDevice());
+  head.append(title, count, add);
+  const grid = el("div", "grid");
+  grid.setAttribute("aria-live", "off");
+  const empty = el("div", "empty");
+  empty.innerHTML =
+    "<p><strong>No devices yet.</strong></p>" +
+    "<p>Register one with <code>pulsewire device add ID</code> (or <em>Add device</em> with the admin key), " +
+    "flash it with <code>pulsewire flash</code>, or start simulated ones with <code>pulsewire serve --simulate 3</code>.</p>";
+  root.append(head, empty, grid);
+
+  const cards = new Map();
+
+  function card(d) {
+    let c = cards.get(d.id);
+    if (c) return c;
+    const a = el("a", "card");
+    a.href = `#/device/${encodeURIComponent(d.id)}`;
+    a.dataset.device = d.id;
+    const top = el("div", "card-top");
+    const dot = el("span", "dot");
+    const name = el("h2", "name");
+    const status = el("span", "status");
+    top.append(dot, name, status);
+    const seen = el("p", "seen muted");
+    const list = el("ul", "metrics");
+    a.append(top, seen, list);
+    c = { a, name, status, seen, list, rows: new Map() };
+    cards.set(d.id, c);
+    return c;
+  }
+
+  function row(c, metric) {
+    let r = c.rows.get(metric);
+    if (r) return r;
+    const li = el("li");
+    li.dataset.metric = metric;
+    const name = el("span", "metric", metric);
+    const value = el("span", "value");
+    const canvas = el("canvas", "spark");
+    canvas.setAttribute("role", "img");
+    li.append(name, value, canvas);
+    r = { li, value, canvas };
+    c.rows.set(metric, r);
+    const order = [...c.rows.keys()].sort();
+    c.list.replaceChildren(...order.map((m) => c.rows.get(m).li));
+    return r;
+  }
+
+  function drawCard(d, now, color) {
+    const c = card(d);
+    c.name.textContent = d.name;
+    c.a.classList.toggle("offline", !d.online);
+    c.status.textContent = d.online ? "online" : "offline";
+    c.seen.textContent = `last seen ${formatAgo(d.lastSeen, now)}`;
+    c.seen.title = d.lastSeen ? new Date(d.lastSeen).toLocaleString() : "";
+    trimSparks(d, now);
+    for (const [metric, point] of Object.entries(d.latest)) {
+      const r = row(c, metric);
+      r.value.textContent = formatValue(metric, point.value);
+      r.value.title = new Date(point.ts).toLocaleString();
+      const s = d.spark.get(metric);
+      if (s) {
+        // A device seen for a minute fills the width with that minute, not a sliver of ten.
+        drawSparkline(r.canvas, s, Math.max(now - SPARK_WINDOW, s.ts.length ? s.ts[0] : now), now, color);
+        r.canvas.setAttribute("aria-label", describeSparkline(metric, s));
+      }
+    }
+  }
+
+  function layout() {
+    const devices = sortedDevices(ctx.store);
+    for (const id of [...cards.keys()]) {
+      if (!ctx.store.devices.has(id)) {
+        cards.get(id).a.remove();
+        cards.delete(id);
+      }
+    }
+    const nodes = devices.map((d) => card(d).a);
+    const current = [...grid.children];
+    if (nodes.length !== current.length || nodes.some((n, i) => n !== current[i])) grid.replaceChildren(...nodes);
+    empty.hidden = devices.length > 0;
+  }
+
+  function counts() {
+    let online = 0;
+    for (const d of ctx.store.devices.values()) if (d.online) online += 1;
+    const total = ctx.store.devices.size;
+    count.textContent = total ? `${online} of ${total} online` : "";
+  }
+
+  return {
+    // `ids`: devices that changed since the last frame; null: everything.
+    render(ids) {
+      const now = Date.now();
+      const color = ctx.theme.color("--accent");
+      const known = ids === null || ids.some((id) => !cards.has(id));
+      if (known || ids.some((id) => !ctx.store.devices.has(id))) layout();
+      const todo = ids === null ? [...ctx.store.devices.keys()] : ids;
+      for (const id of todo) {
+        const d = ctx.store.devices.get(id);
+        if (d) drawCard(d, now, color);
+      }
+      if (ids === null) layout();
+      counts();
+    },
+    destroy() {},
+  };
+}

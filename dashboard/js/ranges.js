@@ -1,0 +1,83 @@
+// Which query draws a time range: raw readings for short spans, per-bucket aggregates computed in
+// the database for long ones, so a week of 1 Hz data arrives as about a thousand points. Pure.
+
+export const SECOND = 1000;
+export const MINUTE = 60 * SECOND;
+export const HOUR = 60 * MINUTE;
+export const DAY = 24 * HOUR;
+
+export const RANGES = [
+  { id: "5m", label: "5 min", span: 5 * MINUTE },
+  { id: "1h", label: "1 h", span: HOUR },
+  { id: "24h", label: "24 h", span: DAY },
+  { id: "7d", label: "7 d", span: 7 * DAY },
+];
+export const DEFAULT_RANGE = "1h";
+
+// Raw readings are drawn up to this many per metric; a span holding more is drawn from buckets.
+export const RAW_LIMIT = 5000;
+// Spans longer than this are always drawn from buckets.
+export const RAW_SPAN = HOUR;
+// About this many buckets across the chart: more than a phone has pixels, fewer than a 4K screen.
+export const TARGET_POINTS = 1000;
+
+const NICE = [
+  SECOND, 2 * SECOND, 5 * SECOND, 10 * SECOND, 15 * SECOND, 30 * SECOND,
+  MINUTE, 2 * MINUTE, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE,
+  HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY,
+];
+
+// The smallest round bucket width that keeps `span` within TARGET_POINTS buckets.
+export function bucketFor(span) {
+  const want = span / TARGET_POINTS;
+  for (const width of NICE) if (width >= want) return width;
+  return Math.ceil(want / DAY) * DAY;
+}
+
+export function rangeById(id) {
+  return RANGES.find((r) => r.id === id) ?? null;
+}
+
+// A plan: the window [start, end], whether it slides with the clock, and how to query it.
+// `forceBuckets` is set after a raw query came back full (more readings than RAW_LIMIT).
+export function plan(range, now, forceBuckets = false) {
+  const sliding = range.end === undefined;
+  const end = sliding ? now : range.end;
+  const start = sliding ? now - range.span : range.start;
+  const span = end - start;
+  if (span <= RAW_SPAN && !forceBuckets) {
+    return { start, end, span, sliding, interval: null, limit: RAW_LIMIT };
+  }
+  const interval = bucketFor(span);
+  // Bucket starts are aligned to the epoch, so the window may touch one more bucket than span/width.
+  const limit = Math.ceil(span / interval) + 2;
+  return { start, end, span, sliding, interval, limit };
+}
+
+// The HTTP API's query string for a plan (telemetry and telemetry.csv take the same).
+export function queryParams(p, keys = null) {
+  const q = new URLSearchParams({ start: String(p.start), end: String(p.end), limit: String(p.limit), order: "asc" });
+  if (p.interval) {
+    q.set("interval", String(p.interval));
+    q.set("agg", "avg");
+  }
+  if (keys && keys.length) q.set("keys", keys.join(","));
+  return q;
+}
+
+// A custom range from two <input type="datetime-local"> values (local time). Throws with a message
+// a person can act on.
+export function customRange(startText, endText, now) {
+  const start = Date.parse(startText);
+  const end = endText ? Date.parse(endText) : now;
+  if (!startText || Number.isNaN(start)) throw new Error("Pick a start date and time.");
+  if (Number.isNaN(end)) throw new Error("The end is not a date and time.");
+  if (start >= end) throw new Error("The start must be before the end.");
+  return { id: "custom", label: "custom", start, end, span: end - start };
+}
+
+// Whether a raw answer was cut at the limit (so buckets should draw it instead).
+export function truncated(p, answer) {
+  if (p.interval) return false;
+  return Object.values(answer).some((points) => points.length >= p.limit);
+}
