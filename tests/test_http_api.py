@@ -52,6 +52,16 @@ def test_device_lifecycle_and_admin_auth(server: Server) -> None:
     assert "lifecycle-1" not in {d["id"] for d in httpx.get(url).json()}
 
 
+def test_admin_check_tells_a_right_key_from_a_wrong_one(server: Server) -> None:
+    url = server.base + "/api/admin/check"
+    missing = httpx.get(url)
+    assert missing.status_code == 401 and "admin key required" in missing.json()["detail"]
+    wrong = httpx.get(url, headers={"Authorization": "Bearer pwa_wrong"})
+    assert wrong.status_code == 403 and wrong.json() == {"detail": "wrong admin key"}
+    right = httpx.get(url, headers=server.admin())
+    assert right.status_code == 200 and right.json() == {"admin": True}
+
+
 @pytest.mark.parametrize(
     "body, fragment",
     [

@@ -11,9 +11,15 @@ const BY_SUFFIX = {
   hpa: "hPa", pa: "Pa", ppm: "ppm", lx: "lx", dbm: "dBm", s: "s", ms: "ms", b: "B", bytes: "B",
 };
 
+const NAMES_LONGEST_FIRST = Object.keys(BY_NAME).sort((a, b) => b.length - a.length);
+
 export function unitFor(metric) {
   const name = metric.toLowerCase();
   if (name in BY_NAME) return BY_NAME[name];
+  // "esp.heap_free", "board_heap_free", "node-7.battery": a known name after a prefix.
+  for (const known of NAMES_LONGEST_FIRST) {
+    if (name.endsWith(known) && "._-".includes(name[name.length - known.length - 1])) return BY_NAME[known];
+  }
   const words = name.split(/[._-]/);
   const last = words[words.length - 1];
   if (words.length > 1 && last in BY_SUFFIX) return BY_SUFFIX[last];
@@ -37,7 +43,8 @@ export function formatNumber(value, locale = undefined) {
   if (typeof value !== "number" || !Number.isFinite(value)) return "–";
   const a = Math.abs(value);
   const digits = a >= 1000 ? 0 : a >= 100 ? 1 : a >= 10 ? 2 : 3;
-  return formatter(locale, digits).format(value);
+  // A value that rounds to zero is shown as 0, not "-0".
+  return formatter(locale, digits).format(a < 0.5 * 10 ** -digits ? 0 : value);
 }
 
 const BYTE_STEPS = [[1 << 30, "GB"], [1 << 20, "MB"], [1 << 10, "KB"]];
@@ -47,7 +54,8 @@ export function formatValue(metric, value, locale = undefined) {
   const unit = unitFor(metric);
   if (unit === "B" && typeof value === "number" && Number.isFinite(value)) {
     for (const [size, name] of BYTE_STEPS) {
-      if (Math.abs(value) >= size) return `${formatNumber(value / size, locale)} ${name}`;
+      // Chosen after rounding, so 1,048,575 bytes read "1 MB", not "1,024 KB".
+      if (Math.abs(value) / size >= 0.9995) return `${formatNumber(value / size, locale)} ${name}`;
     }
   }
   const text = formatNumber(value, locale);

@@ -164,6 +164,8 @@ function askReadKey(message) {
   if (!dialog.open) dialog.showModal();
 }
 
+// Without the key there is nothing to show: the dialog stays until one is given.
+$("key-dialog").addEventListener("cancel", (event) => event.preventDefault());
 $("key-dialog").querySelector("form").addEventListener("submit", async (event) => {
   event.preventDefault();
   readKey = $("read-key").value.trim() || null;
