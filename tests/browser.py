@@ -98,6 +98,13 @@ class Device:
             answer = self._recv()
             assert answer == {"type": "ack", "seq": self.seq}, answer
 
+    def answer_command(self, ok: bool = True) -> dict[str, Any]:
+        """Wait for a command from the server, answer it, and return it."""
+        command = self._recv()
+        assert command["type"] == "command", command
+        self.ws.send(orjson.dumps({"type": "result", "id": command["id"], "ok": ok}).decode())
+        return command
+
     def reading(self, **values: float | bool) -> None:
         self.send([{"ts": now_ms(), "values": values}])
 

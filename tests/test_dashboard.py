@@ -40,6 +40,18 @@ ACCENT = (37, 99, 235)
 OpenPage = Callable[..., tuple[Page, ConsoleLog]]
 
 
+class _AnyId(str):
+    """Equal to any non-empty string: command ids are the server's to choose."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and bool(other)
+
+    __hash__ = str.__hash__
+
+
+ANY_ID = _AnyId()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Server:
     return start_server(tmp_path_factory.mktemp("dashboard"), "sqlite", request)
@@ -348,7 +360,7 @@ def test_phone_width_and_dark_theme(
             for i in range(60)
         ]
     )
-    page, _ = open_page(server.base + "/", viewport={"width": 390, "height": 844}, color_scheme="dark", is_mobile=True)
+    page, _ = open_page(server.base + "/", viewport={"width": 320, "height": 700}, color_scheme="dark", is_mobile=True)
     live(page)
     expect(card(page, device_id).locator('[data-metric="pressure"] .value')).to_have_text("1,013 hPa")
     expect(card(page, device_id).locator('[data-metric="battery_v"] .value')).to_have_text("3.912 V")
@@ -406,7 +418,7 @@ def test_admin_actions_need_the_key_and_never_keep_it_in_sight(server: Server, o
     expect(page.locator("#token-dialog")).to_be_visible()
     token = page.locator("#token-value").input_value()
     assert token
-    Device(server, token).close()
+    board = Device(server, token)
     page.locator("#token-dialog button.primary").click()
     expect(page.locator("#token-value")).to_have_value("")
     expect(card(page, "dash-added").locator(".name")).to_have_text("Added by the dashboard")
@@ -422,8 +434,23 @@ def test_admin_actions_need_the_key_and_never_keep_it_in_sight(server: Server, o
     assert server.admin_key not in in_sight()
     assert token not in in_sight()
 
-    # Rotate: a new token is shown, the old one is refused at once.
+    # Commands reach the connected device, and its answer is shown.
     card(page, "dash-added").click()
+    expect(page.locator(".device-admin")).to_be_visible()
+    page.locator('.device-admin input[name="interval"]').fill("2.5")
+    page.locator(".device-admin button", has_text="Set sampling interval").click()
+    assert board.answer_command() == {"type": "command", "id": ANY_ID, "name": "set_interval", "args": {"ms": 2500}}
+    expect(page.locator(".action-status")).to_have_text("Interval set.")
+    page.locator(".device-admin button", has_text="Reboot").click()
+    page.locator("#confirm-dialog button.primary").click()
+    assert board.answer_command(ok=False)["name"] == "reboot"
+    expect(page.locator(".action-status")).to_have_text("The device refused: no reason given")
+    page.locator('.device-admin input[name="interval"]').fill("0")
+    page.locator(".device-admin button", has_text="Set sampling interval").click()
+    expect(page.locator(".action-status")).to_have_text("Give the sampling interval in seconds, for example 5.")
+    board.close()
+
+    # Rotate: a new token is shown, the old one is refused at once.
     page.locator(".device-admin button", has_text="Rotate token").click()
     page.locator("#confirm-dialog button.primary").click()
     expect(page.locator("#token-dialog")).to_be_visible()

@@ -19,10 +19,11 @@ export function drawSparkline(canvas, series, t0, t1, color) {
   const { min, max } = stats(series);
   if (min === null) return;
   const pad = 2 * ratio;
-  const spanY = max - min || 1;
+  const spanY = max - min;
   const spanT = t1 - t0 || 1;
   const x = (t) => ((t - t0) / spanT) * (w - 2 * pad) + pad;
-  const y = (v) => h - pad - ((v - min) / spanY) * (h - 2 * pad);
+  // A flat line is drawn across the middle, not along the bottom edge.
+  const y = max === min ? () => h / 2 : (v) => h - pad - ((v - min) / spanY) * (h - 2 * pad);
   ctx.strokeStyle = color;
   ctx.lineWidth = 1.5 * ratio;
   ctx.lineJoin = "round";
