@@ -448,8 +448,9 @@ export function mountDeviceView(root, ctx, deviceId, query) {
 
   return {
     render(ids) {
-      if (ids === null || ids.includes(deviceId)) renderHead();
-      if (ids === null || ids.includes(deviceId)) render();
+      if (ids !== null && !ids.includes(deviceId)) return;
+      renderHead();
+      render();
     },
     // Every second: the window slides, "last seen" ages, and long ranges refresh their newest buckets.
     tick() {

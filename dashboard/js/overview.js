@@ -115,14 +115,12 @@ export function mountOverview(root, ctx) {
     render(ids) {
       const now = Date.now();
       const color = ctx.theme.color("--accent");
-      const known = ids === null || ids.some((id) => !cards.has(id));
-      if (known || ids.some((id) => !ctx.store.devices.has(id))) layout();
-      const todo = ids === null ? [...ctx.store.devices.keys()] : ids;
-      for (const id of todo) {
+      const joinedOrLeft = ids === null || ids.some((id) => !cards.has(id) || !ctx.store.devices.has(id));
+      if (joinedOrLeft) layout();
+      for (const id of ids === null ? ctx.store.devices.keys() : ids) {
         const d = ctx.store.devices.get(id);
         if (d) drawCard(d, now, color);
       }
-      if (ids === null) layout();
       counts();
     },
     destroy() {},
