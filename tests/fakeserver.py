@@ -132,9 +132,7 @@ class FakeServer:
                 await writer.drain()
                 writer.close()
                 return
-            fields = dict(
-                line.split(": ", 1) for line in head.decode().split("\r\n")[1:] if ": " in line
-            )
+            fields = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:] if ": " in line)
             accept = base64.b64encode(hashlib.sha1(fields["Sec-WebSocket-Key"].encode() + GUID).digest())
             writer.write(
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -1,11 +1,12 @@
-"""Smoke test of bench/ingest.py: the benchmark runs end to end and reports figures.
+"""Smoke tests of bench/ingest.py and bench/dashboard.py: each benchmark runs end to end and reports figures.
 
-It checks that the benchmark works, never how fast the server is: speed is for a person reading
-the benchmark's table, not for an assertion on a shared CI machine.
+They check that the benchmarks work, never how fast the server or the page is: speed is for a person
+reading the benchmark's table, not for an assertion on a shared CI machine.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -16,8 +17,11 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "ingest.py"
+DASHBOARD_BENCH = BENCH.with_name("dashboard.py")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 NO_NODE = shutil.which("node") is None
+# The dashboard benchmark drives Debian's Chromium through the playwright package (no `playwright install`).
+NO_BROWSER = not Path("/usr/bin/chromium").exists() or importlib.util.find_spec("playwright") is None
 
 
 @pytest.mark.skipif(NO_NODE and not IN_CI, reason="node is not on PATH: the benchmark's load generator needs Node.js")
@@ -38,3 +42,36 @@ def test_benchmark_runs_and_reports_figures() -> None:
     for figure in ("live_p50_ms", "live_p99_ms"):
         assert isinstance(latency[figure], (int, float)) and not isinstance(latency[figure], bool), latency
     assert isinstance(throughput["server_peak_rss_mb"], (int, float)) and throughput["server_peak_rss_mb"] > 0
+
+
+@pytest.mark.skipif(
+    NO_BROWSER and not IN_CI,
+    reason="needs /usr/bin/chromium (apt-get install -y chromium) and the playwright package",
+)
+@pytest.mark.timeout(300)
+def test_dashboard_benchmark_runs_and_reports_figures() -> None:
+    command = [
+        sys.executable,
+        str(DASHBOARD_BENCH),
+        *("--devices", "3", "--rate", "200", "--values", "2", "--warmup", "1", "--seconds", "2.5", "--json"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, f"benchmark failed (exit {done.returncode}):\n{done.stderr[-4000:]}"
+    report = json.loads(done.stdout)
+    assert report["machine"]["chromium"] and report["config"]["rate"] == 200
+    assert "frames/s" in done.stderr and "long tasks" in done.stderr, done.stderr[-4000:]
+
+    scenarios = {s["name"]: s for s in report["scenarios"]}
+    assert set(scenarios) == {"overview", "device"}, report["scenarios"]
+    for name, s in scenarios.items():
+        assert s["ok"], f"{name}: {s['failure']}"
+        assert s["page_errors"] == [], s["page_errors"]
+        assert s["acked"] > 0 and s["acked_per_s"] > 0, s
+        assert s["frames"] > 0 and 0 < s["fps"] <= 250, s
+        assert 0 < s["frame_p50_ms"] <= s["frame_p95_ms"] <= s["frame_p99_ms"] <= s["frame_max_ms"], s
+        assert s["longtasks"] >= 0 and s["longtask_total_ms"] >= 0, s
+        assert s["readings_received"] > 0 and s["live_messages"] > 0, s
+        assert s["live_sockets_opened"] >= 1, s
+        assert s["page_updated"] is True, s["updated_detail"]
+        assert s["heap_after_gc_mb_start"] > 0 and s["heap_after_gc_mb_end"] > 0, s
+        assert s["main_thread_busy_pct"] is not None and s["main_thread_busy_pct"] >= 0, s

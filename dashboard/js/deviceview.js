@@ -6,8 +6,8 @@ import { formatAgo, formatCount, formatDuration, formatValue } from "./format.js
 import { DEFAULT_RANGE, RANGES, customRange, plan, queryParams, rangeById, truncated } from "./ranges.js";
 import { clear, insert, makeSeries, plotValue, trimBefore } from "./series.js";
 
-// Live readings kept per metric beyond what the range loaded (older ones slide out of the window).
-const LIVE_POINTS = 10000;
+// Points kept per metric for a raw range; at high rates the newest are kept and the view says so.
+const LIVE_POINTS = 20000;
 // Long ranges are drawn from buckets; their newest buckets are fetched again at most this often.
 const TAIL_REFRESH_MS = 5000;
 const CHART_HEIGHT = 200;
@@ -82,7 +82,11 @@ export function mountDeviceView(root, ctx, deviceId, query) {
   csv.setAttribute("download", "");
   // The link is built when clicked, so a sliding range downloads the window on screen at that moment.
   csv.addEventListener("click", () => {
-    if (current) csv.href = api.csvHref(deviceId, queryParams(windowPlan()));
+    if (!current) return;
+    const shown = { ...windowPlan() };
+    // Live readings may have grown a raw range past the limit it was loaded with.
+    if (!shown.interval) shown.limit = Math.max(shown.limit, ...[...series.values()].map((s) => s.ts.length));
+    csv.href = api.csvHref(deviceId, queryParams(shown));
   });
   toolbar.append(picker, pauseButton, csv);
 
@@ -271,7 +275,10 @@ export function mountDeviceView(root, ctx, deviceId, query) {
       ? `${formatCount(total)} points, ${formatDuration(current.interval)} averages computed by the server`
       : `${formatCount(total)} readings`;
     const live = !current.sliding ? "fixed range" : paused ? "paused" : "live";
-    info.textContent = series.size ? `${what} · ${live}` : "No readings stored for this device yet.";
+    const full = !current.interval && [...series.values()].some((s) => s.ts.length >= s.capacity);
+    const cap = full ? ` · the newest ${formatCount(LIVE_POINTS)} per chart (pick a longer range for all of it)` : "";
+    const text = series.size ? `${what}${cap} · ${live}` : "No readings stored for this device yet.";
+    if (info.textContent !== text) info.textContent = text;
   }
 
   // Charts

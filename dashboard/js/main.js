@@ -7,7 +7,7 @@ import { frameScheduler } from "./frame.js";
 import { keepLive } from "./live.js";
 import { mountOverview } from "./overview.js";
 import {
-  SPARK_POINTS, SPARK_WINDOW, applyDeviceList, applyHistory, applySnapshot, applyStatus, applyTelemetry,
+  SPARK_BUCKET, SPARK_POINTS, SPARK_WINDOW, applyDeviceList, applyHistory, applySnapshot, applyStatus, applyTelemetry,
   makeStore, newestTs, removeDevice,
 } from "./store.js";
 import { makeTheme } from "./theme.js";
@@ -128,10 +128,13 @@ async function refill(known) {
     const from = Math.max(now - SPARK_WINDOW, held === undefined || held === null ? -Infinity : held + 1);
     const newest = newestTs(d);
     if (newest === null || newest < from) continue;
-    const q = new URLSearchParams({ start: String(from), order: "desc", limit: String(SPARK_POINTS) });
+    // Averages per sparkline bucket, computed by the server: the whole gap in one small answer.
+    const q = new URLSearchParams({
+      start: String(from), interval: String(SPARK_BUCKET), agg: "avg", order: "desc", limit: String(SPARK_POINTS),
+    });
     jobs.push(async () => {
       try {
-        if (applyHistory(store, d.id, await api.telemetry(d.id, q))) mark(d.id);
+        if (applyHistory(store, d.id, await api.telemetry(d.id, q), true)) mark(d.id);
       } catch (err) {
         console.warn(`refilling ${d.id} failed: ${err.message}`);
       }

@@ -5,6 +5,14 @@ import { formatAgo, formatValue } from "./format.js";
 import { SPARK_WINDOW, sortedDevices, trimSparks } from "./store.js";
 import { describeSparkline, drawSparkline } from "./sparkline.js";
 
+// Sparklines are redrawn at most this often per card (the values beside them, every frame).
+const SPARK_REDRAW_MS = 250;
+
+// Writing the same text again still costs a layout; only changes are written.
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -46,7 +54,7 @@ export function mountOverview(root, ctx) {
     const seen = el("p", "seen muted");
     const list = el("ul", "metrics");
     a.append(top, seen, list);
-    c = { a, name, status, seen, list, rows: new Map() };
+    c = { a, name, status, seen, list, rows: new Map(), drawnAt: -Infinity };
     cards.set(d.id, c);
     return c;
   }
@@ -70,22 +78,27 @@ export function mountOverview(root, ctx) {
 
   function drawCard(d, now, color) {
     const c = card(d);
-    c.name.textContent = d.name;
+    setText(c.name, d.name);
     c.a.classList.toggle("offline", !d.online);
-    c.status.textContent = d.online ? "online" : "offline";
-    c.seen.textContent = `last seen ${formatAgo(d.lastSeen, now)}`;
-    c.seen.title = d.lastSeen ? new Date(d.lastSeen).toLocaleString() : "";
-    trimSparks(d, now);
+    setText(c.status, d.online ? "online" : "offline");
+    setText(c.seen, `last seen ${formatAgo(d.lastSeen, now)}`);
+    // Values change every frame at high rates; the sparklines, drawn over ten minutes, need not.
+    const slow = now - c.drawnAt >= SPARK_REDRAW_MS;
+    if (slow) {
+      c.drawnAt = now;
+      c.seen.title = d.lastSeen ? new Date(d.lastSeen).toLocaleString() : "";
+      trimSparks(d, now);
+    }
     for (const [metric, point] of Object.entries(d.latest)) {
       const r = row(c, metric);
-      r.value.textContent = formatValue(metric, point.value);
-      r.value.title = new Date(point.ts).toLocaleString();
+      setText(r.value, formatValue(metric, point.value));
       const s = d.spark.get(metric);
-      if (s) {
-        // A device seen for a minute fills the width with that minute, not a sliver of ten.
-        drawSparkline(r.canvas, s, Math.max(now - SPARK_WINDOW, s.ts.length ? s.ts[0] : now), now, color);
-        r.canvas.setAttribute("aria-label", describeSparkline(metric, s));
-      }
+      if (!slow || !s) continue;
+      r.value.title = new Date(point.ts).toLocaleString();
+      // A device seen for a minute fills the width with that minute, not a sliver of ten.
+      drawSparkline(r.canvas, s, Math.max(now - SPARK_WINDOW, s.ts.length ? s.ts[0] : now), now, color);
+      const label = describeSparkline(metric, s);
+      if (r.canvas.getAttribute("aria-label") !== label) r.canvas.setAttribute("aria-label", label);
     }
   }
 

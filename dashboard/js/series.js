@@ -17,13 +17,7 @@ export function insert(s, ts, value) {
     s.ts.push(ts);
     s.values.push(value);
   } else {
-    let lo = 0;
-    let hi = n;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (s.ts[mid] < ts) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = lowerBound(s, ts);
     if (s.ts[lo] === ts) {
       s.values[lo] = value;
       return;
@@ -32,6 +26,46 @@ export function insert(s, ts, value) {
     s.values.splice(lo, 0, value);
   }
   if (s.ts.length > slack(s)) dropFirst(s, s.ts.length - s.capacity);
+}
+
+// One point per bucket of `width` ms: the newest reading in it. A sparkline 84 px wide needs no
+// more, whatever the rate, so its window holds a fixed number of points.
+export function insertLatestPerBucket(s, ts, value, width) {
+  const n = s.ts.length;
+  const bucket = Math.floor(ts / width);
+  if (n && Math.floor(s.ts[n - 1] / width) === bucket) {
+    if (ts >= s.ts[n - 1]) {
+      s.ts[n - 1] = ts;
+      s.values[n - 1] = value;
+    }
+    return;
+  }
+  if (n === 0 || ts > s.ts[n - 1]) {
+    insert(s, ts, value);
+    return;
+  }
+  const at = lowerBound(s, ts);
+  if (at < n && Math.floor(s.ts[at] / width) === bucket) {
+    if (s.ts[at] === ts) s.values[at] = value; // a newer reading of the bucket is already there
+    return;
+  }
+  if (at > 0 && Math.floor(s.ts[at - 1] / width) === bucket) {
+    s.ts[at - 1] = ts;
+    s.values[at - 1] = value;
+    return;
+  }
+  insert(s, ts, value);
+}
+
+function lowerBound(s, ts) {
+  let lo = 0;
+  let hi = s.ts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (s.ts[mid] < ts) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function dropFirst(s, count) {

@@ -3,13 +3,14 @@
 import { formatValue } from "./format.js";
 import { stats } from "./series.js";
 
+// The canvas's CSS size is fixed (app.css, .spark): reading it back would force a layout per card.
+export const SPARK_CSS_WIDTH = 84;
+export const SPARK_CSS_HEIGHT = 24;
+
 export function drawSparkline(canvas, series, t0, t1, color) {
   const ratio = window.devicePixelRatio || 1;
-  const width = canvas.clientWidth;
-  const height = canvas.clientHeight;
-  if (!width || !height) return;
-  const w = Math.round(width * ratio);
-  const h = Math.round(height * ratio);
+  const w = Math.round(SPARK_CSS_WIDTH * ratio);
+  const h = Math.round(SPARK_CSS_HEIGHT * ratio);
   if (canvas.width !== w || canvas.height !== h) {
     canvas.width = w;
     canvas.height = h;
@@ -53,7 +54,7 @@ export function drawSparkline(canvas, series, t0, t1, color) {
 // What the sparkline shows, for screen readers (and for anyone checking what is drawn).
 export function describeSparkline(metric, series) {
   const { count, min, max } = stats(series);
-  if (!count) return `${metric}: no readings in the last 10 minutes`;
+  if (!count) return `${metric}, last 10 minutes: no readings`;
   const range = min === max ? formatValue(metric, min) : `${formatValue(metric, min)} to ${formatValue(metric, max)}`;
-  return `${metric}: ${count} readings in the last 10 minutes, ${range}`;
+  return `${metric}, last 10 minutes: ${count} points, ${range}`;
 }

@@ -1,10 +1,12 @@
 // What the page knows about every device, fed by the live channel and the HTTP API. Pure: each
 // apply* function changes the state and says which device changed; drawing happens elsewhere.
 
-import { insert, makeSeries, plotValue, trimBefore } from "./series.js";
+import { insertLatestPerBucket, makeSeries, plotValue, trimBefore } from "./series.js";
 
 export const SPARK_WINDOW = 10 * 60 * 1000;
-export const SPARK_POINTS = 600;
+// Sparklines keep the newest reading per 5 s: 120 points for the window, at any reading rate.
+export const SPARK_BUCKET = 5000;
+export const SPARK_POINTS = SPARK_WINDOW / SPARK_BUCKET + 8;
 
 export function makeStore() {
   return { devices: new Map() };
@@ -44,7 +46,7 @@ export function applySnapshot(store, msg) {
     d.lastSeen = item.last_seen ?? null;
     for (const [metric, point] of Object.entries(item.latest || {})) {
       setLatest(d, metric, point.ts, point.value);
-      insert(spark(d, metric), point.ts, plotValue(point.value));
+      insertLatestPerBucket(spark(d, metric), point.ts, plotValue(point.value), SPARK_BUCKET);
     }
   }
   for (const id of [...store.devices.keys()]) if (!seen.has(id)) store.devices.delete(id);
@@ -57,7 +59,7 @@ export function applyTelemetry(store, msg, now) {
   for (const reading of msg.data) {
     for (const [metric, value] of Object.entries(reading.values)) {
       setLatest(d, metric, reading.ts, value);
-      insert(spark(d, metric), reading.ts, plotValue(value));
+      insertLatestPerBucket(spark(d, metric), reading.ts, plotValue(value), SPARK_BUCKET);
     }
   }
   d.online = true;
@@ -92,16 +94,17 @@ export function removeDevice(store, id) {
   store.devices.delete(id);
 }
 
-// GET /api/devices/{id}/telemetry: readings the live channel did not bring (before the page
-// opened, or while its socket was down).
-export function applyHistory(store, id, answer) {
+// GET /api/devices/{id}/telemetry: what the live channel did not bring (before the page opened, or
+// while its socket was down). Bucket averages (`aggregated`) draw the sparkline but are not a
+// device's latest value.
+export function applyHistory(store, id, answer, aggregated = false) {
   const d = store.devices.get(id);
   if (!d) return null;
   for (const [metric, points] of Object.entries(answer)) {
     const s = spark(d, metric);
     for (const p of points) {
-      insert(s, p.ts, plotValue(p.value));
-      setLatest(d, metric, p.ts, p.value);
+      insertLatestPerBucket(s, p.ts, plotValue(p.value), SPARK_BUCKET);
+      if (!aggregated) setLatest(d, metric, p.ts, p.value);
     }
   }
   return id;

@@ -13,12 +13,14 @@ import {
   newestTs,
   removeDevice,
   sortedDevices,
+  SPARK_BUCKET,
   SPARK_POINTS,
   SPARK_WINDOW,
   trimSparks,
 } from "../../dashboard/js/store.js";
 
-const T = 1_763_700_000_000;
+const T = 1_763_700_000_000; // a multiple of SPARK_BUCKET: T starts a bucket
+const B = SPARK_BUCKET;
 
 function snapshot(...devices) {
   return { type: "snapshot", devices };
@@ -28,9 +30,12 @@ function telemetry(device, ...data) {
   return { type: "telemetry", device, data };
 }
 
-test("constants: a ten-minute sparkline of at most 600 points", () => {
+test("constants: a ten-minute sparkline, one point per 5 s bucket, at most 128 points", () => {
   assert.equal(SPARK_WINDOW, 10 * 60 * 1000);
-  assert.equal(SPARK_POINTS, 600);
+  assert.equal(SPARK_BUCKET, 5000);
+  assert.equal(SPARK_POINTS, SPARK_WINDOW / SPARK_BUCKET + 8);
+  assert.equal(SPARK_POINTS, 128);
+  assert.equal(T % SPARK_BUCKET, 0);
 });
 
 test("makeStore: no devices", () => {
@@ -110,10 +115,18 @@ test("applySnapshot: a later snapshot drops devices it no longer lists and keeps
 
 test("applySnapshot: an older latest value does not replace a newer one", () => {
   const store = makeStore();
-  applyTelemetry(store, telemetry("a", { ts: T + 1000, values: { temperature: 23 } }), T + 1100);
+  applyTelemetry(store, telemetry("a", { ts: T + B, values: { temperature: 23 } }), T + B + 100);
   applySnapshot(store, snapshot({ id: "a", online: true, last_seen: T, latest: { temperature: { ts: T, value: 21 } } }));
-  assert.deepEqual(store.devices.get("a").latest.temperature, { ts: T + 1000, value: 23 });
-  assert.deepEqual(store.devices.get("a").spark.get("temperature").ts, [T, T + 1000]);
+  const d = store.devices.get("a");
+  assert.deepEqual(d.latest.temperature, { ts: T + B, value: 23 });
+  assert.deepEqual(d.spark.get("temperature").ts, [T, T + B], "an earlier bucket gets its point");
+  // An older reading replaces an even older one in its bucket, but not a newer one.
+  applySnapshot(store, snapshot({ id: "a", online: true, last_seen: T, latest: { temperature: { ts: T + B - 1, value: 22 } } }));
+  applyTelemetry(store, telemetry("a", { ts: T + B + 1000, values: { temperature: 24 } }), T + B + 1100);
+  applySnapshot(store, snapshot({ id: "a", online: true, last_seen: T, latest: { temperature: { ts: T + B + 500, value: 0 } } }));
+  assert.deepEqual(d.latest.temperature, { ts: T + B + 1000, value: 24 });
+  assert.deepEqual(d.spark.get("temperature").ts, [T + B - 1, T + B + 1000]);
+  assert.deepEqual(d.spark.get("temperature").values, [22, 24]);
 });
 
 test("applyTelemetry: a new device appears online with its readings", () => {
@@ -123,17 +136,17 @@ test("applyTelemetry: a new device appears online with its readings", () => {
     telemetry(
       "greenhouse-1",
       { ts: T, values: { temperature: 21.5, humidity: 40.2 } },
-      { ts: T + 1000, values: { temperature: 21.6, humidity: 40.1 } },
+      { ts: T + B, values: { temperature: 21.6, humidity: 40.1 } },
     ),
-    T + 1200,
+    T + B + 200,
   );
   assert.equal(id, "greenhouse-1");
   const d = store.devices.get("greenhouse-1");
   assert.equal(d.name, "greenhouse-1");
   assert.equal(d.online, true);
-  assert.equal(d.lastSeen, T + 1200, "when they arrived");
-  assert.deepEqual(d.latest, { temperature: { ts: T + 1000, value: 21.6 }, humidity: { ts: T + 1000, value: 40.1 } });
-  assert.deepEqual(d.spark.get("temperature").ts, [T, T + 1000]);
+  assert.equal(d.lastSeen, T + B + 200, "when they arrived");
+  assert.deepEqual(d.latest, { temperature: { ts: T + B, value: 21.6 }, humidity: { ts: T + B, value: 40.1 } });
+  assert.deepEqual(d.spark.get("temperature").ts, [T, T + B]);
   assert.deepEqual(d.spark.get("temperature").values, [21.5, 21.6]);
   assert.deepEqual(d.spark.get("humidity").values, [40.2, 40.1]);
 });
@@ -152,22 +165,88 @@ test("applyTelemetry: latest changes only with a newer (or equal) ts; older read
   assert.deepEqual(d.spark.get("temperature").ts, [T - 5000, T], "the same reading kept once");
   applyTelemetry(store, telemetry("a", { ts: T + 1000, values: { temperature: 21 } }), T + 1100);
   assert.deepEqual(d.latest.temperature, { ts: T + 1000, value: 21 });
+  assert.deepEqual(d.spark.get("temperature").ts, [T - 5000, T + 1000], "the newest reading of the bucket is drawn");
+  assert.deepEqual(d.spark.get("temperature").values, [99, 21]);
 });
 
 test("applyTelemetry: a reading sent twice (merged batches, reconnect) is kept once", () => {
   const store = makeStore();
-  const msg = telemetry("a", { ts: T, values: { temperature: 20 } }, { ts: T + 1000, values: { temperature: 21 } });
-  applyTelemetry(store, msg, T + 1100);
-  applyTelemetry(store, msg, T + 1200);
-  assert.deepEqual(store.devices.get("a").spark.get("temperature").ts, [T, T + 1000]);
+  const msg = telemetry("a", { ts: T, values: { temperature: 20 } }, { ts: T + B, values: { temperature: 21 } });
+  applyTelemetry(store, msg, T + B + 100);
+  applyTelemetry(store, msg, T + B + 200);
+  assert.deepEqual(store.devices.get("a").spark.get("temperature").ts, [T, T + B]);
+  assert.deepEqual(store.devices.get("a").spark.get("temperature").values, [20, 21]);
 });
 
 test("applyTelemetry: a boolean value is latest as itself and drawn as 1/0", () => {
   const store = makeStore();
-  applyTelemetry(store, telemetry("a", { ts: T, values: { relay: false } }, { ts: T + 1, values: { relay: true } }), T);
+  applyTelemetry(store, telemetry("a", { ts: T, values: { relay: false } }, { ts: T + B, values: { relay: true } }), T);
   const d = store.devices.get("a");
-  assert.deepEqual(d.latest.relay, { ts: T + 1, value: true });
+  assert.deepEqual(d.latest.relay, { ts: T + B, value: true });
   assert.deepEqual(d.spark.get("relay").values, [0, 1]);
+});
+
+test("SPARK_BUCKET: a sparkline keeps the newest reading of each bucket; latest is every newest reading", () => {
+  const store = makeStore();
+  applyTelemetry(
+    store,
+    telemetry(
+      "a",
+      { ts: T + 100, values: { temperature: 1 } },
+      { ts: T + 2000, values: { temperature: 2 } },
+      { ts: T + B - 1, values: { temperature: 3 } }, // the last ms of the first bucket
+      { ts: T + B, values: { temperature: 4 } }, // the first ms of the next
+      { ts: T + B + 10, values: { temperature: 5 } },
+    ),
+    T + B + 20,
+  );
+  const d = store.devices.get("a");
+  const s = d.spark.get("temperature");
+  assert.deepEqual(s.ts, [T + B - 1, T + B + 10]);
+  assert.deepEqual(s.values, [3, 5]);
+  assert.deepEqual(d.latest.temperature, { ts: T + B + 10, value: 5 });
+  // A late reading in a bucket that holds a newer one is dropped; into an empty earlier bucket it goes in order.
+  applyTelemetry(store, telemetry("a", { ts: T + 1000, values: { temperature: 9 } }), T + B + 30);
+  applyTelemetry(store, telemetry("a", { ts: T - 2 * B, values: { temperature: 0 } }), T + B + 40);
+  assert.deepEqual(s.ts, [T - 2 * B, T + B - 1, T + B + 10]);
+  assert.deepEqual(s.values, [0, 3, 5]);
+  assert.deepEqual(d.latest.temperature, { ts: T + B + 10, value: 5 });
+});
+
+test("applyTelemetry: 50 readings/s for 10 minutes give a sparkline of the whole 10 minutes in at most SPARK_POINTS", () => {
+  const store = makeStore();
+  const rate = 50; // per second
+  const step = 1000 / rate;
+  const batch = 10; // readings per message: one message every 200 ms
+  const t0 = T + 1234; // not on a bucket boundary
+  const count = 10 * 60 * rate;
+  const slack = SPARK_POINTS + SPARK_POINTS / 4;
+  let d;
+  for (let i = 0; i < count; i += batch) {
+    const data = [];
+    for (let k = i; k < i + batch; k++) data.push({ ts: t0 + k * step, values: { temperature: k, humidity: -k } });
+    applyTelemetry(store, telemetry("fast", ...data), t0 + (i + batch - 1) * step + 5);
+    d = store.devices.get("fast");
+    for (const s of d.spark.values()) assert.ok(s.ts.length <= slack, `${s.ts.length} points after ${i + batch} readings`);
+  }
+  const now = t0 + (count - 1) * step + 5;
+  trimSparks(d, now);
+  assert.deepEqual(d.latest.temperature, { ts: t0 + (count - 1) * step, value: count - 1 });
+  for (const [metric, s] of d.spark) {
+    const n = s.ts.length;
+    assert.ok(n <= SPARK_WINDOW / SPARK_BUCKET + 1, `${metric}: ${n} points in the window`);
+    assert.ok(n <= SPARK_POINTS);
+    assert.ok(s.ts[0] >= now - SPARK_WINDOW, `${metric}: trimmed to the window`);
+    assert.ok(s.ts[0] < now - SPARK_WINDOW + SPARK_BUCKET, `${metric}: starts ${now - s.ts[0]} ms before now`);
+    assert.equal(s.ts[n - 1], t0 + (count - 1) * step, `${metric}: ends with the newest reading`);
+    for (let k = 1; k < n; k++) {
+      assert.equal(Math.floor(s.ts[k] / SPARK_BUCKET), Math.floor(s.ts[k - 1] / SPARK_BUCKET) + 1, "one point per bucket");
+    }
+    for (let k = 0; k < n; k++) {
+      const i = (s.ts[k] - t0) / step;
+      assert.equal(s.values[k], metric === "temperature" ? i : -i, "each value with its own ts");
+    }
+  }
 });
 
 test("applyStatus: offline and online, last seen only moves forward", () => {
@@ -241,25 +320,25 @@ test("removeDevice: the device goes; an unknown id is ignored", () => {
 test("applyHistory: fills the gap the live channel missed, without duplicates", () => {
   const store = makeStore();
   applySnapshot(store, snapshot({ id: "a", online: true, last_seen: T, latest: { temperature: { ts: T, value: 20 } } }));
-  applyTelemetry(store, telemetry("a", { ts: T + 4000, values: { temperature: 24 } }), T + 4100);
+  applyTelemetry(store, telemetry("a", { ts: T + 4 * B, values: { temperature: 24 } }), T + 4 * B + 100);
   // GET /api/devices/a/telemetry?start=T...: the readings around and in the gap
   const answer = {
     temperature: [
       { ts: T, value: 20 },
-      { ts: T + 1000, value: 21 },
-      { ts: T + 2000, value: 22 },
-      { ts: T + 3000, value: 23 },
-      { ts: T + 4000, value: 24 },
+      { ts: T + B, value: 21 },
+      { ts: T + 2 * B, value: 22 },
+      { ts: T + 3 * B, value: 23 },
+      { ts: T + 4 * B, value: 24 },
     ],
-    humidity: [{ ts: T + 2000, value: 40 }],
+    humidity: [{ ts: T + 2 * B, value: 40 }],
   };
   assert.equal(applyHistory(store, "a", answer), "a");
   const d = store.devices.get("a");
   const s = d.spark.get("temperature");
-  assert.deepEqual(s.ts, [T, T + 1000, T + 2000, T + 3000, T + 4000]);
+  assert.deepEqual(s.ts, [T, T + B, T + 2 * B, T + 3 * B, T + 4 * B]);
   assert.deepEqual(s.values, [20, 21, 22, 23, 24]);
-  assert.deepEqual(d.latest.temperature, { ts: T + 4000, value: 24 });
-  assert.deepEqual(d.latest.humidity, { ts: T + 2000, value: 40 });
+  assert.deepEqual(d.latest.temperature, { ts: T + 4 * B, value: 24 });
+  assert.deepEqual(d.latest.humidity, { ts: T + 2 * B, value: 40 });
   applyHistory(store, "a", answer); // asked twice: still once each
   assert.equal(s.ts.length, 5);
   assert.equal(d.spark.get("humidity").ts.length, 1);
@@ -268,10 +347,50 @@ test("applyHistory: fills the gap the live channel missed, without duplicates", 
 test("applyHistory: older history does not replace a newer latest value", () => {
   const store = makeStore();
   applyTelemetry(store, telemetry("a", { ts: T, values: { temperature: 20 } }), T);
-  applyHistory(store, "a", { temperature: [{ ts: T - 2000, value: 18 }, { ts: T - 1000, value: 19 }] });
+  applyHistory(store, "a", { temperature: [{ ts: T - 2 * B, value: 18 }, { ts: T - B, value: 19 }] });
   const d = store.devices.get("a");
   assert.deepEqual(d.latest.temperature, { ts: T, value: 20 });
+  assert.deepEqual(d.spark.get("temperature").ts, [T - 2 * B, T - B, T]);
   assert.deepEqual(d.spark.get("temperature").values, [18, 19, 20]);
+});
+
+test("applyHistory: bucket averages (aggregated = true) fill the sparkline but do not change latest", () => {
+  const store = makeStore();
+  applySnapshot(store, snapshot({ id: "a", online: true, last_seen: T, latest: { temperature: { ts: T + 3000, value: 20 } } }));
+  // GET /api/devices/a/telemetry?interval=5000&agg=avg&order=desc: one average per bucket, at its start
+  const answer = {
+    temperature: [
+      { ts: T + 2 * B, value: 22.5 }, // newer than the latest reading: still an average, not a reading
+      { ts: T + B, value: 21.5 },
+      { ts: T, value: 19.5 }, // the bucket already holds a (newer) live reading
+      { ts: T - B, value: 18.5 },
+    ],
+    humidity: [{ ts: T, value: 40.5 }],
+  };
+  assert.equal(applyHistory(store, "a", answer, true), "a");
+  const d = store.devices.get("a");
+  assert.deepEqual(d.latest, { temperature: { ts: T + 3000, value: 20 } }, "latest unchanged, no metric added");
+  const s = d.spark.get("temperature");
+  assert.deepEqual(s.ts, [T - B, T + 3000, T + B, T + 2 * B]);
+  assert.deepEqual(s.values, [18.5, 20, 21.5, 22.5]);
+  assert.deepEqual(d.spark.get("humidity").ts, [T]);
+  assert.equal(newestTs(d), T + 2 * B);
+  // A live reading in an averaged bucket replaces the average.
+  applyTelemetry(store, telemetry("a", { ts: T + 2 * B + 100, values: { temperature: 23 } }), T + 2 * B + 200);
+  assert.deepEqual(s.ts, [T - B, T + 3000, T + B, T + 2 * B + 100]);
+  assert.deepEqual(s.values, [18.5, 20, 21.5, 23]);
+  assert.deepEqual(d.latest.temperature, { ts: T + 2 * B + 100, value: 23 });
+});
+
+test("applyHistory: readings (aggregated = false, the default) change latest", () => {
+  for (const args of [[], [false]]) {
+    const store = makeStore();
+    applySnapshot(store, snapshot({ id: "a", online: true, last_seen: T, latest: { temperature: { ts: T, value: 20 } } }));
+    applyHistory(store, "a", { temperature: [{ ts: T + B, value: 21 }], humidity: [{ ts: T, value: 40 }] }, ...args);
+    const d = store.devices.get("a");
+    assert.deepEqual(d.latest, { temperature: { ts: T + B, value: 21 }, humidity: { ts: T, value: 40 } }, `args ${args}`);
+    assert.deepEqual(d.spark.get("temperature").ts, [T, T + B]);
+  }
 });
 
 test("applyHistory: an unknown device (removed meanwhile) is ignored", () => {
