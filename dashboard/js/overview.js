@@ -69,7 +69,7 @@ export function mountOverview(root, ctx) {
     const canvas = el("canvas", "spark");
     canvas.setAttribute("role", "img");
     li.append(name, value, canvas);
-    r = { li, value, canvas };
+    r = { li, value, canvas, drawn: false };
     c.rows.set(metric, r);
     const order = [...c.rows.keys()].sort();
     c.list.replaceChildren(...order.map((m) => c.rows.get(m).li));
@@ -93,10 +93,12 @@ export function mountOverview(root, ctx) {
       const r = row(c, metric);
       setText(r.value, formatValue(metric, point.value));
       const s = d.spark.get(metric);
-      if (!slow || !s) continue;
+      if (!s || (!slow && r.drawn)) continue;
+      r.drawn = true;
       r.value.title = new Date(point.ts).toLocaleString();
       // A device seen for a minute fills the width with that minute, not a sliver of ten.
-      drawSparkline(r.canvas, s, Math.max(now - SPARK_WINDOW, s.ts.length ? s.ts[0] : now), now, color);
+      const from = s.ts.length > 1 ? Math.max(now - SPARK_WINDOW, s.ts[0]) : now - SPARK_WINDOW;
+      drawSparkline(r.canvas, s, from, now, color);
       const label = describeSparkline(metric, s);
       if (r.canvas.getAttribute("aria-label") !== label) r.canvas.setAttribute("aria-label", label);
     }

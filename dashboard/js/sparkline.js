@@ -56,5 +56,5 @@ export function describeSparkline(metric, series) {
   const { count, min, max } = stats(series);
   if (!count) return `${metric}, last 10 minutes: no readings`;
   const range = min === max ? formatValue(metric, min) : `${formatValue(metric, min)} to ${formatValue(metric, max)}`;
-  return `${metric}, last 10 minutes: ${count} points, ${range}`;
+  return `${metric}, last 10 minutes: ${count} ${count === 1 ? "point" : "points"}, ${range}`;
 }
