@@ -68,7 +68,15 @@ import httpx
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from ingest import LOG_LINES_KEPT, BenchError, Server, say, summarize_metrics  # noqa: E402
+from ingest import (  # noqa: E402
+    LOG_LINES_KEPT,
+    BenchError,
+    Server,
+    positive_float,
+    positive_int,
+    say,
+    summarize_metrics,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, WebSocket
@@ -174,24 +182,10 @@ def give_up(message: str) -> NoReturn:
 # Command line
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
 def _values(text: str) -> int:
-    value = _positive_int(text)
+    value = positive_int(text)
     if value > MAX_VALUES:
         raise argparse.ArgumentTypeError(f"at most {MAX_VALUES} values per reading (PROTOCOL.md section 1)")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
 
 
@@ -218,13 +212,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--devices",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_DEVICES,
         help=f"simulated devices, each on its own WebSocket (default: {DEFAULT_DEVICES})",
     )
     parser.add_argument(
         "--rate",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_RATE,
         help=f"readings/s in all, spread evenly over the devices (default: {DEFAULT_RATE:,})",
     )
@@ -236,7 +230,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--seconds",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_SECONDS,
         help=f"measured seconds per scenario (default: {DEFAULT_SECONDS:g})",
     )

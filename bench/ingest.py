@@ -101,7 +101,7 @@ def give_up(message: str) -> NoReturn:
 # Command line
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
@@ -109,13 +109,13 @@ def _positive_int(text: str) -> int:
 
 
 def _batch_size(text: str) -> int:
-    value = _positive_int(text)
+    value = positive_int(text)
     if value > 1000:
         raise argparse.ArgumentTypeError("at most 1000 readings per batch (PROTOCOL.md section 1)")
     return value
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
@@ -132,7 +132,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "Progress goes to stderr; the results table to stdout (to stderr with --json, so stdout is pure JSON).",
     )
     parser.add_argument(
-        "--devices", type=_positive_int, default=100, help="simulated devices, each on its own WebSocket (default: 100)"
+        "--devices", type=positive_int, default=100, help="simulated devices, each on its own WebSocket (default: 100)"
     )
     parser.add_argument(
         "--batch",
@@ -142,10 +142,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="B",
         help="readings per telemetry batch; one throughput run per value (default: 1 20)",
     )
-    parser.add_argument("--seconds", type=_positive_float, default=10.0, help="seconds of load per run (default: 10)")
+    parser.add_argument("--seconds", type=positive_float, default=10.0, help="seconds of load per run (default: 10)")
     parser.add_argument(
         "--rate",
-        type=_positive_int,
+        type=positive_int,
         default=TARGET_RATE,
         help=f"readings/s in all, spread over the devices, for the latency run at batch 1 (default: {TARGET_RATE})",
     )

@@ -2,6 +2,7 @@
 // readings on top, pause/resume, CSV of what is shown, and the admin's actions on the device.
 
 import uPlot from "../vendor/uplot/uPlot.esm.js";
+import { button, el } from "./dom.js";
 import { formatAgo, formatCount, formatDuration, formatValue } from "./format.js";
 import { DEFAULT_RANGE, RANGES, customRange, plan, queryParams, rangeById, truncated } from "./ranges.js";
 import { clear, insert, makeSeries, plotValue, trimBefore } from "./series.js";
@@ -11,19 +12,6 @@ const LIVE_POINTS = 20000;
 // Long ranges are drawn from buckets; their newest buckets are fetched again at most this often.
 const TAIL_REFRESH_MS = 5000;
 const CHART_HEIGHT = 200;
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function button(text, className = "") {
-  const b = el("button", className, text);
-  b.type = "button";
-  return b;
-}
 
 // "2026-11-21T14:05" in local time, as <input type="datetime-local"> wants it.
 function localInput(ms) {
@@ -160,7 +148,7 @@ export function mountDeviceView(root, ctx, deviceId, query) {
     }
     act("Setting the interval", async () => {
       const r = await api.command(deviceId, "set_interval", { ms: Math.round(seconds * 1000) });
-      return r.ok === false ? `The device refused: ${r.detail || "no reason given"}` : describeCommand(r, "Interval set");
+      return describeCommand(r, "Interval set");
     });
   });
   reboot.addEventListener("click", async () => {

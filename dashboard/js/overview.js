@@ -1,6 +1,7 @@
 // The overview: one card per device with its status, last contact, latest values and a sparkline
 // per metric. Cards are built once and then only their changed parts are touched.
 
+import { button, el } from "./dom.js";
 import { formatAgo, formatValue } from "./format.js";
 import { SPARK_WINDOW, sortedDevices, trimSparks } from "./store.js";
 import { describeSparkline, drawSparkline } from "./sparkline.js";
@@ -13,20 +14,12 @@ function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
 }
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
 export function mountOverview(root, ctx) {
   root.replaceChildren();
   const head = el("div", "overview-head");
   const title = el("h1", "", "Devices");
   const count = el("span", "muted count");
-  const add = el("button", "admin-only", "Add device");
-  add.type = "button";
+  const add = button("Add device", "admin-only");
   add.addEventListener("click", () => ctx.admin.openAddDevice());
   head.append(title, count, add);
   const grid = el("div", "grid");
@@ -129,7 +122,7 @@ export function mountOverview(root, ctx) {
     // `ids`: devices that changed since the last frame; null: everything.
     render(ids) {
       const now = Date.now();
-      const color = ctx.theme.color("--accent");
+      const color = ctx.theme.colors().accent;
       const joinedOrLeft = ids === null || ids.some((id) => !cards.has(id) || !ctx.store.devices.has(id));
       if (joinedOrLeft) layout();
       for (const id of ids === null ? ctx.store.devices.keys() : ids) {

@@ -49,8 +49,13 @@ export function applySnapshot(store, msg) {
       insertLatestPerBucket(spark(d, metric), point.ts, plotValue(point.value), SPARK_BUCKET);
     }
   }
-  for (const id of [...store.devices.keys()]) if (!seen.has(id)) store.devices.delete(id);
+  keepOnly(store, seen);
   return [...store.devices.keys()];
+}
+
+// A full listing is the truth: devices it does not name were removed.
+function keepOnly(store, ids) {
+  for (const id of [...store.devices.keys()]) if (!ids.has(id)) store.devices.delete(id);
 }
 
 // {"type":"telemetry"}: readings just committed. `now` is when they arrived.
@@ -87,7 +92,7 @@ export function applyDeviceList(store, list) {
     if (item.last_seen && (!d.lastSeen || item.last_seen > d.lastSeen)) d.lastSeen = item.last_seen;
     d.online = Boolean(item.online);
   }
-  for (const id of [...store.devices.keys()]) if (!seen.has(id)) store.devices.delete(id);
+  keepOnly(store, seen);
 }
 
 export function removeDevice(store, id) {

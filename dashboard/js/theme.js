@@ -39,9 +39,6 @@ export function makeTheme() {
       }
       return cache;
     },
-    color(name) {
-      return this.colors()[name.replace(/^--/, "")] ?? getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-    },
     onChange(fn) {
       listeners.add(fn);
       return () => listeners.delete(fn);
