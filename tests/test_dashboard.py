@@ -494,3 +494,22 @@ def test_a_server_with_a_read_key_asks_for_it(
     dev.reading(temperature=19.75)
     expect(card(page, device_id).locator('[data-metric="temperature"] .value')).to_have_text("19.75 °C")
     dev.close()
+
+
+def test_an_unknown_device_or_a_refused_query_is_explained_and_the_page_goes_on(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device()
+    dev.reading(temperature=20.0)
+    page, log = open_page(f"{server.base}/#/device/no-such-device?range=1h")
+    log.allow(r"status of 404")
+    expect(page.locator(".range-info")).to_have_text("Could not load this range: no device 'no-such-device'")
+    expect(page.locator(".charts .chart")).to_have_count(0)
+    # A hand-made address with a nonsense range falls back to the default, and the page still works.
+    page.goto(f"{server.base}/#/device/{device_id}?range=forever&start=abc")
+    expect(page.locator('.ranges [data-range="1h"]')).to_have_attribute("aria-pressed", "true")
+    expect(chart(page, "temperature")).to_have_attribute("data-points", "1")
+    page.locator("a.back").click()
+    live(page)
+    dev.reading(temperature=21.25)
+    expect(card(page, device_id).locator('[data-metric="temperature"] .value')).to_have_text("21.25 °C")
