@@ -200,10 +200,12 @@ def node_version(node: str) -> str:
     return subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout.strip()
 
 
-def prepare_loadgen(peers_dir: Path, npm: str, work_dir: Path = WORK_DIR) -> Path:
-    """Copy load.mjs and package.json into work_dir and install their packages once; returns load.mjs."""
+def prepare_loadgen(
+    peers_dir: Path, npm: str, work_dir: Path = WORK_DIR, files: tuple[str, ...] = LOADGEN_FILES
+) -> Path:
+    """Copy `files` (load.mjs, package.json, ...) into work_dir and install their packages once; returns load.mjs."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    for name in LOADGEN_FILES:
+    for name in files:
         source, target = peers_dir / name, work_dir / name
         if source.is_file():
             if not target.exists() or source.read_bytes() != target.read_bytes():
@@ -211,7 +213,7 @@ def prepare_loadgen(peers_dir: Path, npm: str, work_dir: Path = WORK_DIR) -> Pat
         elif not target.exists():
             raise BenchError(
                 f"{source} not found: point --peers-dir (or PULSEWIRE_BENCH_PEERS) at the folder "
-                f"holding {' and '.join(LOADGEN_FILES)}"
+                f"holding {', '.join(files)}"
             )
     if not packages_installed(work_dir):
         say(f"installing the load generator's packages (npm install in {work_dir})...")
@@ -236,16 +238,25 @@ def packages_installed(work_dir: Path) -> bool:
 
 
 def run_loadgen(
-    node: str, loadgen: Path, port: int, devices: int, batch: int, seconds: float, tokens_file: Path, rate: int | None
+    node: str,
+    loadgen: Path,
+    url: str,
+    devices: int,
+    batch: int,
+    seconds: float,
+    *,
+    proto: str = "ws",
+    tokens_file: Path | None = None,
+    rate: int | None = None,
 ) -> dict[str, Any]:
-    """Run load.mjs once and return its JSON result line."""
+    """Run load.mjs once against `url` (ws:// for the device channel, mqtt:// for a broker); its JSON line."""
     command = [
         node,
         str(loadgen),
         "--proto",
-        "ws",
+        proto,
         "--url",
-        f"ws://127.0.0.1:{port}",
+        url,
         "--devices",
         str(devices),
         "--batch",
@@ -254,9 +265,9 @@ def run_loadgen(
         str(WINDOW),
         "--seconds",
         _number(seconds),
-        "--tokens",
-        str(tokens_file),
     ]
+    if tokens_file is not None:
+        command += ["--tokens", str(tokens_file)]
     if rate:
         command += ["--rate", str(rate)]
     try:
@@ -644,7 +655,14 @@ def drive(server: Server, spec: RunSpec, plan: Plan, tmp: Path, result: RunResul
         cpu_before = children_cpu_seconds()
         with ServerSampler(server.pid) as sampler:
             load = run_loadgen(
-                plan.node, plan.loadgen, server.port, plan.devices, spec.batch, plan.seconds, tokens_file, spec.rate
+                plan.node,
+                plan.loadgen,
+                f"ws://127.0.0.1:{server.port}",
+                plan.devices,
+                spec.batch,
+                plan.seconds,
+                tokens_file=tokens_file,
+                rate=spec.rate,
             )
         loadgen_cpu = children_cpu_seconds() - cpu_before
         if (code := server.crashed()) is not None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
@@ -112,6 +114,71 @@ async def test_slow_dashboard_is_dropped_and_ingest_never_waits(tmp_path: Path, 
         assert elapsed < 60, "ingest must not wait for the stuck dashboard"
     finally:
         stuck.close()
+
+
+async def _hold_write_lock(db: Path) -> sqlite3.Connection:
+    """Take SQLite's write lock from outside the server, as an sqlite3 shell mid-write would."""
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+async def test_readings_go_live_on_arrival_and_are_acked_after_their_commit(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    server = start_server(tmp_path, "sqlite", request)
+    dev, token = server.register()
+    ts = now_ms()
+    async with live(server) as dashboard, device(server, token) as ws:
+        await recv_json(dashboard)
+        lock = await _hold_write_lock(tmp_path / "pulsewire.db")
+        try:
+            await ws.send(dumps({"type": "telemetry", "seq": 1, "data": [{"ts": ts, "values": {"t": 1.5}}]}))
+            pushed = await live_until(dashboard, lambda m: m["type"] == "telemetry")
+            assert pushed == {"type": "telemetry", "device": dev, "data": [{"ts": ts, "values": {"t": 1.5}}]}
+            with pytest.raises(TimeoutError):  # not stored yet, so not acked
+                await recv_json(ws, timeout=0.5)
+        finally:
+            lock.execute("COMMIT")
+            lock.close()
+        assert await recv_json(ws) == {"type": "ack", "seq": 1}
+    assert server.telemetry(dev)["t"] == [{"ts": ts, "value": 1.5}]
+
+
+async def test_live_after_commit_pushes_only_stored_readings(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    server = start_server(tmp_path, "sqlite", request, live_after_commit="true")
+    dev, token = server.register()
+    ts = now_ms()
+    async with live(server) as dashboard, device(server, token) as ws:
+        await recv_json(dashboard)
+        lock = await _hold_write_lock(tmp_path / "pulsewire.db")
+        try:
+            await ws.send(dumps({"type": "telemetry", "seq": 1, "data": [{"ts": ts, "values": {"t": 2}}]}))
+            with pytest.raises((TimeoutError, AssertionError)):  # only the device's status may come
+                await live_until(dashboard, lambda m: m["type"] == "telemetry", timeout=0.5)
+        finally:
+            lock.execute("COMMIT")
+            lock.close()
+        assert await recv_json(ws) == {"type": "ack", "seq": 1}
+        pushed = await live_until(dashboard, lambda m: m["type"] == "telemetry")
+        assert pushed["data"] == [{"ts": ts, "values": {"t": 2}}]
+
+
+async def test_hub_merges_what_arrives_in_one_turn_per_device_in_order() -> None:
+    hub = LiveHub(Metrics(), queue_size=10)
+    hub.publish_arrived("a", [{"ts": 1, "values": {"t": 1}}])  # no client yet: nothing kept
+    await asyncio.sleep(0)
+    client = hub.join()
+    hub.publish_arrived("a", [{"ts": 2, "values": {"t": 2}}])
+    hub.publish_arrived("b", [{"ts": 5, "values": {"t": 5}}])
+    hub.publish_arrived("a", [{"ts": 3, "values": {"t": 3}}, {"ts": 4, "values": {"t": 4}}])
+    assert client.queue.empty()  # sent at the end of the turn, not per batch
+    await asyncio.sleep(0)
+    messages = [orjson.loads(client.queue.get_nowait()) for _ in range(client.queue.qsize())]
+    assert messages == [
+        {"type": "telemetry", "device": "a", "data": [{"ts": t, "values": {"t": t}} for t in (2, 3, 4)]},
+        {"type": "telemetry", "device": "b", "data": [{"ts": 5, "values": {"t": 5}}]},
+    ]
 
 
 async def _until(condition: Callable[[], bool], timeout: float = 10) -> None:

@@ -35,7 +35,8 @@ def create_app(settings: Settings) -> FastAPI:
         hub = LiveHub(metrics, settings.live_queue_messages)
 
         def push(group: list[Batch]) -> None:
-            hub.publish_readings((b.device_id, b.data) for b in group)
+            if settings.live_after_commit:
+                hub.publish_readings((b.device_id, b.data) for b in group)
 
         writer = BatchingWriter(
             engine,

@@ -37,13 +37,23 @@ def settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """One flag per Settings field (--data-dir for data_dir, ...), so flags and settings never drift."""
     for name, field in reversed(list(Settings.model_fields.items())):
         env = f"PULSEWIRE_{name.upper()}"
-        fn = click.option(
-            f"--{name.replace('_', '-')}",
-            name,
-            type=_click_type(field.annotation),
-            default=None,
-            help=f"{field.description} [env {env}; default {field.default!s}]",
-        )(fn)
+        flag = f"--{name.replace('_', '-')}"
+        if field.annotation is bool:  # --x / --no-x; None when neither is given, so the env var applies
+            option = click.option(
+                f"{flag}/--no-{flag[2:]}",
+                name,
+                default=None,
+                help=f"{field.description} [env {env}; default {'on' if field.default else 'off'}]",
+            )
+        else:
+            option = click.option(
+                flag,
+                name,
+                type=_click_type(field.annotation),
+                default=None,
+                help=f"{field.description} [env {env}; default {field.default!s}]",
+            )
+        fn = option(fn)
     return fn
 
 

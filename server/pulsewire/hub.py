@@ -3,6 +3,10 @@
 Each live client has a bounded queue of encoded messages. Publishing never waits: a message that
 does not fit marks the client as fallen behind, and its connection handler drops it. Each message
 is encoded once and shared by every client that wants it.
+
+Readings reach the hub either as they arrive (`publish_arrived`: gathered for one turn of the
+event loop, then one message per device) or after their commit (`publish_readings`). Merging
+keeps the frame count per dashboard near one per device per turn, whatever the batch size.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class LiveHub:
         self._metrics = metrics
         self._queue_size = queue_size
         self._clients: set[LiveClient] = set()
+        self._arrived: dict[str, list[dict[str, Any]]] = {}  # device id -> readings of this turn
 
     def join(self) -> LiveClient:
         client = LiveClient(self._queue_size)
@@ -56,6 +61,19 @@ class LiveHub:
         for device_id, data in batches:
             per_device.setdefault(device_id, []).extend(data)
         for device_id, data in per_device.items():
+            self._offer(device_id, {"type": "telemetry", "device": device_id, "data": data})
+
+    def publish_arrived(self, device_id: str, data: list[dict[str, Any]]) -> None:
+        """Push validated readings at the end of this turn of the loop, merged per device."""
+        if not self._clients:
+            return
+        if not self._arrived:
+            asyncio.get_running_loop().call_soon(self._flush_arrived)
+        self._arrived.setdefault(device_id, []).extend(data)
+
+    def _flush_arrived(self) -> None:
+        arrived, self._arrived = self._arrived, {}
+        for device_id, data in arrived.items():
             self._offer(device_id, {"type": "telemetry", "device": device_id, "data": data})
 
     def publish_status(self, device_id: str, online: bool, ts: int) -> None:

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     live_queue_messages: int = Field(
         1024, ge=1, description="Messages queued for one live client; a client further behind is dropped."
     )
+    live_after_commit: bool = Field(
+        False,
+        description="Push readings to live clients only once committed (adds the commit, an fsync, to live "
+        "latency); default: as soon as they are validated, while they are being committed.",
+    )
     query_max_limit: int = Field(100_000, ge=1, description="Largest `limit` an HTTP telemetry query may ask for.")
     query_default_limit: int = Field(1000, ge=1, description="`limit` of an HTTP telemetry query that names none.")
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(

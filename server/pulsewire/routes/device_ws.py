@@ -87,6 +87,7 @@ async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) 
     metrics.device_connections.inc()
     pending: asyncio.Queue[tuple[int, asyncio.Future[None]]] = asyncio.Queue()
     window = asyncio.Semaphore(services.settings.inflight_batches)
+    push_on_arrival = not services.settings.live_after_commit
     acker: asyncio.Task[None] | None = None
     try:
         # A rotation or removal between the token check and `arrive` would have missed this
@@ -136,6 +137,8 @@ async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) 
                     break  # the acker closed the connection
                 done = await services.writer.submit(device_id, msg.data, codec.rows(msg.data))
                 pending.put_nowait((msg.seq, done))
+                if push_on_arrival:
+                    services.hub.publish_arrived(device_id, msg.data)
             elif isinstance(msg, codec.Hello):
                 await services.writer.touch(device_id, now_ms(), msg.fw)
                 interval = await run_in_threadpool(_interval, services, device_id)

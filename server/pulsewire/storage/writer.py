@@ -1,8 +1,8 @@
 """The single write path: a batching writer with group commit.
 
 Device handlers hand over validated batches and get a future back. One task gathers every batch
-that is waiting (up to `group_values` values) into one transaction (run on the loop for SQLite, on
-a dedicated thread for PostgreSQL) and only after the commit calls `on_commit` (live push) and
+that is waiting (up to `group_values` values) into one transaction (written on the loop and
+committed on a dedicated thread for SQLite, all on that thread for PostgreSQL) and only after the commit calls `on_commit` (live push) and
 resolves the futures (acks). Under load the groups grow, so the cost of a commit is shared by many
 batches.
 
@@ -103,10 +103,10 @@ class BatchingWriter:
         self._device_ids: set[str] | None = None
         self._conn: Connection | None = None  # the writer's own connection, open while running
         self._store_rows = _store_rows_postgres if engine.dialect.name == "postgresql" else _store_rows_sqlite
-        # SQLite writes a group in about a millisecond plus one fsync, so the whole group commit
-        # runs on the loop. On the thread, each step waited for the GIL behind the busy loop and
-        # the hand-offs cost 15% of a core at 5,000 readings/s. PostgreSQL statements are network
-        # round trips, so they run on the thread.
+        # SQLite writes a group in about a millisecond plus one fsync, so the statements run on
+        # the loop and only the commit (the fsync, which releases the GIL) goes to the thread. With
+        # every statement on the thread, each waited for the GIL behind the busy loop. PostgreSQL
+        # statements are network round trips, so they all run on the thread.
         self._inline = engine.dialect.name == "sqlite"
         metrics.write_queue_depth.set_function(self._queue.qsize)
 
@@ -218,18 +218,7 @@ class BatchingWriter:
             rows = _Rows.build(group, self._series_ids)
             assert self._conn is not None
             if self._inline:
-                try:
-                    removed = self._write_and_commit(self._conn, group, touches, rows)
-                except OperationalError as exc:
-                    if "locked" not in str(exc) and "busy" not in str(exc):
-                        raise
-                    # Another process holds the write lock (a migration, an sqlite3 shell):
-                    # wait for it on the thread, with the full busy timeout, not on the loop.
-                    log.warning("database locked by another process; waiting off the event loop")
-                    removed = await loop.run_in_executor(
-                        self._thread, self._write_on_fresh_connection, group, touches, rows
-                    )
-                await asyncio.sleep(0)  # let the device handlers run between back-to-back groups
+                removed = await self._write_inline(self._conn, group, touches, rows)
             else:
                 removed = await loop.run_in_executor(
                     self._thread, self._write_and_commit, self._conn, group, touches, rows
@@ -268,6 +257,36 @@ class BatchingWriter:
             if not batch.done.done():
                 batch.done.set_result(None)
 
+    async def _write_inline(
+        self, conn: Connection, group: list[Batch], touches: list[Touch], rows: _Rows | None
+    ) -> set[str]:
+        """SQLite: write the group on the loop, then commit on the thread.
+
+        The inserts take about a millisecond per group and gain nothing from a thread (they hold
+        the GIL), but the commit's fsync can take 10-40 ms on a slow disk: on the thread, the loop
+        keeps reading frames and sending acks meanwhile, and the next group gathers.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            removed = self._write(conn, group, touches, rows)
+        except OperationalError as exc:
+            conn.rollback()
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            # Another process holds the write lock (a migration, an sqlite3 shell): wait for it
+            # on the thread, with the full busy timeout, not on the loop.
+            log.warning("database locked by another process; waiting off the event loop")
+            return await loop.run_in_executor(self._thread, self._write_on_fresh_connection, group, touches, rows)
+        except BaseException:
+            conn.rollback()
+            raise
+        try:
+            await loop.run_in_executor(self._thread, conn.commit)
+        except BaseException:
+            conn.rollback()
+            raise
+        return removed
+
     def _write_on_fresh_connection(self, group: list[Batch], touches: list[Touch], rows: _Rows | None) -> set[str]:
         with self._engine.connect() as conn:
             return self._write_and_commit(conn, group, touches, rows)
@@ -275,49 +294,54 @@ class BatchingWriter:
     def _write_and_commit(
         self, conn: Connection, group: list[Batch], touches: list[Touch], rows: _Rows | None
     ) -> set[str]:
-        """Write the group in one transaction and commit it.
+        """Write the group in one transaction and commit it; see `_write`."""
+        try:
+            removed = self._write(conn, group, touches, rows)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return removed
+
+    def _write(self, conn: Connection, group: list[Batch], touches: list[Touch], rows: _Rows | None) -> set[str]:
+        """Write the group in a new transaction, left open for the caller to commit.
 
         Returns the devices that no longer exist (their batches not written). `rows` were built
         on the loop from cached series ids; None when a series is new (or a device was removed),
         and then they are built here once the series exist.
         """
-        try:
-            conn.begin()
-            # A removal (and purge) ran before this group, so a late batch never undoes it.
-            if self._device_ids is None:
-                self._device_ids = set(conn.execute(select(devices.c.id)).scalars())
-            wanted = {b.device_id for b in group}
-            present = wanted & self._device_ids
-            removed = wanted - present
-            if removed:
-                group = [b for b in group if b.device_id not in removed]
-                rows = None
-            if group:
-                if rows is None:
-                    self._resolve_series(conn, group)
-                    rows = _Rows.build(group, self._series_ids)
-                    assert rows is not None
-                cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                try:
-                    self._store_rows(cur, rows, present, now_ms())
-                finally:
-                    cur.close()
-            if touches:
-                conn.execute(
-                    update(devices)
-                    .where(devices.c.id == bindparam("d"))
-                    .values(
-                        last_seen=case(
-                            (devices.c.last_seen > bindparam("seen"), devices.c.last_seen), else_=bindparam("seen")
-                        ),
-                        fw=func.coalesce(bindparam("fw"), devices.c.fw),
+        conn.begin()
+        # A removal (and purge) ran before this group, so a late batch never undoes it.
+        if self._device_ids is None:
+            self._device_ids = set(conn.execute(select(devices.c.id)).scalars())
+        wanted = {b.device_id for b in group}
+        present = wanted & self._device_ids
+        removed = wanted - present
+        if removed:
+            group = [b for b in group if b.device_id not in removed]
+            rows = None
+        if group:
+            if rows is None:
+                self._resolve_series(conn, group)
+                rows = _Rows.build(group, self._series_ids)
+                assert rows is not None
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                self._store_rows(cur, rows, present, now_ms())
+            finally:
+                cur.close()
+        if touches:
+            conn.execute(
+                update(devices)
+                .where(devices.c.id == bindparam("d"))
+                .values(
+                    last_seen=case(
+                        (devices.c.last_seen > bindparam("seen"), devices.c.last_seen), else_=bindparam("seen")
                     ),
-                    [{"d": t.device_id, "seen": t.seen, "fw": t.fw} for t in touches],
-                )
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
+                    fw=func.coalesce(bindparam("fw"), devices.c.fw),
+                ),
+                [{"d": t.device_id, "seen": t.seen, "fw": t.fw} for t in touches],
+            )
         return removed
 
     def _resolve_series(self, conn: Connection, group: list[Batch]) -> None:

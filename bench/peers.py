@@ -1,0 +1,546 @@
+#!/usr/bin/env python3
+"""Pulsewire side by side with the servers a user would otherwise pick, on one machine, in one run.
+
+Peers (bench/peers/)
+- pulsewire: `pulsewire serve`, default settings, SQLite in a fresh folder. Stores every reading
+  and acks a batch only after its group commit, then pushes it to live clients.
+- wsrelay: a Node `ws` relay speaking the device channel's hello/telemetry/ack subset and
+  broadcasting every batch to /ws/live clients. Stores nothing.
+- mosquitto: a private Mosquitto broker on a free port (no persistence); devices publish with
+  QoS 1 (the PUBACK is the ack), one subscriber takes every reading (the live client).
+- naive: the FastAPI server a tutorial would write: one INSERT and one commit per reading.
+
+Workload (the same load generator, bench/peers/load.mjs, for all): 100 devices, each keeping up
+to 8 batches un-acked.
+- batch 1 and batch 20: as fast as acks allow; the figure is acked readings/s. "Delivered" is
+  what the live client received per second.
+- latency: batch 1 paced at 5,000 readings/s in all; p50/p99 ms from each reading's send time to
+  its arrival at the live client.
+- RSS: the server's peak resident memory over its three runs (with its child processes).
+
+Every run starts its peer afresh. Ratios are to Mosquitto (x1.00 = same as Mosquitto).
+
+Targets (issue, 2-core machine, SQLite, same run): Pulsewire acked readings/s at batch 20 >=
+Mosquitto's delivered readings/s at batch 20; at batch 1 >= half of Mosquitto's; live p99 at
+5,000 readings/s <= 2x Mosquitto's; batch 1 >= 50x the naive server.
+
+This is a benchmark, not a test: run it by hand (bench/peers.py --help).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ingest import (  # noqa: E402  (bench/ is not a package)
+    DEFAULT_PEERS_DIR,
+    LOADGEN_FILES,
+    LOG_LINES_KEPT,
+    TARGET_RATE,
+    WORK_DIR,
+    BenchError,
+    Server,
+    ServerSampler,
+    find_node,
+    free_port,
+    node_version,
+    positive_float,
+    positive_int,
+    prepare_loadgen,
+    run_loadgen,
+    say,
+    summarize_metrics,
+)
+
+PEER_FILES = (*LOADGEN_FILES, "wsrelay.mjs", "naive_fastapi.py")
+PEERS = ("pulsewire", "wsrelay", "mosquitto", "naive")
+LABELS = {
+    "pulsewire": "Pulsewire (SQLite)",
+    "wsrelay": "Node ws relay",
+    "mosquitto": "Mosquitto QoS 1",
+    "naive": "plain FastAPI",
+}
+STORES = {"pulsewire": "stores", "wsrelay": "relays", "mosquitto": "relays", "naive": "stores"}
+BASELINE = "mosquitto"
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+KEEP_UP_SHARE = 0.95  # the latency run must ack this share of the paced rate to count
+
+# (name, run key, how Pulsewire's figure compares with the baseline's) -> target
+BATCH20_OVER_DELIVERED = 1.0
+BATCH1_OVER_DELIVERED = 0.5
+P99_OVER = 2.0
+BATCH1_OVER_NAIVE = 50.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench/peers.py",
+        description="Run the same device workload against Pulsewire, a Node ws relay, Mosquitto (QoS 1) and a "
+        "plain FastAPI server, one after another on this machine, and print acked readings/s at batch 1 and 20, "
+        "live latency at a paced rate and server memory, each as a ratio to Mosquitto. Needs Node.js >= 18 with "
+        "npm, and the mosquitto binary (Debian package mosquitto).",
+        epilog="Example: .venv/bin/python bench/peers.py (about 3 minutes). "
+        "Progress goes to stderr; the table to stdout (to stderr with --json, so stdout is pure JSON).",
+    )
+    parser.add_argument("--devices", type=positive_int, default=100, help="simulated devices (default: 100)")
+    parser.add_argument("--seconds", type=positive_float, default=10.0, help="seconds of load per run (default: 10)")
+    parser.add_argument(
+        "--rate",
+        type=positive_int,
+        default=TARGET_RATE,
+        help=f"readings/s in all for the latency run (default: {TARGET_RATE})",
+    )
+    parser.add_argument(
+        "--peer",
+        choices=PEERS,
+        nargs="+",
+        default=list(PEERS),
+        help="peers to run, in this order (default: all; ratios need mosquitto)",
+    )
+    parser.add_argument(
+        "--server-flag",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="extra flag for `pulsewire serve`, repeatable, e.g. --server-flag=--workers=2",
+    )
+    parser.add_argument(
+        "--peers-dir",
+        type=Path,
+        default=DEFAULT_PEERS_DIR,
+        help=f"folder holding the peers and load generator (default: {DEFAULT_PEERS_DIR})",
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout (table to stderr)")
+    return parser.parse_args(argv)
+
+
+# Peers under test
+
+
+@dataclass
+class Running:
+    """A peer that is up: where the load goes and which process to watch."""
+
+    url: str
+    proto: str
+    pid: int
+    stop: Callable[[], str]
+    tokens_file: Path | None = None
+    log: Callable[[], list[str]] = list
+    metrics: Callable[[], dict[str, float | None]] = dict
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], what: str, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{what} exited with {proc.returncode} at start:\n{_tail(log_path)}")
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise BenchError(f"{what} did not listen on port {port} within {START_TIMEOUT_S:.0f} s:\n{_tail(log_path)}")
+
+
+def _tail(log_path: Path, lines: int = 40) -> str:
+    if not log_path.exists():
+        return "(no output)"
+    return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> str:
+    if proc.poll() is not None:
+        return f"had already exited with {proc.returncode}"
+    proc.terminate()
+    try:
+        return f"stopped (exit {proc.wait(STOP_TIMEOUT_S)})"
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return "did not stop on SIGTERM; killed"
+
+
+@contextlib.contextmanager
+def spawn(command: list[str], what: str, port: int, tmp: Path, **popen: Any) -> Iterator[subprocess.Popen[bytes]]:
+    log_path = tmp / f"{what}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, **popen)
+    try:
+        wait_listening(port, proc, what, log_path)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            stop_process(proc)
+
+
+@contextlib.contextmanager
+def start_pulsewire(ctx: Context, tmp: Path) -> Iterator[Running]:
+    server = Server(tmp, None, ctx.server_flags)
+    try:
+        server.start()
+        tokens = tmp / "tokens.txt"
+        tokens.write_text("\n".join(server.register([f"bench-{i}" for i in range(ctx.devices)])) + "\n")
+        yield Running(
+            f"ws://127.0.0.1:{server.port}",
+            "ws",
+            server.pid,
+            server.stop,
+            tokens,
+            log=lambda: server.log_lines()[:LOG_LINES_KEPT],
+            metrics=lambda: summarize_metrics(server.metrics()),
+        )
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def start_wsrelay(ctx: Context, tmp: Path) -> Iterator[Running]:
+    port = free_port()
+    with spawn([ctx.node, "wsrelay.mjs", str(port)], "wsrelay", port, tmp, cwd=ctx.work_dir) as proc:
+        yield Running(f"ws://127.0.0.1:{port}", "ws", proc.pid, lambda: stop_process(proc))
+
+
+@contextlib.contextmanager
+def start_mosquitto(ctx: Context, tmp: Path) -> Iterator[Running]:
+    port = free_port()
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_type error\n")
+    with spawn([ctx.mosquitto, "-c", str(conf)], "mosquitto", port, tmp) as proc:
+        yield Running(f"mqtt://127.0.0.1:{port}", "mqtt", proc.pid, lambda: stop_process(proc))
+
+
+@contextlib.contextmanager
+def start_naive(ctx: Context, tmp: Path) -> Iterator[Running]:
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "naive_fastapi:app", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--log-level", "warning"]
+    env = {**os.environ, "NAIVE_PEER_DB": str(tmp / "naive.db")}
+    with spawn(command, "naive", port, tmp, cwd=ctx.work_dir, env=env) as proc:
+        yield Running(f"ws://127.0.0.1:{port}", "ws", proc.pid, lambda: stop_process(proc))
+
+
+STARTERS = {
+    "pulsewire": start_pulsewire,
+    "wsrelay": start_wsrelay,
+    "mosquitto": start_mosquitto,
+    "naive": start_naive,
+}
+
+
+# Runs
+
+
+@dataclass(frozen=True)
+class Context:
+    devices: int
+    seconds: float
+    rate: int
+    node: str
+    mosquitto: str
+    loadgen: Path
+    work_dir: Path
+    server_flags: list[str]
+
+
+@dataclass
+class Run:
+    """One load run against one peer."""
+
+    key: str  # "batch1", "batch20" or "latency"
+    batch: int
+    rate: int | None
+    ok: bool = False
+    failure: str | None = None
+    sent: int | None = None
+    acked: int | None = None
+    acked_per_s: int | None = None
+    delivered_per_s: int | None = None
+    live_got: int | None = None
+    live_p50_ms: float | None = None
+    live_p99_ms: float | None = None
+    errors: int | None = None
+    connected: int | None = None
+    peak_rss_mb: float | None = None
+    server_metrics: dict[str, float | None] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PeerResult:
+    peer: str
+    runs: dict[str, Run] = field(default_factory=dict)
+
+    def figure(self, key: str, attr: str) -> float | None:
+        run = self.runs.get(key)
+        return None if run is None or not run.ok else getattr(run, attr)
+
+    @property
+    def peak_rss_mb(self) -> float | None:
+        values = [r.peak_rss_mb for r in self.runs.values() if r.ok and r.peak_rss_mb is not None]
+        return max(values) if values else None
+
+
+def run_specs(rate: int) -> list[tuple[str, int, int | None]]:
+    return [("batch1", 1, None), ("batch20", 20, None), ("latency", 1, rate)]
+
+
+def run_peer(peer: str, ctx: Context, number: int, total: int) -> PeerResult:
+    result = PeerResult(peer)
+    for key, batch, rate in run_specs(ctx.rate):
+        pace = f"paced at {rate:,} readings/s" if rate else "as fast as acks allow"
+        say(f"[{number}/{total}] {LABELS[peer]}: batch {batch}, {pace}, {ctx.devices} devices, {ctx.seconds:g} s ...")
+        run = Run(key, batch, rate)
+        with tempfile.TemporaryDirectory(prefix=f"pulsewire-peer-{peer}-") as tmp:
+            try:
+                with STARTERS[peer](ctx, Path(tmp)) as running:
+                    drive(running, ctx, run)
+                    run.ok = True
+                    for line in running.log():
+                        run.notes.append(f"server log: {line[:200]}")
+            except BenchError as exc:
+                run.failure = str(exc)
+                say("  run failed: " + run.failure.replace("\n", "\n    "))
+        add_notes(run, ctx)
+        result.runs[key] = run
+        if run.ok:
+            say(
+                f"  acked {run.acked_per_s:,}/s, delivered {run.delivered_per_s:,}/s, live p50/p99 "
+                f"{run.live_p50_ms}/{run.live_p99_ms} ms, peak RSS {run.peak_rss_mb} MB"
+            )
+    return result
+
+
+def drive(running: Running, ctx: Context, run: Run) -> None:
+    with ServerSampler(running.pid) as sampler:
+        load = run_loadgen(
+            ctx.node,
+            ctx.loadgen,
+            running.url,
+            ctx.devices,
+            run.batch,
+            ctx.seconds,
+            proto=running.proto,
+            tokens_file=running.tokens_file,
+            rate=run.rate,
+        )
+    run.server_metrics = running.metrics()
+    for key in ("sent", "acked", "acked_per_s", "errors", "connected", "live_got", "live_p50_ms", "live_p99_ms"):
+        setattr(run, key, load.get(key))
+    run.delivered_per_s = round((run.live_got or 0) / ctx.seconds)
+    run.peak_rss_mb = round(sampler.peak_rss / 2**20, 1)
+
+
+def add_notes(run: Run, ctx: Context) -> None:
+    if not run.ok:
+        return
+    if run.connected is not None and run.connected < ctx.devices:
+        run.notes.append(f"only {run.connected} of {ctx.devices} devices connected")
+    if run.errors:
+        run.notes.append(f"{run.errors} errors (error answers or failed connections)")
+    if run.sent and run.acked is not None and run.acked < run.sent:
+        run.notes.append(f"{run.sent - run.acked:,} of {run.sent:,} readings sent were not acked within the drain")
+    if run.live_got is not None and run.acked and run.live_got < run.acked:
+        run.notes.append(f"live client received {run.live_got:,} of {run.acked:,} acked readings")
+    if run.rate and (run.acked_per_s or 0) < KEEP_UP_SHARE * run.rate:
+        run.notes.append(f"did not keep up with the paced {run.rate:,} readings/s (acked {run.acked_per_s:,}/s)")
+
+
+# Report
+
+
+def ratio(value: float | None, base: float | None) -> float | None:
+    if value is None or not base:
+        return None
+    return value / base
+
+
+def targets(results: dict[str, PeerResult], rate: int) -> list[dict[str, Any]]:
+    """The issue's four comparisons, each with both figures and whether Pulsewire met it."""
+    pw, mq, naive = results.get("pulsewire"), results.get(BASELINE), results.get("naive")
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, ours: float | None, theirs: float | None, factor: float, higher_is_better: bool) -> None:
+        goal = None if theirs is None else theirs * factor
+        met = None
+        if ours is not None and goal is not None:
+            met = ours >= goal if higher_is_better else ours <= goal
+        out.append({"target": name, "pulsewire": ours, "goal": goal, "met": met})
+
+    if pw and mq:
+        add(
+            "batch 20: acked readings/s >= Mosquitto's delivered readings/s",
+            pw.figure("batch20", "acked_per_s"),
+            mq.figure("batch20", "delivered_per_s"),
+            BATCH20_OVER_DELIVERED,
+            True,
+        )
+        add(
+            "batch 1: acked readings/s >= half of Mosquitto's delivered readings/s",
+            pw.figure("batch1", "acked_per_s"),
+            mq.figure("batch1", "delivered_per_s"),
+            BATCH1_OVER_DELIVERED,
+            True,
+        )
+        kept_up = (pw.figure("latency", "acked_per_s") or 0) >= KEEP_UP_SHARE * rate
+        add(
+            f"live p99 at {rate:,} readings/s <= 2x Mosquitto's",
+            pw.figure("latency", "live_p99_ms") if kept_up else None,
+            mq.figure("latency", "live_p99_ms"),
+            P99_OVER,
+            False,
+        )
+    if pw and naive:
+        add(
+            "batch 1: acked readings/s >= 50x plain FastAPI's",
+            pw.figure("batch1", "acked_per_s"),
+            naive.figure("batch1", "acked_per_s"),
+            BATCH1_OVER_NAIVE,
+            True,
+        )
+    return out
+
+
+def format_table(results: dict[str, PeerResult], rate: int) -> str:
+    base = results.get(BASELINE)
+
+    def cell(r: PeerResult, key: str, attr: str, spec: str) -> str:
+        return _fmt(r.figure(key, attr), spec)
+
+    def times(r: PeerResult, key: str, attr: str) -> str:
+        got = ratio(r.figure(key, attr), base.figure(key, attr) if base else None)
+        return "-" if got is None else f"x{got:.2f}"
+
+    header = (
+        "peer",
+        "",
+        "batch 1 acked/s",
+        "vs M",
+        "batch 20 acked/s",
+        "vs M",
+        "b20 delivered/s",
+        f"p50 ms @{rate:,}/s",
+        f"p99 ms @{rate:,}/s",
+        "vs M",
+        "peak RSS MB",
+        "vs M",
+    )
+    rows = [header]
+    for r in results.values():
+        rss_ratio = ratio(r.peak_rss_mb, base.peak_rss_mb if base else None)
+        rows.append(
+            (
+                LABELS[r.peer],
+                STORES[r.peer],
+                cell(r, "batch1", "acked_per_s", ","),
+                times(r, "batch1", "acked_per_s"),
+                cell(r, "batch20", "acked_per_s", ","),
+                times(r, "batch20", "acked_per_s"),
+                cell(r, "batch20", "delivered_per_s", ","),
+                cell(r, "latency", "live_p50_ms", ".1f"),
+                cell(r, "latency", "live_p99_ms", ".1f"),
+                times(r, "latency", "live_p99_ms"),
+                _fmt(r.peak_rss_mb, ".0f"),
+                "-" if rss_ratio is None else f"x{rss_ratio:.2f}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    lines.append("vs M: ratio to Mosquitto. Targets for Pulsewire:")
+    for t in targets(results, rate):
+        mark = {True: "met", False: "SHORT", None: "not measured"}[t["met"]]
+        lines.append(f"  {mark:>12}  {t['target']}: {_fmt(t['pulsewire'], ',.1f')} (goal {_fmt(t['goal'], ',.1f')})")
+    notes = [(r.peer, run) for r in results.values() for run in r.runs.values() if run.notes or run.failure]
+    if notes:
+        lines.append("")
+        lines.append("Notes:")
+        for peer, run in notes:
+            for note in ([f"FAILED: {run.failure.splitlines()[0]}"] if run.failure else []) + run.notes:
+                lines.append(f"  {LABELS[peer]}, {run.key}: {note}")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _fmt(value: float | int | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def report_json(results: dict[str, PeerResult], ctx: Context) -> dict[str, Any]:
+    return {
+        "benchmark": "pulsewire peers",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "node": node_version(ctx.node),
+        },
+        "config": {"devices": ctx.devices, "seconds": ctx.seconds, "rate": ctx.rate, "server_flags": ctx.server_flags},
+        "peers": {
+            name: {
+                "label": LABELS[name],
+                "peak_rss_mb": r.peak_rss_mb,
+                "runs": {k: asdict(v) for k, v in r.runs.items()},
+            }
+            for name, r in results.items()
+        },
+        "targets": targets(results, ctx.rate),
+    }
+
+
+def find_mosquitto() -> str:
+    found = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None
+    )
+    if found is None:
+        say("bench/peers.py: mosquitto not found: install it (e.g. `apt-get install mosquitto`) and run this again.")
+        raise SystemExit(2)
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    node, npm = find_node()
+    mosquitto = find_mosquitto() if "mosquitto" in args.peer else ""
+    work_dir = WORK_DIR / "peers"
+    try:
+        loadgen = prepare_loadgen(args.peers_dir, npm, work_dir, PEER_FILES)
+    except BenchError as exc:
+        say(f"bench/peers.py: {exc}")
+        return 2
+    ctx = Context(args.devices, args.seconds, args.rate, node, mosquitto, loadgen, work_dir, args.server_flag)
+    peers = list(dict.fromkeys(args.peer))
+    say(f"{len(peers)} peers x 3 runs of {args.seconds:g} s each, every run on a freshly started peer")
+    results = {peer: run_peer(peer, ctx, i, len(peers)) for i, peer in enumerate(peers, 1)}
+    table = format_table(results, ctx.rate)
+    if args.json:
+        print(table, file=sys.stderr)
+        print(json.dumps(report_json(results, ctx)))
+    else:
+        print(table)
+    return 0 if all(run.ok for r in results.values() for run in r.runs.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
