@@ -1,4 +1,4 @@
-"""Smoke tests of bench/ingest.py and bench/dashboard.py: each benchmark runs end to end and reports figures.
+"""Smoke tests of bench/ingest.py, bench/peers.py and bench/dashboard.py: each benchmark runs end to end and reports figures.
 
 They check that the benchmarks work, never how fast the server or the page is: speed is for a person
 reading the benchmark's table, not for an assertion on a shared CI machine.
@@ -18,8 +18,10 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "ingest.py"
 DASHBOARD_BENCH = BENCH.with_name("dashboard.py")
+PEERS_BENCH = BENCH.with_name("peers.py")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 NO_NODE = shutil.which("node") is None
+NO_MOSQUITTO = shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists()
 # The dashboard benchmark drives Debian's Chromium through the playwright package (no `playwright install`).
 NO_BROWSER = not Path("/usr/bin/chromium").exists() or importlib.util.find_spec("playwright") is None
 
@@ -42,6 +44,34 @@ def test_benchmark_runs_and_reports_figures() -> None:
     for figure in ("live_p50_ms", "live_p99_ms"):
         assert isinstance(latency[figure], (int, float)) and not isinstance(latency[figure], bool), latency
     assert isinstance(throughput["server_peak_rss_mb"], (int, float)) and throughput["server_peak_rss_mb"] > 0
+
+
+@pytest.mark.skipif(
+    (NO_NODE or NO_MOSQUITTO) and not IN_CI,
+    reason="the peers benchmark needs Node.js (load generator, ws relay) and mosquitto (apt-get install mosquitto)",
+)
+@pytest.mark.timeout(900)  # a first run also does `npm install` for the load generator
+def test_peers_benchmark_runs_every_peer_and_compares_with_mosquitto() -> None:
+    command = [sys.executable, str(PEERS_BENCH), "--devices", "3", "--seconds", "1", "--rate", "60", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=840)
+    assert done.returncode == 0, f"benchmark failed (exit {done.returncode}):\n{done.stderr[-4000:]}"
+    report = json.loads(done.stdout)
+
+    assert list(report["peers"]) == ["pulsewire", "wsrelay", "mosquitto", "naive"]
+    for name, peer in report["peers"].items():
+        assert set(peer["runs"]) == {"batch1", "batch20", "latency"}, name
+        for key, run in peer["runs"].items():
+            assert run["ok"], f"{name} {key}: {run['failure']}"
+            assert run["connected"] == 3 and run["acked"] > 0 and run["acked_per_s"] > 0, (name, key, run)
+            assert run["live_got"] > 0 and run["live_p99_ms"] >= run["live_p50_ms"] >= 0, (name, key, run)
+        assert peer["peak_rss_mb"] > 0, name
+    assert report["peers"]["pulsewire"]["runs"]["batch1"]["server_metrics"]["committed_readings"] > 0
+    targets = {t["target"]: t for t in report["targets"]}
+    assert len(targets) == 4 and all(t["goal"] is not None and t["met"] in (True, False) for t in targets.values())
+    table = done.stderr
+    for label in ("Pulsewire (SQLite)", "Node ws relay", "Mosquitto QoS 1", "plain FastAPI"):
+        assert label in table, table[-4000:]
+    assert "x1.00" in table, "Mosquitto's own ratios are 1"
 
 
 @pytest.mark.skipif(

@@ -2,8 +2,8 @@
 
 Device handlers hand over validated batches and get a future back. One task gathers every batch
 that is waiting (up to `group_values` values) into one transaction (written on the loop and
-committed on a dedicated thread for SQLite, all on that thread for PostgreSQL) and only after the commit calls `on_commit` (live push) and
-resolves the futures (acks). Under load the groups grow, so the cost of a commit is shared by many
+committed on a dedicated thread for SQLite, all on that thread for PostgreSQL), and only after the
+commit calls `on_commit` (the live push, when it waits for commits) and resolves the futures (acks). Under load the groups grow, so the cost of a commit is shared by many
 batches.
 
 The queue is bounded: when the disk is slower than the network, `submit` waits, the device
