@@ -279,3 +279,41 @@ def test_a_lock_held_by_another_process_does_not_stall_the_loop(tmp_path: Path) 
     asyncio.run(scenario())
     assert count_readings(engine) == 3
     engine.dispose()
+
+
+def test_values_and_latest_survive_the_write_path_bit_for_bit(engine: Engine) -> None:
+    """The group goes to the database as one array per table: no double may change on the way."""
+    tricky = [0.1, 0.30000000000000004, 1e-300, 5e-324, 1.7976931348623157e308, -2.2250738585072014e-308]
+    # (-0.0 is left out: SQLite stores a whole REAL as an integer, so it comes back as 0.0 on any path.)
+    tricky += [123456789.12345679, 2.0**53, -(2.0**53), 1 / 3, 6.02214076e23, 2**53, -7, True, False]
+    data = [{"ts": 1000 + i, "values": {"v": value}} for i, value in enumerate(tricky)]
+
+    async def scenario() -> None:
+        writer = BatchingWriter(engine, Metrics(), queue_batches=10, group_values=100, on_commit=lambda g: None)
+        await writer.start()
+        await writer.call(store.add_device("exact", "E", "h-exact", 1))
+        await (await writer.submit("exact", data, codec.rows(data)))
+        await writer.stop()
+
+    asyncio.run(scenario())
+    with engine.connect() as conn:
+        sid = series_ids(conn, "exact")["v"]
+        stored = read_series(conn, sid, TelemetryQuery(0, 10**12, 100, "asc"))
+        latest = store.latest_values(conn, "exact")["exact"]["v"]
+    assert [ts for ts, _ in stored] == [1000 + i for i in range(len(tricky))]
+    for (_, got), sent in zip(stored, tricky, strict=True):
+        assert type(got) is (bool if type(sent) is bool else float), (got, sent)
+        assert got == sent and str(float(got)) == str(float(sent)), (got, sent)
+    assert (latest.ts, latest.value) == (1000 + len(tricky) - 1, False)
+
+
+def test_an_sqlite_without_what_the_writer_needs_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from pulsewire.storage.writer import check_sqlite
+
+    check_sqlite()  # this machine's SQLite is new enough
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(RuntimeError, match=r"SQLite 3\.33\.0 or newer .* uses SQLite 3\.31\.1"):
+        check_sqlite()

@@ -1,10 +1,16 @@
 """The single write path: a batching writer with group commit.
 
 Device handlers hand over validated batches and get a future back. One task gathers every batch
-that is waiting (up to `group_values` values) into one transaction (written on the loop and
-committed on a dedicated thread for SQLite, all on that thread for PostgreSQL), and only after the
-commit calls `on_commit` (the live push, when it waits for commits) and resolves the futures (acks). Under load the groups grow, so the cost of a commit is shared by many
-batches.
+that is waiting (up to `group_values` values) into one transaction, written and committed on a
+dedicated thread, and only after the commit calls `on_commit` (the live push, when it waits for
+commits) and resolves the futures (acks). Under load the groups grow, so the cost of a commit is
+shared by many batches.
+
+Each table gets one statement per group, its rows passed as one parameter (a JSON array for
+SQLite, arrays for PostgreSQL). The driver releases the GIL for the whole statement, so the
+database works on the other core while the event loop goes on reading frames. With a statement
+per row (`executemany`), the thread took the GIL back after every row, each time waiting up to a
+switch interval behind the busy loop.
 
 The queue is bounded: when the disk is slower than the network, `submit` waits, the device
 handler stops reading its socket, and TCP pushes back on the devices.
@@ -17,14 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import Connection, Engine, bindparam, case, func, select, text, update
-from sqlalchemy.exc import OperationalError
 
 from pulsewire.clock import now_ms
 from pulsewire.metrics import Metrics
@@ -34,7 +41,24 @@ log = logging.getLogger("pulsewire.writer")
 
 T = TypeVar("T")
 
-INLINE_BUSY_TIMEOUT_MS = 50
+# UPDATE ... FROM (3.33) and the JSON functions, which pass a whole group in one statement.
+MIN_SQLITE = (3, 33, 0)
+
+
+def check_sqlite() -> None:
+    """Refuse to start on an SQLite library without what the write path needs."""
+    found = sqlite3.sqlite_version_info
+    try:
+        sqlite3.connect(":memory:").execute("SELECT json_extract('[1]', '$[0]')").close()
+        has_json = True
+    except sqlite3.OperationalError:
+        has_json = False
+    if found < MIN_SQLITE or not has_json:
+        need = ".".join(map(str, MIN_SQLITE))
+        raise RuntimeError(
+            f"SQLite {need} or newer with the JSON functions is needed; Python uses SQLite {sqlite3.sqlite_version}"
+            f"{'' if has_json else ' without JSON'}. Use a newer Python or system SQLite, or PostgreSQL."
+        )
 
 
 class StorageError(Exception):
@@ -103,20 +127,12 @@ class BatchingWriter:
         self._device_ids: set[str] | None = None
         self._conn: Connection | None = None  # the writer's own connection, open while running
         self._store_rows = _store_rows_postgres if engine.dialect.name == "postgresql" else _store_rows_sqlite
-        # SQLite writes a group in about a millisecond plus one fsync, so the statements run on
-        # the loop and only the commit (the fsync, which releases the GIL) goes to the thread. With
-        # every statement on the thread, each waited for the GIL behind the busy loop. PostgreSQL
-        # statements are network round trips, so they all run on the thread.
-        self._inline = engine.dialect.name == "sqlite"
         metrics.write_queue_depth.set_function(self._queue.qsize)
 
     async def start(self) -> None:
+        if self._engine.dialect.name == "sqlite":
+            check_sqlite()
         self._conn = self._engine.connect()
-        if self._inline:
-            # On the loop, never wait long for a lock another process holds: give the group to
-            # the thread instead (see _commit).
-            self._conn.exec_driver_sql(f"PRAGMA busy_timeout = {INLINE_BUSY_TIMEOUT_MS}")
-            self._conn.commit()
         self._task = asyncio.create_task(self._run(), name="pulsewire-writer")
 
     async def stop(self) -> None:
@@ -217,12 +233,7 @@ class BatchingWriter:
         try:
             rows = _Rows.build(group, self._series_ids)
             assert self._conn is not None
-            if self._inline:
-                removed = await self._write_inline(self._conn, group, touches, rows)
-            else:
-                removed = await loop.run_in_executor(
-                    self._thread, self._write_and_commit, self._conn, group, touches, rows
-                )
+            removed = await loop.run_in_executor(self._thread, self._write_and_commit, self._conn, group, touches, rows)
         except Exception as exc:
             # Ids cached during the failed transaction were rolled back.
             self._series_ids.clear()
@@ -256,40 +267,6 @@ class BatchingWriter:
         for batch in group:
             if not batch.done.done():
                 batch.done.set_result(None)
-
-    async def _write_inline(
-        self, conn: Connection, group: list[Batch], touches: list[Touch], rows: _Rows | None
-    ) -> set[str]:
-        """SQLite: write the group on the loop, then commit on the thread.
-
-        The inserts take about a millisecond per group and gain nothing from a thread (they hold
-        the GIL), but the commit's fsync can take 10-40 ms on a slow disk: on the thread, the loop
-        keeps reading frames and sending acks meanwhile, and the next group gathers.
-        """
-        loop = asyncio.get_running_loop()
-        try:
-            removed = self._write(conn, group, touches, rows)
-        except OperationalError as exc:
-            conn.rollback()
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            # Another process holds the write lock (a migration, an sqlite3 shell): wait for it
-            # on the thread, with the full busy timeout, not on the loop.
-            log.warning("database locked by another process; waiting off the event loop")
-            return await loop.run_in_executor(self._thread, self._write_on_fresh_connection, group, touches, rows)
-        except BaseException:
-            conn.rollback()
-            raise
-        try:
-            await loop.run_in_executor(self._thread, conn.commit)
-        except BaseException:
-            conn.rollback()
-            raise
-        return removed
-
-    def _write_on_fresh_connection(self, group: list[Batch], touches: list[Touch], rows: _Rows | None) -> set[str]:
-        with self._engine.connect() as conn:
-            return self._write_and_commit(conn, group, touches, rows)
 
     def _write_and_commit(
         self, conn: Connection, group: list[Batch], touches: list[Touch], rows: _Rows | None
@@ -388,22 +365,30 @@ class _Rows:
         return _Rows(out, latest)
 
 
-# The hot path, on the raw driver cursor. SQLite binds and steps each row of `executemany` in C
-# (2-3x faster than one multi-row VALUES statement). PostgreSQL gets each column as one array
-# and unnests it: one round trip per statement instead of one message per row.
+# The hot path, on the raw driver cursor: one statement per table, so the GIL is released for each
+# whole statement (see the module docstring). SQLite reads the rows from one JSON array; doubles
+# survive the trip exactly (orjson writes the shortest text that parses back to the same double).
+# PostgreSQL gets each column as one array and unnests it.
+
+_SQLITE_INSERT_READINGS = (
+    "INSERT INTO readings (series_id, ts, value, is_bool) "
+    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
+    "json_extract(value, '$[3]') FROM json_each(?) WHERE true ON CONFLICT DO NOTHING"
+)
+_SQLITE_UPDATE_LATEST = (
+    "UPDATE series SET last_ts = v.ts, last_value = v.value, last_is_bool = v.b "
+    "FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS ts, "
+    "json_extract(value, '$[2]') AS value, json_extract(value, '$[3]') AS b FROM json_each(?)) AS v "
+    "WHERE series.id = v.id AND (series.last_ts IS NULL OR series.last_ts < v.ts)"
+)
+_SQLITE_UPDATE_SEEN = "UPDATE devices SET last_seen = ? WHERE id IN (SELECT value FROM json_each(?))"
 
 
 def _store_rows_sqlite(cur: Any, rows: _Rows, present: set[str], seen: int) -> None:
-    cur.executemany(
-        "INSERT INTO readings (series_id, ts, value, is_bool) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        rows.readings,
-    )
-    cur.executemany(
-        "UPDATE series SET last_ts = ?, last_value = ?, last_is_bool = ? "
-        "WHERE id = ? AND (last_ts IS NULL OR last_ts < ?)",
-        [(ts, v, b, sid, ts) for sid, (ts, v, b) in rows.latest.items()],
-    )
-    cur.executemany("UPDATE devices SET last_seen = ? WHERE id = ?", [(seen, dev) for dev in present])
+    cur.execute(_SQLITE_INSERT_READINGS, (orjson.dumps(rows.readings),))
+    latest = [(sid, ts, v, b) for sid, (ts, v, b) in rows.latest.items()]
+    cur.execute(_SQLITE_UPDATE_LATEST, (orjson.dumps(latest),))
+    cur.execute(_SQLITE_UPDATE_SEEN, (seen, orjson.dumps(sorted(present))))
 
 
 def _store_rows_postgres(cur: Any, rows: _Rows, present: set[str], seen: int) -> None:
