@@ -38,7 +38,8 @@ def series_ids(conn: Connection, device_id: str) -> dict[str, int]:
     return {metric: sid for metric, sid in rows}
 
 
-def _statement(series_id: int, q: TelemetryQuery) -> Select[Any]:
+def series_statement(series_id: int, q: TelemetryQuery) -> Select[Any]:
+    """The SELECT for one series and query: raw rows, or one row per bucket."""
     where = (readings.c.series_id == series_id, readings.c.ts >= q.start, readings.c.ts <= q.end)
     if q.interval is None:
         cols = select(readings.c.ts, readings.c.value, readings.c.is_bool).where(*where)
@@ -59,13 +60,13 @@ def _point(ts: int, value: float | int | None, is_bool: bool) -> tuple[int, floa
 
 
 def read_series(conn: Connection, series_id: int, q: TelemetryQuery) -> list[tuple[int, float | int | bool | None]]:
-    return [_point(ts, value, is_bool) for ts, value, is_bool in conn.execute(_statement(series_id, q))]
+    return [_point(ts, value, is_bool) for ts, value, is_bool in conn.execute(series_statement(series_id, q))]
 
 
 def stream_series(
     conn: Connection, series_id: int, q: TelemetryQuery, chunk: int = 2000
 ) -> Iterator[list[tuple[int, float | int | bool | None]]]:
     """The same rows as `read_series`, fetched a chunk at a time (server-side cursor where supported)."""
-    result = conn.execution_options(stream_results=True, max_row_buffer=chunk).execute(_statement(series_id, q))
+    result = conn.execution_options(stream_results=True, max_row_buffer=chunk).execute(series_statement(series_id, q))
     for rows in result.partitions(chunk):
         yield [_point(ts, value, is_bool) for ts, value, is_bool in rows]
