@@ -48,6 +48,22 @@ def test_every_setting_is_a_serve_flag() -> None:
         assert f"--{name.replace('_', '-')}" in text and f"PULSEWIRE_{name.upper()}" in text
 
 
+def test_a_yes_no_setting_is_an_on_off_flag_and_its_variable_still_applies(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pulsewire.cli import build_settings, main
+
+    serve = main.commands["serve"]  # type: ignore[attr-defined]
+
+    def live_after_commit(*args: str) -> bool:
+        return build_settings(serve.make_context("serve", list(args)).params).live_after_commit
+
+    monkeypatch.delenv("PULSEWIRE_LIVE_AFTER_COMMIT", raising=False)
+    assert live_after_commit() is False
+    assert live_after_commit("--live-after-commit") is True
+    monkeypatch.setenv("PULSEWIRE_LIVE_AFTER_COMMIT", "1")
+    assert live_after_commit() is True  # no flag: the environment decides
+    assert live_after_commit("--no-live-after-commit") is False  # a flag beats the environment
+
+
 def test_device_commands_against_a_running_server(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     server = start_server(tmp_path, "sqlite", request)
     common = ["--server", server.base, "--admin-key", server.admin_key]

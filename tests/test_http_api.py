@@ -158,6 +158,8 @@ async def test_bad_queries_get_clear_400s_and_404s(server: Server) -> None:
         ({"agg": "median", "interval": 1000}, 400, "agg"),
         ({"agg": "avg"}, 400, "agg needs interval"),
         ({"interval": 0}, 400, "interval"),
+        ({"interval": 2**64}, 400, "interval"),
+        ({"interval": 2**53}, 400, "interval"),
         ({"order": "sideways"}, 400, "order"),
         ({"keys": "temp/C"}, 400, "bad metric name"),
         ({"keys": "humidity"}, 404, "has no metric humidity (it has: door, temperature)"),

@@ -145,6 +145,34 @@ async def test_readings_go_live_on_arrival_and_are_acked_after_their_commit(
     assert server.telemetry(dev)["t"] == [{"ts": ts, "value": 1.5}]
 
 
+async def test_a_dashboard_joining_while_a_reading_is_being_stored_still_gets_it(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    server = start_server(tmp_path, "sqlite", request)
+    dev, token = server.register()
+    ts = now_ms()
+    async with device(server, token) as ws:
+        lock = await _hold_write_lock(tmp_path / "pulsewire.db")
+        try:
+            await ws.send(dumps({"type": "telemetry", "seq": 1, "data": [{"ts": ts, "values": {"t": 3}}]}))
+            await asyncio.sleep(0.3)  # pushed on arrival to nobody; its commit waits for the lock
+            async with live(server) as dashboard:
+                snapshot = await recv_json(dashboard)
+                entry = next(d for d in snapshot["devices"] if d["id"] == dev)
+                assert entry["latest"] == {}  # not stored yet, so not in the snapshot...
+                pushed = await live_until(dashboard, lambda m: m["type"] == "telemetry")
+                assert pushed == {"type": "telemetry", "device": dev, "data": [{"ts": ts, "values": {"t": 3}}]}
+        finally:
+            lock.execute("COMMIT")
+            lock.close()
+        assert await recv_json(ws) == {"type": "ack", "seq": 1}
+    async with live(server) as late:  # ...and once stored, a later dashboard gets it from the snapshot only
+        snapshot = await recv_json(late)
+        assert next(d for d in snapshot["devices"] if d["id"] == dev)["latest"] == {"t": {"ts": ts, "value": 3}}
+        with pytest.raises((TimeoutError, AssertionError)):
+            await live_until(late, lambda m: m["type"] == "telemetry", timeout=0.5)
+
+
 async def test_live_after_commit_pushes_only_stored_readings(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     server = start_server(tmp_path, "sqlite", request, live_after_commit="true")
     dev, token = server.register()
@@ -166,7 +194,9 @@ async def test_live_after_commit_pushes_only_stored_readings(tmp_path: Path, req
 
 async def test_hub_merges_what_arrives_in_one_turn_per_device_in_order() -> None:
     hub = LiveHub(Metrics(), queue_size=10)
-    hub.publish_arrived("a", [{"ts": 1, "values": {"t": 1}}])  # no client yet: nothing kept
+    stored = [{"ts": 1, "values": {"t": 1}}]
+    hub.publish_arrived("a", stored)  # no client yet: only kept until its commit settles
+    hub.settled("a", stored)
     await asyncio.sleep(0)
     client = hub.join()
     hub.publish_arrived("a", [{"ts": 2, "values": {"t": 2}}])
@@ -179,6 +209,27 @@ async def test_hub_merges_what_arrives_in_one_turn_per_device_in_order() -> None
         {"type": "telemetry", "device": "a", "data": [{"ts": t, "values": {"t": t}} for t in (2, 3, 4)]},
         {"type": "telemetry", "device": "b", "data": [{"ts": 5, "values": {"t": 5}}]},
     ]
+
+
+async def test_hub_starts_a_joining_client_with_what_is_pushed_but_not_stored() -> None:
+    hub = LiveHub(Metrics(), queue_size=10)
+    first = [{"ts": 1, "values": {"t": 1}}]
+    second = [{"ts": 2, "values": {"t": 2}}]
+    other = [{"ts": 7, "values": {"t": 7}}]
+    hub.publish_arrived("a", first)
+    hub.publish_arrived("a", second)
+    hub.publish_arrived("b", other)
+    hub.settled("a", first)  # stored: a joining client finds it in the snapshot
+    client = hub.join()
+    queued = [orjson.loads(client.queue.get_nowait()) for _ in range(client.queue.qsize())]
+    assert queued == [
+        {"type": "telemetry", "device": "a", "data": second},
+        {"type": "telemetry", "device": "b", "data": other},
+    ]
+    hub.settled("a", second)
+    hub.settled("b", other)
+    hub.settled("b", other)  # settling twice, or unknown batches, changes nothing
+    assert hub.join().queue.empty()
 
 
 async def _until(condition: Callable[[], bool], timeout: float = 10) -> None:

@@ -284,6 +284,7 @@ def test_a_lock_held_by_another_process_does_not_stall_the_loop(tmp_path: Path) 
 def test_values_and_latest_survive_the_write_path_bit_for_bit(engine: Engine) -> None:
     """The group goes to the database as one array per table: no double may change on the way."""
     tricky = [0.1, 0.30000000000000004, 1e-300, 5e-324, 1.7976931348623157e308, -2.2250738585072014e-308]
+    tricky += [1.8446744073709552e19, 1844674407370955.2]  # misread by SQLite 3.47.0-3.47.1
     # (-0.0 is left out: SQLite stores a whole REAL as an integer, so it comes back as 0.0 on any path.)
     tricky += [123456789.12345679, 2.0**53, -(2.0**53), 1 / 3, 6.02214076e23, 2**53, -7, True, False]
     data = [{"ts": 1000 + i, "values": {"v": value}} for i, value in enumerate(tricky)]
@@ -310,10 +311,15 @@ def test_values_and_latest_survive_the_write_path_bit_for_bit(engine: Engine) ->
 def test_an_sqlite_without_what_the_writer_needs_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlite3
 
-    from pulsewire.storage.writer import check_sqlite
+    from pulsewire.storage import writer
 
-    check_sqlite()  # this machine's SQLite is new enough
+    writer.check_sqlite()  # this machine's SQLite is new enough and reads doubles back exactly
     monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
     monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
-    with pytest.raises(RuntimeError, match=r"SQLite 3\.33\.0 or newer .* uses SQLite 3\.31\.1"):
-        check_sqlite()
+    with pytest.raises(RuntimeError, match=r"SQLite 3\.31\.1, which this Python uses, is too old: SQLite 3\.33\.0"):
+        writer.check_sqlite()
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 47, 1))
+    # A double no text parser can give back stands in for a release that misreads one.
+    monkeypatch.setattr(writer, "_PROBE_DOUBLES", [*writer._PROBE_DOUBLES, float("nan")])
+    with pytest.raises(RuntimeError, match="does not read doubles back exactly"):
+        writer.check_sqlite()

@@ -19,7 +19,7 @@ from pulsewire.routes import commands_api, device_ws, devices_api, errors, live_
 from pulsewire.services import Services
 from pulsewire.settings import Settings
 from pulsewire.storage.engine import migrate, open_engine
-from pulsewire.storage.writer import Batch, BatchingWriter
+from pulsewire.storage.writer import Batch, BatchingWriter, check_sqlite
 
 log = logging.getLogger("pulsewire")
 
@@ -31,19 +31,23 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics = Metrics()
         engine = open_engine(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        if engine.dialect.name == "sqlite":
+            check_sqlite()  # before the schema is touched
         migrate(engine)
         hub = LiveHub(metrics, settings.live_queue_messages)
 
-        def push(group: list[Batch]) -> None:
-            if settings.live_after_commit:
-                hub.publish_readings((b.device_id, b.data) for b in group)
+        def push_committed(group: list[Batch]) -> None:
+            hub.publish_readings((b.device_id, b.data) for b in group)
+
+        def nothing(group: list[Batch]) -> None:  # pushed on arrival (routes/device_ws.py)
+            pass
 
         writer = BatchingWriter(
             engine,
             metrics,
             queue_batches=settings.write_queue_batches,
             group_values=settings.group_commit_readings,
-            on_commit=push,
+            on_commit=push_committed if settings.live_after_commit else nothing,
         )
         await writer.start()
         app.state.services = Services(

@@ -7,11 +7,16 @@ is encoded once and shared by every client that wants it.
 Readings reach the hub either as they arrive (`publish_arrived`: gathered for one turn of the
 event loop, then one message per device) or after their commit (`publish_readings`). Merging
 keeps the frame count per dashboard near one per device per turn, whatever the batch size.
+
+A client joining gets a snapshot read from the database. Readings pushed on arrival before it
+joined but committed only after that read would be in neither, so the hub keeps every batch it
+pushed until its commit settles, and a joining client's queue starts with those.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -42,9 +47,15 @@ class LiveHub:
         self._queue_size = queue_size
         self._clients: set[LiveClient] = set()
         self._arrived: dict[str, list[dict[str, Any]]] = {}  # device id -> readings of this turn
+        # device id -> batches pushed on arrival whose commit has not settled yet, in arrival order
+        self._unsettled: dict[str, deque[list[dict[str, Any]]]] = {}
 
     def join(self) -> LiveClient:
+        """A new client; its queue starts with the readings pushed before it joined but not yet stored."""
         client = LiveClient(self._queue_size)
+        for device_id, batches in self._unsettled.items():
+            data = [reading for batch in batches for reading in batch]
+            self._enqueue(client, orjson.dumps({"type": "telemetry", "device": device_id, "data": data}).decode())
         self._clients.add(client)
         self._metrics.live_clients.set(len(self._clients))
         return client
@@ -64,12 +75,29 @@ class LiveHub:
             self._offer(device_id, {"type": "telemetry", "device": device_id, "data": data})
 
     def publish_arrived(self, device_id: str, data: list[dict[str, Any]]) -> None:
-        """Push validated readings at the end of this turn of the loop, merged per device."""
+        """Push validated readings at the end of this turn of the loop, merged per device.
+
+        The caller calls `settled(device_id, data)` once the batch's commit succeeded or failed."""
+        self._unsettled.setdefault(device_id, deque()).append(data)
         if not self._clients:
             return
         if not self._arrived:
             asyncio.get_running_loop().call_soon(self._flush_arrived)
         self._arrived.setdefault(device_id, []).extend(data)
+
+    def settled(self, device_id: str, data: list[dict[str, Any]]) -> None:
+        batches = self._unsettled.get(device_id)
+        if batches is None:
+            return
+        if batches and batches[0] is data:  # commits settle in arrival order
+            batches.popleft()
+        else:
+            for i, batch in enumerate(batches):
+                if batch is data:
+                    del batches[i]
+                    break
+        if not batches:
+            del self._unsettled[device_id]
 
     def _flush_arrived(self) -> None:
         arrived, self._arrived = self._arrived, {}
@@ -86,8 +114,11 @@ class LiveHub:
                 continue
             if encoded is None:
                 encoded = orjson.dumps(message).decode()
-            try:
-                client.queue.put_nowait(encoded)
-            except asyncio.QueueFull:
-                client.behind.set()
-                self._metrics.live_dropped.inc()
+            self._enqueue(client, encoded)
+
+    def _enqueue(self, client: LiveClient, encoded: str) -> None:
+        try:
+            client.queue.put_nowait(encoded)
+        except asyncio.QueueFull:
+            client.behind.set()
+            self._metrics.live_dropped.inc()

@@ -56,8 +56,8 @@ class Settings(BaseSettings):
     )
     live_after_commit: bool = Field(
         False,
-        description="Push readings to live clients only once committed (adds the commit, an fsync, to live "
-        "latency); default: as soon as they are validated, while they are being committed.",
+        description="Push readings to live clients only after their commit (adds the commit, an fsync, to live "
+        "latency). Off: pushed as soon as validated, while the commit runs.",
     )
     query_max_limit: int = Field(100_000, ge=1, description="Largest `limit` an HTTP telemetry query may ask for.")
     query_default_limit: int = Field(1000, ge=1, description="`limit` of an HTTP telemetry query that names none.")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
@@ -18,6 +20,7 @@ from starlette.websockets import WebSocketState
 
 from pulsewire import codec, commands
 from pulsewire.clock import now_ms
+from pulsewire.hub import LiveHub
 from pulsewire.presence import Closer, Connection
 from pulsewire.routes.deps import ServicesDep
 from pulsewire.services import Services
@@ -139,6 +142,7 @@ async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) 
                 pending.put_nowait((msg.seq, done))
                 if push_on_arrival:
                     services.hub.publish_arrived(device_id, msg.data)
+                    done.add_done_callback(_settled(services.hub, device_id, msg.data))
             elif isinstance(msg, codec.Hello):
                 await services.writer.touch(device_id, now_ms(), msg.fw)
                 interval = await run_in_threadpool(_interval, services, device_id)
@@ -188,6 +192,10 @@ async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) 
                 await services.writer.touch(device_id, seen)
         code, reason = closing[0] if closing else (None, "closed by device or lost")
         log.info("device disconnected", extra={"device": device_id, "close_code": code, "reason": reason})
+
+
+def _settled(hub: LiveHub, device_id: str, data: list[dict[str, Any]]) -> Callable[[asyncio.Future[None]], None]:
+    return lambda _done: hub.settled(device_id, data)
 
 
 def _consume(done: asyncio.Future[None]) -> None:

@@ -84,7 +84,8 @@ async def live_channel(ws: WebSocket, services: ServicesDep) -> None:
         await ws.close(codec.CLOSE_POLICY, "read key required (?key=)")
         return
     await ws.accept()
-    # Join before the snapshot so nothing committed in between is missed (a reading may come twice).
+    # Join before the snapshot: the queue then holds what is pushed from now on, after what was pushed
+    # before but is not stored yet (LiveHub.join), so nothing falls between the two. A reading may come twice.
     client = services.hub.join()
     tasks: list[asyncio.Task[None]] = []
     try:

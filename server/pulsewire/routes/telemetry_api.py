@@ -40,9 +40,9 @@ class TelemetryParams:
     )
     limit: Annotated[int | None, Query(description="Most points per metric (default 1000, at most 100000).")] = None
     order: Annotated[Order, Query(description="asc: oldest first; desc: newest first.")] = "desc"
-    interval: Annotated[int | None, Query(ge=1, description="Bucket width in ms; with it, one value per bucket.")] = (
-        None
-    )
+    interval: Annotated[
+        int | None, Query(ge=1, le=MAX_TS, description="Bucket width in ms; with it, one value per bucket.")
+    ] = None
     agg: Annotated[Agg | None, Query(description="Aggregate per bucket (default avg when interval is given).")] = None
 
 

@@ -90,10 +90,14 @@ def stream_series(
         yield batch
 
 
-def _rows(conn: Connection, series_id: int, q: TelemetryQuery, chunk: int = 2000) -> Iterator[Row]:
+def _rows(conn: Connection, series_id: int, q: TelemetryQuery, chunk: int | None = None) -> Iterator[Row]:
+    """The rows of one series; with `chunk`, fetched that many at a time (server-side cursor where supported)."""
     walk = _walk_span(conn, series_id, q) if q.interval is not None and conn.dialect.name == "sqlite" else None
     if walk is not None:
         yield from _walk(conn, series_id, q, *walk)
+        return
+    if chunk is None:
+        yield from conn.execute(series_statement(series_id, q))  # type: ignore[misc]
         return
     result = conn.execution_options(stream_results=True, max_row_buffer=chunk).execute(series_statement(series_id, q))
     for rows in result.partitions(chunk):

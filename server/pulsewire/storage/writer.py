@@ -22,6 +22,7 @@ on the same thread, so there is exactly one writer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -45,19 +46,33 @@ T = TypeVar("T")
 MIN_SQLITE = (3, 33, 0)
 
 
+# Doubles that SQLite's text-to-double conversion has got wrong in some releases (3.47.0-3.47.1
+# misread 16-digit prefixes 1844674407370955...), and the extremes.
+_PROBE_DOUBLES = [1.8446744073709552e19, 1844674407370955.2, 0.1, 5e-324, 2.2250738585072014e-308]
+_PROBE_DOUBLES += [1.7976931348623157e308, 123456789.12345679, 1 / 3]
+
+
 def check_sqlite() -> None:
-    """Refuse to start on an SQLite library without what the write path needs."""
-    found = sqlite3.sqlite_version_info
-    try:
-        sqlite3.connect(":memory:").execute("SELECT json_extract('[1]', '$[0]')").close()
-        has_json = True
-    except sqlite3.OperationalError:
-        has_json = False
-    if found < MIN_SQLITE or not has_json:
-        need = ".".join(map(str, MIN_SQLITE))
+    """Refuse to start on an SQLite library that lacks what the write path needs or misreads doubles."""
+    need = ".".join(map(str, MIN_SQLITE))
+    problem = None
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        problem = "is too old"
+    else:
+        with contextlib.closing(sqlite3.connect(":memory:")) as db:
+            try:
+                # The shape the writer uses: each row an array, read with json_extract.
+                rows = orjson.dumps([[v] for v in _PROBE_DOUBLES])
+                back = db.execute("SELECT json_extract(value, '$[0]') FROM json_each(?)", (rows,)).fetchall()
+            except sqlite3.OperationalError:
+                problem = "has no JSON functions"
+            else:
+                if [v for (v,) in back] != _PROBE_DOUBLES:
+                    problem = "does not read doubles back exactly"
+    if problem:
         raise RuntimeError(
-            f"SQLite {need} or newer with the JSON functions is needed; Python uses SQLite {sqlite3.sqlite_version}"
-            f"{'' if has_json else ' without JSON'}. Use a newer Python or system SQLite, or PostgreSQL."
+            f"SQLite {sqlite3.sqlite_version}, which this Python uses, {problem}: SQLite {need} or newer with "
+            "the JSON functions is needed. Use a newer Python or system SQLite, or PostgreSQL."
         )
 
 
@@ -72,7 +87,7 @@ class DeviceRemoved(StorageError):
 @dataclass(slots=True)
 class Batch:
     device_id: str
-    data: list[dict[str, Any]]  # validated readings (ts and values), pushed live after the commit
+    data: list[dict[str, Any]]  # validated readings (ts and values), handed to `on_commit` after the commit
     rows: list[tuple[str, int, float, bool]]  # (metric, ts, value, is_bool)
     done: asyncio.Future[None] = field(repr=False)
 
@@ -130,8 +145,6 @@ class BatchingWriter:
         metrics.write_queue_depth.set_function(self._queue.qsize)
 
     async def start(self) -> None:
-        if self._engine.dialect.name == "sqlite":
-            check_sqlite()
         self._conn = self._engine.connect()
         self._task = asyncio.create_task(self._run(), name="pulsewire-writer")
 
