@@ -17,6 +17,9 @@ to 8 batches un-acked.
 - latency: batch 1 paced at 5,000 readings/s in all; p50/p99 ms from each reading's send time to
   its arrival at the live client.
 - RSS: the server's peak resident memory over its three runs (with its child processes).
+- With --repeat N, all of that N times over, peer after peer each time, so that noise lasting
+  minutes hits every peer alike; the table shows medians (with an even N the less flattering
+  middle one) and the JSON every run.
 
 Every run starts its peer afresh. Ratios are to Mosquitto (x1.00 = same as Mosquitto).
 
@@ -105,6 +108,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=positive_int,
         default=TARGET_RATE,
         help=f"readings/s in all for the latency run (default: {TARGET_RATE})",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=1,
+        help="run everything this many times, peer after peer each time, and report medians (default: 1)",
     )
     parser.add_argument(
         "--peer",
@@ -285,15 +294,22 @@ class Run:
 @dataclass
 class PeerResult:
     peer: str
-    runs: dict[str, Run] = field(default_factory=dict)
+    runs: dict[str, list[Run]] = field(default_factory=dict)  # run key -> one Run per repeat
 
     def figure(self, key: str, attr: str) -> float | None:
-        run = self.runs.get(key)
-        return None if run is None or not run.ok else getattr(run, attr)
+        """The median over the repeats that worked; with an even count, the less flattering middle one."""
+        values = sorted(getattr(r, attr) for r in self.runs.get(key, ()) if r.ok and getattr(r, attr) is not None)
+        if not values:
+            return None
+        lower_is_better = attr.startswith("live_")  # latency; the rest are rates
+        return values[len(values) // 2] if lower_is_better else values[(len(values) - 1) // 2]
+
+    def all_runs(self) -> list[Run]:
+        return [run for runs in self.runs.values() for run in runs]
 
     @property
     def peak_rss_mb(self) -> float | None:
-        values = [r.peak_rss_mb for r in self.runs.values() if r.ok and r.peak_rss_mb is not None]
+        values = [r.peak_rss_mb for r in self.all_runs() if r.ok and r.peak_rss_mb is not None]
         return max(values) if values else None
 
 
@@ -301,30 +317,41 @@ def run_specs(rate: int) -> list[tuple[str, int, int | None]]:
     return [("batch1", 1, None), ("batch20", 20, None), ("latency", 1, rate)]
 
 
-def run_peer(peer: str, ctx: Context, number: int, total: int) -> PeerResult:
-    result = PeerResult(peer)
-    for key, batch, rate in run_specs(ctx.rate):
-        pace = f"paced at {rate:,} readings/s" if rate else "as fast as acks allow"
-        say(f"[{number}/{total}] {LABELS[peer]}: batch {batch}, {pace}, {ctx.devices} devices, {ctx.seconds:g} s ...")
-        run = Run(key, batch, rate)
-        with tempfile.TemporaryDirectory(prefix=f"pulsewire-peer-{peer}-") as tmp:
-            try:
-                with STARTERS[peer](ctx, Path(tmp)) as running:
-                    drive(running, ctx, run)
-                    run.ok = True
-                    for line in running.log():
-                        run.notes.append(f"server log: {line[:200]}")
-            except BenchError as exc:
-                run.failure = str(exc)
-                say("  run failed: " + run.failure.replace("\n", "\n    "))
-        add_notes(run, ctx)
-        result.runs[key] = run
-        if run.ok:
-            say(
-                f"  acked {run.acked_per_s:,}/s, delivered {run.delivered_per_s:,}/s, live p50/p99 "
-                f"{run.live_p50_ms}/{run.live_p99_ms} ms, peak RSS {run.peak_rss_mb} MB"
-            )
-    return result
+def run_all(peers: list[str], ctx: Context, repeats: int) -> dict[str, PeerResult]:
+    """Every peer's three runs, then again for each repeat: noise that lasts minutes hits all peers alike."""
+    results = {peer: PeerResult(peer) for peer in peers}
+    for repeat in range(1, repeats + 1):
+        for number, peer in enumerate(peers, 1):
+            for key, batch, rate in run_specs(ctx.rate):
+                pace = f"paced at {rate:,} readings/s" if rate else "as fast as acks allow"
+                round_ = f" (repeat {repeat}/{repeats})" if repeats > 1 else ""
+                say(
+                    f"[{number}/{len(peers)}] {LABELS[peer]}: batch {batch}, {pace}, {ctx.devices} devices, "
+                    f"{ctx.seconds:g} s{round_} ..."
+                )
+                results[peer].runs.setdefault(key, []).append(run_once(peer, ctx, key, batch, rate))
+    return results
+
+
+def run_once(peer: str, ctx: Context, key: str, batch: int, rate: int | None) -> Run:
+    run = Run(key, batch, rate)
+    with tempfile.TemporaryDirectory(prefix=f"pulsewire-peer-{peer}-") as tmp:
+        try:
+            with STARTERS[peer](ctx, Path(tmp)) as running:
+                drive(running, ctx, run)
+                run.ok = True
+                for line in running.log():
+                    run.notes.append(f"server log: {line[:200]}")
+        except BenchError as exc:
+            run.failure = str(exc)
+            say("  run failed: " + run.failure.replace("\n", "\n    "))
+    add_notes(run, ctx)
+    if run.ok:
+        say(
+            f"  acked {run.acked_per_s:,}/s, delivered {run.delivered_per_s:,}/s, live p50/p99 "
+            f"{run.live_p50_ms}/{run.live_p99_ms} ms, peak RSS {run.peak_rss_mb} MB"
+        )
+    return run
 
 
 def drive(running: Running, ctx: Context, run: Run) -> None:
@@ -469,11 +496,14 @@ def format_table(results: dict[str, PeerResult], rate: int) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("")
+    repeats = max((len(runs) for r in results.values() for runs in r.runs.values()), default=1)
+    if repeats > 1:
+        lines.append(f"Medians of {repeats} runs each.")
     lines.append("vs M: ratio to Mosquitto. Targets for Pulsewire:")
     for t in targets(results, rate):
         mark = {True: "met", False: "SHORT", None: "not measured"}[t["met"]]
         lines.append(f"  {mark:>12}  {t['target']}: {_fmt(t['pulsewire'], ',.1f')} (goal {_fmt(t['goal'], ',.1f')})")
-    notes = [(r.peer, run) for r in results.values() for run in r.runs.values() if run.notes or run.failure]
+    notes = [(r.peer, run) for r in results.values() for run in r.all_runs() if run.notes or run.failure]
     if notes:
         lines.append("")
         lines.append("Notes:")
@@ -501,7 +531,11 @@ def report_json(results: dict[str, PeerResult], ctx: Context) -> dict[str, Any]:
             name: {
                 "label": LABELS[name],
                 "peak_rss_mb": r.peak_rss_mb,
-                "runs": {k: asdict(v) for k, v in r.runs.items()},
+                "runs": {k: [asdict(run) for run in runs] for k, runs in r.runs.items()},
+                "medians": {
+                    k: {a: r.figure(k, a) for a in ("acked_per_s", "delivered_per_s", "live_p50_ms", "live_p99_ms")}
+                    for k in r.runs
+                },
             }
             for name, r in results.items()
         },
@@ -531,15 +565,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ctx = Context(args.devices, args.seconds, args.rate, node, mosquitto, loadgen, work_dir, args.server_flag)
     peers = list(dict.fromkeys(args.peer))
-    say(f"{len(peers)} peers x 3 runs of {args.seconds:g} s each, every run on a freshly started peer")
-    results = {peer: run_peer(peer, ctx, i, len(peers)) for i, peer in enumerate(peers, 1)}
+    say(f"{len(peers)} peers x 3 runs x {args.repeat} of {args.seconds:g} s each, every run on a freshly started peer")
+    results = run_all(peers, ctx, args.repeat)
     table = format_table(results, ctx.rate)
     if args.json:
         print(table, file=sys.stderr)
         print(json.dumps(report_json(results, ctx)))
     else:
         print(table)
-    return 0 if all(run.ok for r in results.values() for run in r.runs.values()) else 1
+    return 0 if all(run.ok for r in results.values() for run in r.all_runs()) else 1
 
 
 if __name__ == "__main__":
