@@ -97,7 +97,15 @@ def test_full_queue_makes_devices_wait_and_loses_nothing(engine: Engine) -> None
 def test_failed_commit_acks_nothing_and_keeps_what_was_stored(engine: Engine) -> None:
     async def scenario() -> None:
         pushed: list[list[Batch]] = []
-        writer = BatchingWriter(engine, Metrics(), queue_batches=100, group_values=10_000, on_commit=pushed.append)
+        unstored: list[list[Batch]] = []
+        writer = BatchingWriter(
+            engine,
+            Metrics(),
+            queue_batches=100,
+            group_values=10_000,
+            on_commit=pushed.append,
+            on_unstored=unstored.append,
+        )
         await writer.start()
         await writer.call(store.add_device("d", "D", "h", 1))
         await (await submit(writer, "d", telemetry(1, 0, 5)))
@@ -106,7 +114,8 @@ def test_failed_commit_acks_nothing_and_keeps_what_was_stored(engine: Engine) ->
         failing = await submit(writer, "d", telemetry(2, 100, 5))
         with pytest.raises(StorageError):
             await failing
-        assert len(pushed) == 1  # nothing pushed live for the failed group
+        assert len(pushed) == 1  # nothing pushed live for the failed group...
+        assert [[b.data[0]["ts"] for b in group] for group in unstored] == [[100]]  # ...it went to on_unstored
         await writer.call(lambda conn: conn.execute(text("ALTER TABLE readings_away RENAME TO readings")))
         await (await submit(writer, "d", telemetry(3, 100, 5)))  # the device's resend succeeds
         await writer.stop()
@@ -145,7 +154,15 @@ def test_series_ids_of_a_failed_commit_are_not_reused(engine: Engine) -> None:
 
 def test_batches_of_a_removed_device_are_refused_not_stored(engine: Engine) -> None:
     async def scenario() -> None:
-        writer = BatchingWriter(engine, Metrics(), queue_batches=100, group_values=10_000, on_commit=lambda g: None)
+        unstored: list[list[Batch]] = []
+        writer = BatchingWriter(
+            engine,
+            Metrics(),
+            queue_batches=100,
+            group_values=10_000,
+            on_commit=lambda g: None,
+            on_unstored=unstored.append,
+        )
         await writer.start()
         await writer.call(store.add_device("gone", "G", "hg", 1))
         await writer.call(store.add_device("kept", "K", "hk", 1))
@@ -163,6 +180,7 @@ def test_batches_of_a_removed_device_are_refused_not_stored(engine: Engine) -> N
         with pytest.raises(DeviceRemoved):
             await late
         await kept
+        assert [[b.device_id for b in group] for group in unstored] == [["gone"]]  # not "kept"
         await writer.stop()
 
     asyncio.run(scenario())

@@ -39,15 +39,17 @@ def create_app(settings: Settings) -> FastAPI:
         def push_committed(group: list[Batch]) -> None:
             hub.publish_readings((b.device_id, b.data) for b in group)
 
-        def nothing(group: list[Batch]) -> None:  # pushed on arrival (routes/device_ws.py)
-            pass
+        def settle(group: list[Batch]) -> None:  # pushed on arrival (routes/device_ws.py), now stored or not
+            for batch in group:
+                hub.settled(batch.device_id, batch.data)
 
         writer = BatchingWriter(
             engine,
             metrics,
             queue_batches=settings.write_queue_batches,
             group_values=settings.group_commit_readings,
-            on_commit=push_committed if settings.live_after_commit else nothing,
+            on_commit=push_committed if settings.live_after_commit else settle,
+            on_unstored=None if settings.live_after_commit else settle,
         )
         await writer.start()
         app.state.services = Services(

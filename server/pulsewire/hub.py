@@ -77,7 +77,7 @@ class LiveHub:
     def publish_arrived(self, device_id: str, data: list[dict[str, Any]]) -> None:
         """Push validated readings at the end of this turn of the loop, merged per device.
 
-        The caller calls `settled(device_id, data)` once the batch's commit succeeded or failed."""
+        `settled(device_id, data)` must follow once the batch's commit succeeded or failed."""
         self._unsettled.setdefault(device_id, deque()).append(data)
         if not self._clients:
             return

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from typing import Any
 
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
@@ -20,7 +18,6 @@ from starlette.websockets import WebSocketState
 
 from pulsewire import codec, commands
 from pulsewire.clock import now_ms
-from pulsewire.hub import LiveHub
 from pulsewire.presence import Closer, Connection
 from pulsewire.routes.deps import ServicesDep
 from pulsewire.services import Services
@@ -141,8 +138,7 @@ async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) 
                 done = await services.writer.submit(device_id, msg.data, codec.rows(msg.data))
                 pending.put_nowait((msg.seq, done))
                 if push_on_arrival:
-                    services.hub.publish_arrived(device_id, msg.data)
-                    done.add_done_callback(_settled(services.hub, device_id, msg.data))
+                    services.hub.publish_arrived(device_id, msg.data)  # settled by the writer (app.py)
             elif isinstance(msg, codec.Hello):
                 await services.writer.touch(device_id, now_ms(), msg.fw)
                 interval = await run_in_threadpool(_interval, services, device_id)
@@ -192,10 +188,6 @@ async def _serve(ws: WebSocket, services: Services, device_id: str, token: str) 
                 await services.writer.touch(device_id, seen)
         code, reason = closing[0] if closing else (None, "closed by device or lost")
         log.info("device disconnected", extra={"device": device_id, "close_code": code, "reason": reason})
-
-
-def _settled(hub: LiveHub, device_id: str, data: list[dict[str, Any]]) -> Callable[[asyncio.Future[None]], None]:
-    return lambda _done: hub.settled(device_id, data)
 
 
 def _consume(done: asyncio.Future[None]) -> None:

@@ -3,7 +3,8 @@
 Device handlers hand over validated batches and get a future back. One task gathers every batch
 that is waiting (up to `group_values` values) into one transaction, written and committed on a
 dedicated thread, and only after the commit calls `on_commit` (the live push, when it waits for
-commits) and resolves the futures (acks). Under load the groups grow, so the cost of a commit is
+commits) and resolves the futures (acks). Batches that were not stored (a failed group, a removed
+device) go to `on_unstored` instead. Under load the groups grow, so the cost of a commit is
 shared by many batches.
 
 Each table gets one statement per group, its rows passed as one parameter (a JSON array for
@@ -125,11 +126,13 @@ class BatchingWriter:
         queue_batches: int,
         group_values: int,
         on_commit: OnCommit,
+        on_unstored: OnCommit | None = None,
     ) -> None:
         self._engine = engine
         self._metrics = metrics
         self._group_values = group_values
         self._on_commit = on_commit
+        self._on_unstored = on_unstored
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_batches)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pulsewire-writer")
         self._task: asyncio.Task[None] | None = None
@@ -257,12 +260,14 @@ class BatchingWriter:
                 extra={"batches": len(group), "values": values, "error": f"{type(exc).__name__}: {exc}"[:300]},
             )
             failure = StorageError(f"storage failed: {type(exc).__name__}")
+            self._unstored(group)
             for batch in group:
                 if not batch.done.done():
                     batch.done.set_exception(failure)
             return
         if removed:
             gone = DeviceRemoved("device removed")
+            self._unstored([b for b in group if b.device_id in removed])
             for batch in group:
                 if batch.device_id in removed:
                     batch.done.set_exception(gone)
@@ -280,6 +285,13 @@ class BatchingWriter:
         for batch in group:
             if not batch.done.done():
                 batch.done.set_result(None)
+
+    def _unstored(self, batches: list[Batch]) -> None:
+        if self._on_unstored is not None:
+            try:
+                self._on_unstored(batches)
+            except Exception:
+                log.exception("handling batches that were not stored failed")
 
     def _write_and_commit(
         self, conn: Connection, group: list[Batch], touches: list[Touch], rows: _Rows | None
