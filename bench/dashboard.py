@@ -61,7 +61,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -72,6 +72,7 @@ from ingest import (  # noqa: E402
     LOG_LINES_KEPT,
     BenchError,
     Server,
+    give_up,
     positive_float,
     positive_int,
     say,
@@ -171,12 +172,6 @@ SNAPSHOT_JS = """
   };
 }
 """
-
-
-def give_up(message: str) -> NoReturn:
-    """Stop before any run: the set-up is incomplete (exit status 2)."""
-    say(f"bench/dashboard.py: {message}")
-    raise SystemExit(2)
 
 
 # Command line

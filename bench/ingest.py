@@ -93,8 +93,8 @@ def say(message: str) -> None:
 
 
 def give_up(message: str) -> NoReturn:
-    """Stop before any run: the set-up is incomplete (exit status 2)."""
-    say(f"bench/ingest.py: {message}")
+    """Stop before any run: the set-up is incomplete (exit status 2). Named after the bench that runs."""
+    say(f"bench/{Path(sys.argv[0]).name}: {message}")
     raise SystemExit(2)
 
 

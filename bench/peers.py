@@ -61,6 +61,7 @@ from ingest import (  # noqa: E402  (bench/ is not a package)
     ServerSampler,
     find_node,
     free_port,
+    give_up,
     node_version,
     positive_float,
     positive_int,
@@ -149,7 +150,6 @@ class Running:
     url: str
     proto: str
     pid: int
-    stop: Callable[[], str]
     tokens_file: Path | None = None
     log: Callable[[], list[str]] = list
     metrics: Callable[[], dict[str, float | None]] = dict
@@ -174,16 +174,14 @@ def _tail(log_path: Path, lines: int = 40) -> str:
     return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def stop_process(proc: subprocess.Popen[bytes]) -> str:
-    if proc.poll() is not None:
-        return f"had already exited with {proc.returncode}"
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after a timeout."""
     proc.terminate()
     try:
-        return f"stopped (exit {proc.wait(STOP_TIMEOUT_S)})"
+        proc.wait(STOP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-        return "did not stop on SIGTERM; killed"
 
 
 @contextlib.contextmanager
@@ -210,7 +208,6 @@ def start_pulsewire(ctx: Context, tmp: Path) -> Iterator[Running]:
             f"ws://127.0.0.1:{server.port}",
             "ws",
             server.pid,
-            server.stop,
             tokens,
             log=lambda: server.log_lines()[:LOG_LINES_KEPT],
             metrics=lambda: summarize_metrics(server.metrics()),
@@ -223,7 +220,7 @@ def start_pulsewire(ctx: Context, tmp: Path) -> Iterator[Running]:
 def start_wsrelay(ctx: Context, tmp: Path) -> Iterator[Running]:
     port = free_port()
     with spawn([ctx.node, "wsrelay.mjs", str(port)], "wsrelay", port, tmp, cwd=ctx.work_dir) as proc:
-        yield Running(f"ws://127.0.0.1:{port}", "ws", proc.pid, lambda: stop_process(proc))
+        yield Running(f"ws://127.0.0.1:{port}", "ws", proc.pid)
 
 
 @contextlib.contextmanager
@@ -232,7 +229,7 @@ def start_mosquitto(ctx: Context, tmp: Path) -> Iterator[Running]:
     conf = tmp / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_type error\n")
     with spawn([ctx.mosquitto, "-c", str(conf)], "mosquitto", port, tmp) as proc:
-        yield Running(f"mqtt://127.0.0.1:{port}", "mqtt", proc.pid, lambda: stop_process(proc))
+        yield Running(f"mqtt://127.0.0.1:{port}", "mqtt", proc.pid)
 
 
 @contextlib.contextmanager
@@ -242,7 +239,7 @@ def start_naive(ctx: Context, tmp: Path) -> Iterator[Running]:
     command += ["--log-level", "warning"]
     env = {**os.environ, "NAIVE_PEER_DB": str(tmp / "naive.db")}
     with spawn(command, "naive", port, tmp, cwd=ctx.work_dir, env=env) as proc:
-        yield Running(f"ws://127.0.0.1:{port}", "ws", proc.pid, lambda: stop_process(proc))
+        yield Running(f"ws://127.0.0.1:{port}", "ws", proc.pid)
 
 
 STARTERS = {
@@ -548,8 +545,7 @@ def find_mosquitto() -> str:
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None
     )
     if found is None:
-        say("bench/peers.py: mosquitto not found: install it (e.g. `apt-get install mosquitto`) and run this again.")
-        raise SystemExit(2)
+        give_up("mosquitto not found: install it (e.g. `apt-get install mosquitto`) and run this again.")
     return found
 
 
@@ -561,8 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         loadgen = prepare_loadgen(args.peers_dir, npm, work_dir, PEER_FILES)
     except BenchError as exc:
-        say(f"bench/peers.py: {exc}")
-        return 2
+        give_up(str(exc))
     ctx = Context(args.devices, args.seconds, args.rate, node, mosquitto, loadgen, work_dir, args.server_flag)
     peers = list(dict.fromkeys(args.peer))
     say(f"{len(peers)} peers x 3 runs x {args.repeat} of {args.seconds:g} s each, every run on a freshly started peer")

@@ -69,7 +69,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 
@@ -81,6 +81,7 @@ from ingest import (  # noqa: E402
     BenchError,
     Server,
     ServerSampler,
+    give_up,
     positive_float,
     positive_int,
     say,
@@ -116,11 +117,6 @@ DENSE_DEVICE = "dense-0"
 
 class SetupError(Exception):
     """The machine cannot run the benchmark as asked (exit status 2)."""
-
-
-def give_up(message: str) -> NoReturn:
-    say(f"bench/scale.py: {message}")
-    raise SystemExit(2)
 
 
 # Command line

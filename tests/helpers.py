@@ -8,10 +8,11 @@ import os
 import secrets
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,18 @@ async def live_until(ws: ClientConnection, predicate: Any, timeout: float = 5) -
         msg = await recv_json(ws, left)
         if predicate(msg):
             return msg
+
+
+@contextlib.contextmanager
+def sqlite_write_lock(db: Path) -> Iterator[None]:
+    """Hold SQLite's write lock from outside the server, as an sqlite3 shell in the middle of a write would."""
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("COMMIT")
+        other.close()
 
 
 def now_ms() -> int:

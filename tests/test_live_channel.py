@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +16,17 @@ from websockets.exceptions import InvalidStatus
 from pulsewire.hub import LiveHub
 from pulsewire.metrics import Metrics
 from tests.conftest import start_server
-from tests.helpers import Server, device, dumps, live, live_until, now_ms, recv_json, send_batch
+from tests.helpers import (
+    Server,
+    device,
+    dumps,
+    live,
+    live_until,
+    now_ms,
+    recv_json,
+    send_batch,
+    sqlite_write_lock,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -116,13 +125,6 @@ async def test_slow_dashboard_is_dropped_and_ingest_never_waits(tmp_path: Path, 
         stuck.close()
 
 
-async def _hold_write_lock(db: Path) -> sqlite3.Connection:
-    """Take SQLite's write lock from outside the server, as an sqlite3 shell mid-write would."""
-    other = sqlite3.connect(db, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    return other
-
-
 async def test_readings_go_live_on_arrival_and_are_acked_after_their_commit(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -131,16 +133,12 @@ async def test_readings_go_live_on_arrival_and_are_acked_after_their_commit(
     ts = now_ms()
     async with live(server) as dashboard, device(server, token) as ws:
         await recv_json(dashboard)
-        lock = await _hold_write_lock(tmp_path / "pulsewire.db")
-        try:
+        with sqlite_write_lock(tmp_path / "pulsewire.db"):
             await ws.send(dumps({"type": "telemetry", "seq": 1, "data": [{"ts": ts, "values": {"t": 1.5}}]}))
             pushed = await live_until(dashboard, lambda m: m["type"] == "telemetry")
             assert pushed == {"type": "telemetry", "device": dev, "data": [{"ts": ts, "values": {"t": 1.5}}]}
             with pytest.raises(TimeoutError):  # not stored yet, so not acked
                 await recv_json(ws, timeout=0.5)
-        finally:
-            lock.execute("COMMIT")
-            lock.close()
         assert await recv_json(ws) == {"type": "ack", "seq": 1}
     assert server.telemetry(dev)["t"] == [{"ts": ts, "value": 1.5}]
 
@@ -152,8 +150,7 @@ async def test_a_dashboard_joining_while_a_reading_is_being_stored_still_gets_it
     dev, token = server.register()
     ts = now_ms()
     async with device(server, token) as ws:
-        lock = await _hold_write_lock(tmp_path / "pulsewire.db")
-        try:
+        with sqlite_write_lock(tmp_path / "pulsewire.db"):
             await ws.send(dumps({"type": "telemetry", "seq": 1, "data": [{"ts": ts, "values": {"t": 3}}]}))
             await asyncio.sleep(0.3)  # pushed on arrival to nobody; its commit waits for the lock
             async with live(server) as dashboard:
@@ -162,9 +159,6 @@ async def test_a_dashboard_joining_while_a_reading_is_being_stored_still_gets_it
                 assert entry["latest"] == {}  # not stored yet, so not in the snapshot...
                 pushed = await live_until(dashboard, lambda m: m["type"] == "telemetry")
                 assert pushed == {"type": "telemetry", "device": dev, "data": [{"ts": ts, "values": {"t": 3}}]}
-        finally:
-            lock.execute("COMMIT")
-            lock.close()
         assert await recv_json(ws) == {"type": "ack", "seq": 1}
     async with live(server) as late:  # ...and once stored, a later dashboard gets it from the snapshot only
         snapshot = await recv_json(late)
@@ -179,14 +173,10 @@ async def test_live_after_commit_pushes_only_stored_readings(tmp_path: Path, req
     ts = now_ms()
     async with live(server) as dashboard, device(server, token) as ws:
         await recv_json(dashboard)
-        lock = await _hold_write_lock(tmp_path / "pulsewire.db")
-        try:
+        with sqlite_write_lock(tmp_path / "pulsewire.db"):
             await ws.send(dumps({"type": "telemetry", "seq": 1, "data": [{"ts": ts, "values": {"t": 2}}]}))
             with pytest.raises((TimeoutError, AssertionError)):  # only the device's status may come
                 await live_until(dashboard, lambda m: m["type"] == "telemetry", timeout=0.5)
-        finally:
-            lock.execute("COMMIT")
-            lock.close()
         assert await recv_json(ws) == {"type": "ack", "seq": 1}
         pushed = await live_until(dashboard, lambda m: m["type"] == "telemetry")
         assert pushed["data"] == [{"ts": ts, "values": {"t": 2}}]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from pulsewire.storage.queries import TelemetryQuery, read_series, series_ids
 from pulsewire.storage.schema import metadata, readings
 from pulsewire.storage.writer import Batch, BatchingWriter, DeviceRemoved, StorageError
 from tests.conftest import database_url_for
+from tests.helpers import sqlite_write_lock
 
 
 @pytest.fixture
@@ -39,6 +40,24 @@ def telemetry(seq: int, start_ts: int, n: int, metric: str = "t") -> codec.Telem
 def count_readings(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(readings)).scalar_one())
+
+
+def make_writer(
+    engine: Engine,
+    *,
+    queue_batches: int = 100,
+    group_values: int = 10_000,
+    on_commit: Callable[[list[Batch]], None] = lambda group: None,
+    on_unstored: Callable[[list[Batch]], None] | None = None,
+) -> BatchingWriter:
+    return BatchingWriter(
+        engine,
+        Metrics(),
+        queue_batches=queue_batches,
+        group_values=group_values,
+        on_commit=on_commit,
+        on_unstored=on_unstored,
+    )
 
 
 async def submit(writer: BatchingWriter, device_id: str, msg: codec.Telemetry) -> asyncio.Future[None]:
@@ -73,7 +92,7 @@ def test_group_commit_stores_each_reading_once_and_pushes_after_commit(engine: E
 
 def test_full_queue_makes_devices_wait_and_loses_nothing(engine: Engine) -> None:
     async def scenario() -> None:
-        writer = BatchingWriter(engine, Metrics(), queue_batches=2, group_values=5, on_commit=lambda g: None)
+        writer = make_writer(engine, queue_batches=2, group_values=5)
         await writer.start()
         await writer.call(store.add_device("d", "D", "h", 1))
         release = threading.Event()
@@ -98,14 +117,7 @@ def test_failed_commit_acks_nothing_and_keeps_what_was_stored(engine: Engine) ->
     async def scenario() -> None:
         pushed: list[list[Batch]] = []
         unstored: list[list[Batch]] = []
-        writer = BatchingWriter(
-            engine,
-            Metrics(),
-            queue_batches=100,
-            group_values=10_000,
-            on_commit=pushed.append,
-            on_unstored=unstored.append,
-        )
+        writer = make_writer(engine, on_commit=pushed.append, on_unstored=unstored.append)
         await writer.start()
         await writer.call(store.add_device("d", "D", "h", 1))
         await (await submit(writer, "d", telemetry(1, 0, 5)))
@@ -131,7 +143,7 @@ def rename(engine: Engine, table: str, to: str) -> None:
 
 def test_series_ids_of_a_failed_commit_are_not_reused(engine: Engine) -> None:
     async def scenario() -> None:
-        writer = BatchingWriter(engine, Metrics(), queue_batches=100, group_values=10_000, on_commit=lambda g: None)
+        writer = make_writer(engine)
         await writer.start()
         for dev in ("a", "b"):
             await writer.call(store.add_device(dev, dev, "h" + dev, 1))
@@ -155,14 +167,7 @@ def test_series_ids_of_a_failed_commit_are_not_reused(engine: Engine) -> None:
 def test_batches_of_a_removed_device_are_refused_not_stored(engine: Engine) -> None:
     async def scenario() -> None:
         unstored: list[list[Batch]] = []
-        writer = BatchingWriter(
-            engine,
-            Metrics(),
-            queue_batches=100,
-            group_values=10_000,
-            on_commit=lambda g: None,
-            on_unstored=unstored.append,
-        )
+        writer = make_writer(engine, on_unstored=unstored.append)
         await writer.start()
         await writer.call(store.add_device("gone", "G", "hg", 1))
         await writer.call(store.add_device("kept", "K", "hk", 1))
@@ -191,7 +196,7 @@ def test_batches_of_a_removed_device_are_refused_not_stored(engine: Engine) -> N
 
 def test_admin_calls_report_their_own_errors(engine: Engine) -> None:
     async def scenario() -> None:
-        writer = BatchingWriter(engine, Metrics(), queue_batches=10, group_values=100, on_commit=lambda g: None)
+        writer = make_writer(engine, queue_batches=10, group_values=100)
         await writer.start()
         await writer.call(store.add_device("d1", "D1", "h1", 1))
         with pytest.raises(store.DeviceExists):
@@ -210,7 +215,7 @@ def test_admin_calls_report_their_own_errors(engine: Engine) -> None:
 
 def test_queries_raw_and_aggregated(engine: Engine) -> None:
     async def scenario() -> None:
-        writer = BatchingWriter(engine, Metrics(), queue_batches=10, group_values=10_000, on_commit=lambda g: None)
+        writer = make_writer(engine, queue_batches=10)
         await writer.start()
         await writer.call(store.add_device("q", "Q", "h", 1))
         await (await submit(writer, "q", telemetry(1, 0, 100)))
@@ -255,7 +260,7 @@ def test_migration_0002_adds_the_device_interval_and_keeps_devices(
             assert store.get_device(conn, "old") is not None
 
         async def scenario() -> None:
-            writer = BatchingWriter(eng, Metrics(), queue_batches=10, group_values=100, on_commit=lambda g: None)
+            writer = make_writer(eng, queue_batches=10, group_values=100)
             await writer.start()
             await writer.call(store.set_interval("old", 2500))
             with pytest.raises(store.DeviceNotFound):
@@ -271,25 +276,20 @@ def test_migration_0002_adds_the_device_interval_and_keeps_devices(
 
 
 def test_a_lock_held_by_another_process_does_not_stall_the_loop(tmp_path: Path) -> None:
-    import sqlite3
-
     engine = open_engine(f"sqlite:///{tmp_path / 'locked.db'}")
     migrate(engine)
 
     async def scenario() -> None:
-        writer = BatchingWriter(engine, Metrics(), queue_batches=10, group_values=100, on_commit=lambda g: None)
+        writer = make_writer(engine, queue_batches=10, group_values=100)
         await writer.start()
         await writer.call(store.add_device("d", "D", "h", 1))
-        other = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")  # e.g. an sqlite3 shell in the middle of a write
-        done = await submit(writer, "d", telemetry(1, 0, 3))
-        ticks = 0
-        for _ in range(30):  # the loop keeps running while the group waits for the lock
-            await asyncio.sleep(0.01)
-            ticks += 1
-        assert not done.done()
-        other.execute("COMMIT")
-        other.close()
+        with sqlite_write_lock(tmp_path / "locked.db"):
+            done = await submit(writer, "d", telemetry(1, 0, 3))
+            ticks = 0
+            for _ in range(30):  # the loop keeps running while the group waits for the lock
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert not done.done()
         await asyncio.wait_for(done, 10)
         assert ticks == 30
         await writer.stop()
@@ -308,7 +308,7 @@ def test_values_and_latest_survive_the_write_path_bit_for_bit(engine: Engine) ->
     data = [{"ts": 1000 + i, "values": {"v": value}} for i, value in enumerate(tricky)]
 
     async def scenario() -> None:
-        writer = BatchingWriter(engine, Metrics(), queue_batches=10, group_values=100, on_commit=lambda g: None)
+        writer = make_writer(engine, queue_batches=10, group_values=100)
         await writer.start()
         await writer.call(store.add_device("exact", "E", "h-exact", 1))
         await (await writer.submit("exact", data, codec.rows(data)))

@@ -248,8 +248,7 @@ class BatchingWriter:
         started = time.perf_counter()
         try:
             rows = _Rows.build(group, self._series_ids)
-            assert self._conn is not None
-            removed = await loop.run_in_executor(self._thread, self._write_and_commit, self._conn, group, touches, rows)
+            removed = await loop.run_in_executor(self._thread, self._write_and_commit, group, touches, rows)
         except Exception as exc:
             # Ids cached during the failed transaction were rolled back.
             self._series_ids.clear()
@@ -293,57 +292,52 @@ class BatchingWriter:
             except Exception:
                 log.exception("handling batches that were not stored failed")
 
-    def _write_and_commit(
-        self, conn: Connection, group: list[Batch], touches: list[Touch], rows: _Rows | None
-    ) -> set[str]:
-        """Write the group in one transaction and commit it; see `_write`."""
-        try:
-            removed = self._write(conn, group, touches, rows)
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        return removed
-
-    def _write(self, conn: Connection, group: list[Batch], touches: list[Touch], rows: _Rows | None) -> set[str]:
-        """Write the group in a new transaction, left open for the caller to commit.
+    def _write_and_commit(self, group: list[Batch], touches: list[Touch], rows: _Rows | None) -> set[str]:
+        """Write the group in one transaction on the writer's connection and commit it.
 
         Returns the devices that no longer exist (their batches not written). `rows` were built
         on the loop from cached series ids; None when a series is new (or a device was removed),
         and then they are built here once the series exist.
         """
-        conn.begin()
-        # A removal (and purge) ran before this group, so a late batch never undoes it.
-        if self._device_ids is None:
-            self._device_ids = set(conn.execute(select(devices.c.id)).scalars())
-        wanted = {b.device_id for b in group}
-        present = wanted & self._device_ids
-        removed = wanted - present
-        if removed:
-            group = [b for b in group if b.device_id not in removed]
-            rows = None
-        if group:
-            if rows is None:
-                self._resolve_series(conn, group)
-                rows = _Rows.build(group, self._series_ids)
-                assert rows is not None
-            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                self._store_rows(cur, rows, present, now_ms())
-            finally:
-                cur.close()
-        if touches:
-            conn.execute(
-                update(devices)
-                .where(devices.c.id == bindparam("d"))
-                .values(
-                    last_seen=case(
-                        (devices.c.last_seen > bindparam("seen"), devices.c.last_seen), else_=bindparam("seen")
+        conn = self._conn
+        assert conn is not None
+        try:
+            conn.begin()
+            # A removal (and purge) ran before this group, so a late batch never undoes it.
+            if self._device_ids is None:
+                self._device_ids = set(conn.execute(select(devices.c.id)).scalars())
+            wanted = {b.device_id for b in group}
+            present = wanted & self._device_ids
+            removed = wanted - present
+            if removed:
+                group = [b for b in group if b.device_id not in removed]
+                rows = None
+            if group:
+                if rows is None:
+                    self._resolve_series(conn, group)
+                    rows = _Rows.build(group, self._series_ids)
+                    assert rows is not None
+                cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    self._store_rows(cur, rows, present, now_ms())
+                finally:
+                    cur.close()
+            if touches:
+                conn.execute(
+                    update(devices)
+                    .where(devices.c.id == bindparam("d"))
+                    .values(
+                        last_seen=case(
+                            (devices.c.last_seen > bindparam("seen"), devices.c.last_seen), else_=bindparam("seen")
+                        ),
+                        fw=func.coalesce(bindparam("fw"), devices.c.fw),
                     ),
-                    fw=func.coalesce(bindparam("fw"), devices.c.fw),
-                ),
-                [{"d": t.device_id, "seen": t.seen, "fw": t.fw} for t in touches],
-            )
+                    [{"d": t.device_id, "seen": t.seen, "fw": t.fw} for t in touches],
+                )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
         return removed
 
     def _resolve_series(self, conn: Connection, group: list[Batch]) -> None:
