@@ -37,9 +37,9 @@ sys.path.insert(0, str(BENCH_DIR))
 
 from ingest import BenchError, Server  # noqa: E402  (the ingest benchmark's server runner)
 
-from pulsewire.firmware import firmware_dir  # noqa: E402
-from pulsewire.mpsim.node import PACKAGE, ensure_modules, find_node  # noqa: E402
-from pulsewire.mpsim.runner import SimBoard  # noqa: E402
+from pulsewire import firmware  # noqa: E402
+from pulsewire_devkit.simboard.node import find_node, micropython_dir  # noqa: E402
+from pulsewire_devkit.simboard.runner import SimBoard  # noqa: E402
 
 BASELINE = "import asyncio, json"
 
@@ -65,8 +65,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def bare_baseline() -> int:
-    node, _ = find_node()
-    entry = (ensure_modules() / PACKAGE / "micropython.mjs").as_uri()
+    node = find_node()
+    entry = (micropython_dir() / "micropython.mjs").as_uri()
     done = subprocess.run(
         [node, "--input-type=module", "-e", BARE_JS, entry, BASELINE],
         capture_output=True,
@@ -87,7 +87,7 @@ def simulation_baseline() -> int:
 def code_alloc() -> int:
     modules = "board, config, link, ring, sensors, session, wifi, wsclient, wsframe"  # main.py's, less main
     program = f"{BASELINE}\nimport {modules}\nprint('ready')\n"
-    with SimBoard(firmware_dir(), files={"/main.py": program}, stay=True) as board:
+    with SimBoard(firmware.folder(), files={"/main.py": program}, stay=True) as board:
         board.wait_for_line("ready", timeout=30)
         return board.heap()["alloc"]
 
@@ -100,7 +100,7 @@ def firmware_samples(seconds: float, samples: int, interval_ms: int) -> tuple[li
             (token,) = server.register(["heap-bench"])
             config = {"server": server.base, "token": token, "interval_ms": interval_ms, "watchdog_ms": 0}
             config["sensors"] = [{"type": "mcu_temp"}, {"type": "system"}]
-            with SimBoard(firmware_dir(), config) as board:
+            with SimBoard(firmware.folder(), config) as board:
                 board.wait_for_line("link: online", timeout=60)
                 time.sleep(min(5.0, seconds / samples))  # past start-up: the first batches, the first GC
                 figures = []

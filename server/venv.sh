@@ -1,5 +1,5 @@
 # Sourced by server/run and tests/run: make .venv and install Pulsewire into it when pyproject.toml changed.
-# $1: the extras to install ("" or "test").
+# $1: the extras to install ("devkit" for server/run, "test" for tests/run, which includes it).
 pw_venv() {
   local extras="${1:-}" spec="." stamp
   [ -n "$extras" ] && spec=".[$extras]"

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.helpers import Server
+from tests.support.env import missing
+from tests.support.server import Server, start_server
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_ADMIN_URL = os.environ.get("PULSEWIRE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -34,9 +33,7 @@ def _postgres_problem() -> str | None:
 def postgres_available() -> None:
     problem = _postgres_problem()
     if problem:
-        if IN_CI:
-            pytest.fail(problem + " (CI requires it: tests/run starts it)")
-        pytest.skip(problem)
+        missing(problem, "tests/run starts it")
 
 
 @pytest.fixture(scope="session")
@@ -63,18 +60,6 @@ def postgres_database(postgres_available: None) -> Iterator[object]:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-def database_url_for(backend: str, request: pytest.FixtureRequest) -> str | None:
-    if backend == "sqlite":
-        return None
-    return request.getfixturevalue("postgres_database")()  # type: ignore[no-any-return]
-
-
-def start_server(tmp: Path, backend: str, request: pytest.FixtureRequest, **settings: str) -> Server:
-    server = Server(tmp, database_url=database_url_for(backend, request), settings=settings).start()
-    request.addfinalizer(server.stop)
-    return server
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -1,3 +1,3 @@
-from pulsewire.cli import main
+from pulsewire.cli.main import main
 
 main()

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pulsewire.codec import MAX_INTERVAL_MS, MIN_INTERVAL_MS
+from pulsewire.protocol.rules import MAX_INTERVAL_MS, MIN_INTERVAL_MS
 
 
 class Settings(BaseSettings):

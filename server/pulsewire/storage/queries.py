@@ -33,6 +33,7 @@ _AGG: dict[str, Callable[[ColumnElement[Any]], ColumnElement[Any]]] = {
 WALK_MAX_BUCKETS = 20_000
 
 Row = tuple[int, float | int | None, bool]  # (ts or bucket start, value, is_bool)
+Point = tuple[int, float | int | bool | None]  # (ts or bucket start, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,19 +69,17 @@ def series_statement(series_id: int, q: TelemetryQuery) -> Select[Any]:
     return cols.order_by(key.asc() if q.order == "asc" else key.desc()).limit(q.limit)
 
 
-def _point(ts: int, value: float | int | None, is_bool: bool) -> tuple[int, float | int | bool | None]:
+def _point(ts: int, value: float | int | None, is_bool: bool) -> Point:
     return ts, (bool(value) if is_bool else value)
 
 
-def read_series(conn: Connection, series_id: int, q: TelemetryQuery) -> list[tuple[int, float | int | bool | None]]:
+def read_series(conn: Connection, series_id: int, q: TelemetryQuery) -> list[Point]:
     return [_point(ts, value, is_bool) for ts, value, is_bool in _rows(conn, series_id, q)]
 
 
-def stream_series(
-    conn: Connection, series_id: int, q: TelemetryQuery, chunk: int = 2000
-) -> Iterator[list[tuple[int, float | int | bool | None]]]:
+def stream_series(conn: Connection, series_id: int, q: TelemetryQuery, chunk: int = 2000) -> Iterator[list[Point]]:
     """The same rows as `read_series`, fetched a chunk at a time (server-side cursor where supported)."""
-    batch: list[tuple[int, float | int | bool | None]] = []
+    batch: list[Point] = []
     for ts, value, is_bool in _rows(conn, series_id, q, chunk):
         batch.append(_point(ts, value, is_bool))
         if len(batch) == chunk:

@@ -77,6 +77,16 @@ def check_sqlite() -> None:
         )
 
 
+def value_rows(data: list[dict[str, Any]]) -> list[tuple[str, int, float, bool]]:
+    """Flatten validated readings into (metric, ts, value, is_bool) rows, one per value."""
+    out = []
+    for reading in data:
+        ts = reading["ts"]
+        for name, value in reading["values"].items():
+            out.append((name, ts, float(value), type(value) is bool))
+    return out
+
+
 class StorageError(Exception):
     """A group commit failed; nothing of the group is stored and nothing is acked."""
 
@@ -163,13 +173,11 @@ class BatchingWriter:
             self._conn.close()
             self._conn = None
 
-    async def submit(
-        self, device_id: str, data: list[dict[str, Any]], rows: list[tuple[str, int, float, bool]]
-    ) -> asyncio.Future[None]:
-        """Queue a batch; waits while the queue is full. The future resolves after the commit."""
+    async def submit(self, device_id: str, data: list[dict[str, Any]]) -> asyncio.Future[None]:
+        """Queue a batch of validated readings; waits while the queue is full. The future resolves after the commit."""
         self._check_running()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put(Batch(device_id, data, rows, done))
+        await self._queue.put(Batch(device_id, data, value_rows(data), done))
         return done
 
     async def touch(self, device_id: str, seen: int, fw: str | None = None) -> None:

@@ -1,0 +1,1 @@
+"""The running server: the app factory, its services, and uvicorn."""

@@ -1,0 +1,92 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from pulsewire import __version__
+from pulsewire.app.adminkey import resolve_admin_key
+from pulsewire.app.services import Services
+from pulsewire.channels import device, live
+from pulsewire.channels.hub import LiveHub
+from pulsewire.channels.presence import Presence
+from pulsewire.http import commands, devices, errors, ops, telemetry
+from pulsewire.metrics import Metrics
+from pulsewire.settings import Settings
+from pulsewire.storage.engine import migrate, open_engine
+from pulsewire.storage.reads import Reads
+from pulsewire.storage.writer import Batch, BatchingWriter, check_sqlite
+
+log = logging.getLogger("pulsewire")
+
+
+def shipped_dashboard() -> Path:
+    """The dashboard that comes with Pulsewire (package data, from the repository's dashboard/)."""
+    return Path(str(files("pulsewire") / "dashboard"))
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        metrics = Metrics()
+        engine = open_engine(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        if engine.dialect.name == "sqlite":
+            check_sqlite()  # before the schema is touched
+        migrate(engine)
+        hub = LiveHub(metrics, settings.live_queue_messages)
+
+        def push_committed(group: list[Batch]) -> None:
+            hub.publish_readings((b.device_id, b.data) for b in group)
+
+        def settle(group: list[Batch]) -> None:  # pushed on arrival (channels/device.py), now stored or not
+            for batch in group:
+                hub.settled(batch.device_id, batch.data)
+
+        writer = BatchingWriter(
+            engine,
+            metrics,
+            queue_batches=settings.write_queue_batches,
+            group_values=settings.group_commit_readings,
+            on_commit=push_committed if settings.live_after_commit else settle,
+            on_unstored=None if settings.live_after_commit else settle,
+        )
+        await writer.start()
+        app.state.services = Services(
+            settings=settings,
+            writer=writer,
+            reads=Reads(engine),
+            hub=hub,
+            presence=Presence(),
+            metrics=metrics,
+            admin_key=resolve_admin_key(settings),
+        )
+        log.info(
+            "pulsewire ready",
+            extra={"version": __version__, "database": engine.url.render_as_string(hide_password=True)},
+        )
+        try:
+            yield
+        finally:
+            await writer.stop()
+            engine.dispose()
+            log.info("pulsewire stopped")
+
+    app = FastAPI(
+        title="Pulsewire",
+        version=__version__,
+        summary="Telemetry from ESP32-class boards: device ingest, stored readings, live push.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for module in (ops, devices, commands, telemetry, device, live):
+        app.include_router(module.router)
+    dashboard = settings.dashboard_dir or shipped_dashboard()
+    app.mount("/", StaticFiles(directory=dashboard, html=True), name="dashboard")
+    return app

@@ -1,0 +1,118 @@
+"""Running the app under uvicorn with the WebSocket settings the device channel relies on."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import socket
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import uvicorn
+
+from pulsewire import logs
+from pulsewire.app.banner import banner
+from pulsewire.app.factory import create_app
+from pulsewire.netaddr import lan_address
+from pulsewire.protocol.device import MAX_FRAME_BYTES
+from pulsewire.settings import Settings
+from pulsewire_devkit import missing as devkit_missing
+
+log = logging.getLogger("pulsewire")
+
+GIL_SWITCH_INTERVAL_S = 0.0005
+GC_THRESHOLDS = (10_000, 50, 100)
+
+
+def uvicorn_config(settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        ws_max_size=MAX_FRAME_BYTES,
+        ws_ping_interval=settings.ping_interval_s,
+        ws_ping_timeout=settings.ping_timeout_s,
+        ws_per_message_deflate=False,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def bound_address(server: uvicorn.Server, settings: Settings) -> str:
+    for srv in server.servers:
+        for sock in srv.sockets:
+            host, port = sock.getsockname()[:2]
+            shown = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+            return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+    return f"http://{settings.host}:{settings.port}"
+
+
+def check_port_free(host: str, port: int) -> str | None:
+    """Why (host, port) cannot be listened on, or None. Checked up front for a plain message."""
+    if port == 0:
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return f"cannot listen on {host}:{port}: {exc.strerror}"
+    return None
+
+
+def run_forever(settings: Settings, on_started: Callable[[str], Coroutine[Any, Any, None]] | None = None) -> None:
+    """Serve on uvloop where it is installed (it is with uvicorn[standard]), else asyncio's loop."""
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(run(settings, on_started))
+
+
+async def run(settings: Settings, on_started: Callable[[str], Coroutine[Any, Any, None]] | None = None) -> None:
+    """Serve until interrupted; `on_started(base_url)` runs once the socket listens."""
+    logs.configure(settings.log_level, settings.log_format)
+    # Threads (the PostgreSQL writer, HTTP reads) need the GIL for a moment between their SQL
+    # statements while the event loop is busy decoding frames. With the default 5 ms switch
+    # interval every such moment costs up to 5 ms, which added tens of ms to each commit.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    server = uvicorn.Server(uvicorn_config(settings))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            await serving
+            raise SystemExit(1)  # uvicorn logged why (port taken, app failed to start)
+        await asyncio.sleep(0.05)
+    # Start-up objects live as long as the process: keep the collector from rescanning them, and
+    # collect the young generation less often. Full collections over the start-up heap took up to
+    # 70 ms at 5,000 readings/s, all of it added to live latency.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    base = bound_address(server, settings)
+    log.info("listening", extra={"url": base})
+    lan = lan_address() if settings.host in ("0.0.0.0", "::") else None
+    print(banner(base, settings, devkit=not devkit_missing(), lan=lan), flush=True)
+    extra = asyncio.create_task(_logged(on_started(base))) if on_started else None
+    try:
+        await serving
+    finally:
+        if extra is not None:
+            extra.cancel()
+            await asyncio.gather(extra, return_exceptions=True)
+
+
+async def _logged(work: Coroutine[Any, Any, None]) -> None:
+    """Run what goes with the server (simulated devices); a failure is logged, never lost in a task."""
+    try:
+        await work
+    except Exception:
+        log.exception("what runs with the server failed; the server goes on")

@@ -1,0 +1,68 @@
+"""The running parts of one server, built by the app's lifespan, and a typed dependency for each.
+
+HTTP routes ask for exactly the parts they use (`ReadsDep`, `WriterDep`, ...). The device and
+live channels take the whole set (`ServicesDep`): a device connection uses nearly every part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from pulsewire.channels.hub import LiveHub
+from pulsewire.channels.presence import Presence
+from pulsewire.metrics import Metrics
+from pulsewire.settings import Settings
+from pulsewire.storage.reads import Reads
+from pulsewire.storage.writer import BatchingWriter
+
+
+@dataclass(eq=False)
+class Services:
+    settings: Settings
+    writer: BatchingWriter
+    reads: Reads
+    hub: LiveHub
+    presence: Presence
+    metrics: Metrics
+    admin_key: str
+
+
+def services_of(conn: HTTPConnection) -> Services:
+    return conn.app.state.services  # type: ignore[no-any-return]
+
+
+def _settings(conn: HTTPConnection) -> Settings:
+    return services_of(conn).settings
+
+
+def _writer(conn: HTTPConnection) -> BatchingWriter:
+    return services_of(conn).writer
+
+
+def _reads(conn: HTTPConnection) -> Reads:
+    return services_of(conn).reads
+
+
+def _hub(conn: HTTPConnection) -> LiveHub:
+    return services_of(conn).hub
+
+
+def _presence(conn: HTTPConnection) -> Presence:
+    return services_of(conn).presence
+
+
+def _metrics(conn: HTTPConnection) -> Metrics:
+    return services_of(conn).metrics
+
+
+ServicesDep = Annotated[Services, Depends(services_of)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+WriterDep = Annotated[BatchingWriter, Depends(_writer)]
+ReadsDep = Annotated[Reads, Depends(_reads)]
+HubDep = Annotated[LiveHub, Depends(_hub)]
+PresenceDep = Annotated[Presence, Depends(_presence)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]

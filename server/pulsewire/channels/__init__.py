@@ -1,0 +1,1 @@
+"""The WebSocket channels: devices in (`/ws/device`), dashboards out (`/ws/live`), and what they share."""

@@ -1,0 +1,257 @@
+"""Device channel `/ws/device` (docs/protocol.md section 1): a thin I/O shell around the device codec.
+
+The handshake checks the subprotocol and the token; then a `DeviceConnection` owns the
+connection until it ends, with one `handle_*` method per kind of message.
+
+Reading and acking run apart: the reader hands each batch to the writer and goes on with the
+next frame; the acker waits for commits in order and sends acks. At most `inflight_batches`
+batches wait for their ack; past that the reader stops reading and TCP slows the device down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import APIRouter, WebSocket
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketState
+
+from pulsewire.app.services import Services, ServicesDep
+from pulsewire.channels import commands
+from pulsewire.channels.presence import Connection
+from pulsewire.clock import now_ms
+from pulsewire.protocol import device as codec
+from pulsewire.storage.writer import DeviceRemoved, StorageError
+from pulsewire.tokens import bearer, token_hash
+
+log = logging.getLogger("pulsewire.device")
+
+router = APIRouter()
+
+
+@router.websocket("/ws/device")
+async def device_channel(ws: WebSocket, services: ServicesDep) -> None:
+    offered = ws.scope.get("subprotocols", ())
+    if codec.SUBPROTOCOL not in offered:
+        detail = f"subprotocol {codec.SUBPROTOCOL} required (offered: {', '.join(offered) or 'none'})"
+        await _refuse(ws, services, 400, "subprotocol", detail)
+        return
+    token = bearer(ws.headers.get("authorization"))
+    if token is None:
+        await _refuse(ws, services, 401, "missing_token", "device token required: Authorization: Bearer <token>")
+        return
+    device_id = await run_in_threadpool(services.reads.device_for_token, token_hash(token))
+    if device_id is None:
+        await _refuse(ws, services, 401, "bad_token", "unknown or revoked device token")
+        return
+    await ws.accept(subprotocol=codec.SUBPROTOCOL)
+    await DeviceConnection(ws, services, device_id, token).run()
+
+
+async def _refuse(ws: WebSocket, services: Services, status: int, reason: str, detail: str) -> None:
+    services.metrics.auth_refusals.labels(reason=reason).inc()
+    client = ws.client.host if ws.client else "?"
+    log.warning("device handshake refused", extra={"reason": reason, "client": client})
+    try:
+        await ws.send_denial_response(JSONResponse({"detail": detail}, status_code=status))
+    except RuntimeError:  # server without the denial-response extension
+        await ws.close(codec.CLOSE_POLICY, detail[:120])
+
+
+class DeviceConnection:
+    """One accepted device connection, from its arrival in `presence` to its teardown."""
+
+    def __init__(self, ws: WebSocket, services: Services, device_id: str, token: str) -> None:
+        self.ws = ws
+        self.services = services
+        self.device_id = device_id
+        self.token = token
+        self.session = codec.DeviceSession()
+        self.closing: tuple[int, str] | None = None  # the close code and reason, once closing
+        self.me = Connection(device_id, self.close, ws.send_text)
+        # Batches handed to the writer, in arrival order, with the future of their commit.
+        self.pending: asyncio.Queue[tuple[int, asyncio.Future[None]]] = asyncio.Queue()
+        self.window = asyncio.Semaphore(services.settings.inflight_batches)
+        self.acker: asyncio.Task[None] | None = None
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.closing is None:
+            self.closing = (code, reason)
+            with contextlib.suppress(Exception):
+                await self.ws.close(code, reason)
+
+    async def run(self) -> None:
+        presence = self.services.presence
+        previous = presence.arrive(self.me)
+        self.services.metrics.device_connections.inc()
+        try:
+            if not await self._still_registered(previous):
+                return
+            if previous is not None:
+                await previous.close(codec.CLOSE_REPLACED, "replaced by a newer connection of the same device")
+            else:
+                self.services.hub.publish_status(self.device_id, True, now_ms())
+            client = self.ws.client.host if self.ws.client else "?"
+            log.info("device connected", extra={"device": self.device_id, "client": client})
+            self.acker = asyncio.create_task(self._ack_in_order())
+            await self._read_frames()
+        except StorageError:
+            await self.close(codec.CLOSE_INTERNAL_ERROR, "storage unavailable; reconnect and resend")
+        except Exception as exc:
+            await self._failed(exc)
+        finally:
+            await self._teardown()
+
+    async def _still_registered(self, previous: Connection | None) -> bool:
+        """Check the token again now that this connection is in `presence`.
+
+        A rotation or removal between the handshake's check and `arrive` would have missed this
+        connection. Until this passes, the device's current connection (if any) stays.
+        """
+        if await run_in_threadpool(self.services.reads.device_for_token, token_hash(self.token)) == self.device_id:
+            return True
+        self.services.presence.leave(self.me)
+        if previous is not None:
+            self.services.presence.arrive(previous)
+        await self.close(codec.CLOSE_TOKEN_REVOKED, "token revoked")
+        return False
+
+    async def _read_frames(self) -> None:
+        while self.closing is None:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            frame = message.get("text")
+            if frame is None:
+                frame = message.get("bytes", b"")
+            try:
+                msg = self.session.receive(frame)
+            except codec.FrameError as exc:
+                await self.handle_unusable(exc)
+                return
+            except codec.MessageError as exc:
+                await self.handle_refused(exc)
+                continue
+            if isinstance(msg, codec.Telemetry):
+                if not await self.handle_telemetry(msg):
+                    return
+            elif isinstance(msg, codec.Hello):
+                await self.handle_hello(msg)
+            else:
+                await self.handle_result(msg)
+
+    # --- one method per message -------------------------------------------------------------
+
+    async def handle_unusable(self, exc: codec.FrameError) -> None:
+        self.services.metrics.frame_closes.labels(close_code=str(exc.close_code)).inc()
+        log.warning(
+            "unusable frame", extra={"device": self.device_id, "close_code": exc.close_code, "reason": exc.reason}
+        )
+        await self.close(exc.close_code, exc.reason)
+
+    async def handle_refused(self, exc: codec.MessageError) -> None:
+        self.services.metrics.rejects.labels(code=exc.code).inc()
+        log.info(
+            "message refused",
+            extra={"device": self.device_id, "code": exc.code, "seq": exc.seq, "detail": exc.detail},
+        )
+        await self.ws.send_text(codec.error(exc))
+
+    async def handle_telemetry(self, msg: codec.Telemetry) -> bool:
+        """Hand the batch to the writer (and, on arrival, to dashboards); False once the acker has ended."""
+        if not await self._take_slot():
+            return False  # the acker closed the connection
+        services = self.services
+        done = await services.writer.submit(self.device_id, msg.data)
+        self.pending.put_nowait((msg.seq, done))
+        if not services.settings.live_after_commit:
+            services.hub.publish_arrived(self.device_id, msg.data)  # settled by the writer (app/factory.py)
+        return True
+
+    async def handle_hello(self, msg: codec.Hello) -> None:
+        services = self.services
+        await services.writer.touch(self.device_id, now_ms(), msg.fw)
+        own = await run_in_threadpool(services.reads.interval_of, self.device_id)
+        interval = services.settings.sample_interval_ms if own is None else own
+        await self.ws.send_text(codec.welcome(now_ms(), interval))
+        self.me.ready.set()  # commands may go out now
+        log.info("device hello", extra={"device": self.device_id, "fw": msg.fw, "uptime": msg.uptime})
+
+    async def handle_result(self, msg: codec.Result) -> None:
+        # A successful set_interval is stored here, before its waiter hears of it.
+        answered = await commands.settle(self.services.writer, self.me, msg)
+        fields = {"device": self.device_id, "id": msg.id, "ok": msg.ok, "detail": msg.detail}
+        if answered is None:
+            log.warning("result for an unknown command id; ignored", extra=fields)
+        else:
+            log.info("command result", extra={**fields, "command": answered.name})
+
+    # --- acks, errors, teardown -------------------------------------------------------------
+
+    async def _take_slot(self) -> bool:
+        """Wait for room in the in-flight window; False if the acker ended (and closed) meanwhile."""
+        if not self.window.locked():
+            await self.window.acquire()
+            return True
+        assert self.acker is not None
+        slot = asyncio.ensure_future(self.window.acquire())
+        await asyncio.wait({slot, self.acker}, return_when=asyncio.FIRST_COMPLETED)
+        if slot.done():
+            return True
+        slot.cancel()
+        return False
+
+    async def _ack_in_order(self) -> None:
+        acks = self.services.metrics.acks
+        while True:
+            seq, done = await self.pending.get()
+            try:
+                await done
+            except DeviceRemoved:
+                await self.close(codec.CLOSE_TOKEN_REVOKED, "device removed")
+                return
+            except StorageError:
+                # Neither ack nor error: the device keeps the batch and sends it again after reconnecting.
+                await self.close(codec.CLOSE_INTERNAL_ERROR, "storage unavailable; reconnect and resend")
+                return
+            finally:
+                self.window.release()
+            try:
+                await self.ws.send_text(codec.ack(seq))
+            except Exception:
+                return  # connection gone; the device resends and the store keeps one copy
+            acks.inc()
+
+    async def _failed(self, exc: Exception) -> None:
+        # A send failing because the peer vanished ends the connection like a disconnect.
+        ws = self.ws
+        if ws.application_state != WebSocketState.DISCONNECTED and ws.client_state != WebSocketState.DISCONNECTED:
+            log.exception("device connection failed", extra={"device": self.device_id})
+            await self.close(codec.CLOSE_INTERNAL_ERROR, "internal error")
+        else:
+            log.debug("device connection lost", extra={"device": self.device_id, "error": repr(exc)})
+
+    async def _teardown(self) -> None:
+        services = self.services
+        commands.abandon(self.me)
+        if self.acker is not None:
+            self.acker.cancel()
+            await asyncio.gather(self.acker, return_exceptions=True)
+        while not self.pending.empty():  # batches still being committed: their outcome has no reader now
+            self.pending.get_nowait()[1].add_done_callback(_consume)
+        services.metrics.device_connections.dec()
+        if services.presence.leave(self.me):
+            seen = now_ms()
+            services.hub.publish_status(self.device_id, False, seen)
+            with contextlib.suppress(Exception):
+                await services.writer.touch(self.device_id, seen)
+        code, reason = self.closing or (None, "closed by device or lost")
+        log.info("device disconnected", extra={"device": self.device_id, "close_code": code, "reason": reason})
+
+
+def _consume(done: asyncio.Future[None]) -> None:
+    if not done.cancelled():
+        done.exception()

@@ -1,0 +1,99 @@
+"""Live channel `/ws/live` (docs/protocol.md section 2): snapshot, subscribe, pushed telemetry and status.
+
+Each client drains its own bounded queue; a client that falls behind is closed with 1013 and may
+reconnect for a fresh snapshot. Ingest never waits for a dashboard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import APIRouter, WebSocket
+from starlette.concurrency import run_in_threadpool
+
+from pulsewire.app.access import read_key_ok
+from pulsewire.app.services import Services, ServicesDep
+from pulsewire.channels.hub import LiveClient
+from pulsewire.protocol import live
+from pulsewire.protocol.device import CLOSE_POLICY, CLOSE_TRY_AGAIN_LATER
+
+log = logging.getLogger("pulsewire.live")
+
+router = APIRouter()
+
+CLOSE_WAIT_S = 1.0
+
+
+def snapshot(services: Services) -> str:
+    records, latest = services.reads.devices_and_latest()
+    return live.snapshot(
+        live.DeviceState(
+            id=rec.id,
+            name=rec.name,
+            online=services.presence.is_online(rec.id),
+            last_seen=rec.last_seen,
+            latest={m: (v.ts, v.value) for m, v in latest.get(rec.id, {}).items()},
+        )
+        for rec in records
+    )
+
+
+async def _receive_subscriptions(ws: WebSocket, client: LiveClient) -> None:
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        try:
+            ids = live.decode_subscribe(message.get("text"))
+        except live.SubscribeError as exc:
+            await ws.send_text(live.error(live.ERR_INVALID, exc.detail))
+            continue
+        client.subscribe(ids)
+
+
+async def _until_behind(client: LiveClient) -> None:
+    await client.behind.wait()
+
+
+async def _send_queued(ws: WebSocket, client: LiveClient) -> None:
+    while True:
+        await ws.send_text(await client.queue.get())
+
+
+@router.websocket("/ws/live")
+async def live_channel(ws: WebSocket, services: ServicesDep) -> None:
+    if not read_key_ok(ws):
+        await ws.close(CLOSE_POLICY, "read key required (?key=)")
+        return
+    await ws.accept()
+    # Join before the snapshot: the queue then holds what is pushed from now on, after what was pushed
+    # before but is not stored yet (LiveHub.join), so nothing falls between the two. A reading may come twice.
+    client = services.hub.join()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await ws.send_text(await run_in_threadpool(snapshot, services))
+        tasks = [
+            asyncio.create_task(_receive_subscriptions(ws, client)),
+            asyncio.create_task(_send_queued(ws, client)),
+            asyncio.create_task(_until_behind(client)),
+        ]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if tasks[2] in done:
+            log.warning("live client too slow; dropped", extra={"queued": client.queue.qsize()})
+            # The close frame waits behind data the client is not reading: give it a moment only.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    ws.close(CLOSE_TRY_AGAIN_LATER, "too slow: reconnect for a fresh snapshot"), CLOSE_WAIT_S
+                )
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.debug("live connection ended", extra={"error": repr(task.exception())})
+    except Exception as exc:
+        log.debug("live connection ended", extra={"error": repr(exc)})
+    finally:
+        services.hub.leave(client)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

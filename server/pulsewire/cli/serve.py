@@ -1,0 +1,61 @@
+"""`pulsewire serve` and `pulsewire migrate`."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import click
+
+from pulsewire.cli.settings_options import build_settings, settings_options
+
+# What `migrate` needs to find and open the database; every other setting is for a running server.
+MIGRATE_SETTINGS = ("data_dir", "database_url", "sqlite_synchronous")
+
+
+@click.command()
+@settings_options()
+@click.option(
+    "--simulate",
+    "simulate_count",
+    type=click.IntRange(0, 10_000),
+    default=0,
+    show_default=True,
+    help="Also run this many simulated devices (sim-1, sim-2, ...) against the server.",
+)
+def serve(simulate_count: int, **values: Any) -> None:
+    """Run the server: device channel, live channel, HTTP API and dashboard, until Ctrl-C or SIGTERM.
+
+    With no database URL, readings go to SQLite in <data-dir>/pulsewire.db. The admin key is
+    generated on first start (printed once, kept in <data-dir>/admin.key) unless given.
+    """
+    from pulsewire.app import serve as serving
+
+    settings = build_settings(values)
+    problem = serving.check_port_free(settings.host, settings.port)
+    if problem:
+        raise click.ClickException(f"{problem}. Is another server running there? Pick another with --port.")
+    on_started = None
+    if simulate_count:
+        from pulsewire.app.adminkey import resolve_admin_key
+        from pulsewire.simulator.devices import simulate
+
+        async def on_started(base: str) -> None:
+            await simulate(base, resolve_admin_key(settings), simulate_count)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        serving.run_forever(settings, on_started)
+
+
+@click.command()
+@settings_options(MIGRATE_SETTINGS)
+def migrate(**values: Any) -> None:
+    """Bring the database schema up to date (the server also does this at start)."""
+    from pulsewire.storage.engine import head_revision, open_engine, schema_revision
+    from pulsewire.storage.engine import migrate as run_migrations
+
+    settings = build_settings(values)
+    engine = open_engine(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    before = schema_revision(engine)
+    run_migrations(engine)
+    click.echo(f"schema: {before or 'empty'} -> {schema_revision(engine)} (head {head_revision()})")

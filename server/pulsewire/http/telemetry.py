@@ -1,0 +1,140 @@
+"""Stored readings over HTTP: raw or aggregated per bucket in the database, as JSON or streamed CSV."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from pulsewire.app.access import ReaderDep
+from pulsewire.app.services import ReadsDep, SettingsDep
+from pulsewire.http.errors import no_device
+from pulsewire.http.schemas import DeviceId, PointOut
+from pulsewire.http.timeparse import parse_time
+from pulsewire.protocol.rules import MAX_TS, METRIC_NAME
+from pulsewire.settings import Settings
+from pulsewire.storage.queries import Agg, Order, Point, TelemetryQuery
+from pulsewire.storage.reads import Reads
+
+router = APIRouter(prefix="/api/devices", tags=["telemetry"], dependencies=[ReaderDep])
+
+
+@dataclass
+class TelemetryParams:
+    """The query parameters shared by /telemetry and /telemetry.csv."""
+
+    keys: Annotated[
+        str | None, Query(description="Comma-separated metric names; default: every metric of the device.")
+    ] = None
+    start: Annotated[
+        str | None, Query(description="Earliest ts, inclusive: epoch ms or ISO 8601. Default: the beginning.")
+    ] = None
+    end: Annotated[str | None, Query(description="Latest ts, inclusive: epoch ms or ISO 8601. Default: no bound.")] = (
+        None
+    )
+    limit: Annotated[int | None, Query(description="Most points per metric (default 1000, at most 100000).")] = None
+    order: Annotated[Order, Query(description="asc: oldest first; desc: newest first.")] = "desc"
+    interval: Annotated[
+        int | None, Query(ge=1, le=MAX_TS, description="Bucket width in ms; with it, one value per bucket.")
+    ] = None
+    agg: Annotated[Agg | None, Query(description="Aggregate per bucket (default avg when interval is given).")] = None
+
+
+Params = Annotated[TelemetryParams, Depends()]
+# `key` is the read key, when the server has one.
+PARAMS = {f.name for f in fields(TelemetryParams)} | {"key"}
+
+
+def _plan(
+    request: Request, reads: Reads, settings: Settings, device_id: str, p: TelemetryParams
+) -> tuple[dict[str, int], TelemetryQuery]:
+    """Check every parameter and resolve the series, so a streamed answer never fails half-way."""
+    unknown = sorted(set(request.query_params) - PARAMS)
+    if unknown:
+        raise HTTPException(
+            400, f"unknown query parameter(s): {', '.join(unknown)}; known: {', '.join(sorted(PARAMS - {'key'}))}"
+        )
+    try:
+        lo = parse_time(p.start, "start") if p.start is not None else 0
+        hi = parse_time(p.end, "end") if p.end is not None else MAX_TS
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    if lo > hi:
+        raise HTTPException(400, f"start ({lo}) is after end ({hi})")
+    limit = settings.query_default_limit if p.limit is None else p.limit
+    if not 1 <= limit <= settings.query_max_limit:
+        raise HTTPException(400, f"limit: {limit} is out of range 1..{settings.query_max_limit}")
+    if p.agg is not None and p.interval is None:
+        raise HTTPException(400, "agg needs interval (bucket width in ms)")
+    wanted = [k.strip() for k in p.keys.split(",") if k.strip()] if p.keys else None
+    if wanted is not None:
+        bad = [k for k in wanted if not METRIC_NAME.match(k)]
+        if bad or not wanted:
+            raise HTTPException(400, f"keys: bad metric name(s) {bad!r}" if bad else "keys: empty list")
+    known = reads.series_of(device_id)
+    if known is None:
+        raise no_device(device_id)
+    if wanted is None:
+        chosen = dict(sorted(known.items()))
+    else:
+        missing = [k for k in wanted if k not in known]
+        if missing:
+            have = ", ".join(sorted(known)) or "none yet"
+            raise HTTPException(404, f"device {device_id!r} has no metric {', '.join(missing)} (it has: {have})")
+        chosen = {k: known[k] for k in dict.fromkeys(wanted)}
+    agg = (p.agg or "avg") if p.interval else None
+    query = TelemetryQuery(start=lo, end=hi, limit=limit, order=p.order, interval=p.interval, agg=agg)
+    return chosen, query
+
+
+@router.get(
+    "/{device_id}/telemetry",
+    response_class=Response,
+    responses={200: {"model": dict[str, list[PointOut]], "description": "metric -> points"}},
+    summary="Stored readings, raw or aggregated per interval",
+)
+def telemetry(
+    request: Request, reads: ReadsDep, settings: SettingsDep, device_id: DeviceId, params: Params
+) -> Response:
+    chosen, query = _plan(request, reads, settings, device_id, params)
+    out = {
+        metric: [{"ts": ts, "value": value} for ts, value in points]
+        for metric, points in reads.series(chosen, query).items()
+    }
+    return Response(orjson.dumps(out), media_type="application/json")
+
+
+def _csv_rows(chunks: Iterator[tuple[str, list[Point]]]) -> Iterator[bytes]:
+    yield b"metric,ts,value\r\n"
+    for metric, chunk in chunks:
+        yield "".join(f"{metric},{ts},{_csv_value(v)}\r\n" for ts, v in chunk).encode()
+
+
+def _csv_value(value: float | int | bool | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+@router.get(
+    "/{device_id}/telemetry.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "metric,ts,value rows, streamed"}},
+    summary="The same rows as /telemetry, as CSV, streamed",
+)
+async def telemetry_csv(
+    request: Request, reads: ReadsDep, settings: SettingsDep, device_id: DeviceId, params: Params
+) -> StreamingResponse:
+    chosen, query = await run_in_threadpool(_plan, request, reads, settings, device_id, params)
+    return StreamingResponse(
+        _csv_rows(reads.stream_series(chosen, query)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{device_id}-telemetry.csv"'},
+    )

@@ -1,0 +1,1 @@
+"""Virtual devices (`pulsewire simulate`) running the firmware's own protocol code under CPython."""

@@ -1,0 +1,76 @@
+"""Every read the server makes, apart from the one write path.
+
+Each call takes a pooled connection of its own (never the writer's) and gives it back before it
+returns, so callers hold no connection while they wait on anything else. The calls block: async
+code runs them with `run_in_threadpool`. Streaming reads (`stream_series`) hold their connection
+while the caller iterates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sqlalchemy import Engine
+
+from pulsewire.storage import devices as store
+from pulsewire.storage.devices import DeviceRecord, LatestValue
+from pulsewire.storage.queries import Point, TelemetryQuery, read_series, series_ids, stream_series
+
+Latest = dict[str, dict[str, LatestValue]]  # device id -> metric -> latest value
+
+
+class Reads:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def device_for_token(self, token_digest: str) -> str | None:
+        with self._engine.connect() as conn:
+            return store.device_for_token(conn, token_digest)
+
+    def exists(self, device_id: str) -> bool:
+        with self._engine.connect() as conn:
+            return store.device_exists(conn, device_id)
+
+    def device(self, device_id: str) -> DeviceRecord | None:
+        with self._engine.connect() as conn:
+            return store.get_device(conn, device_id)
+
+    def devices(self) -> list[DeviceRecord]:
+        with self._engine.connect() as conn:
+            return store.list_devices(conn)
+
+    def interval_of(self, device_id: str) -> int | None:
+        """The device's own sampling interval (set_interval), or None."""
+        with self._engine.connect() as conn:
+            return store.interval_of(conn, device_id)
+
+    def latest(self, device_id: str) -> dict[str, LatestValue] | None:
+        """metric -> latest value of one device; None when there is no such device."""
+        with self._engine.connect() as conn:
+            if not store.device_exists(conn, device_id):
+                return None
+            return store.latest_values(conn, device_id).get(device_id, {})
+
+    def devices_and_latest(self) -> tuple[list[DeviceRecord], Latest]:
+        """Every device and every latest value, read together (what a live snapshot shows)."""
+        with self._engine.connect() as conn:
+            return store.list_devices(conn), store.latest_values(conn)
+
+    def series_of(self, device_id: str) -> dict[str, int] | None:
+        """metric -> series id of one device; None when there is no such device."""
+        with self._engine.connect() as conn:
+            if not store.device_exists(conn, device_id):
+                return None
+            return series_ids(conn, device_id)
+
+    def series(self, chosen: dict[str, int], query: TelemetryQuery) -> dict[str, list[Point]]:
+        """metric -> points, for each chosen series (metric -> series id)."""
+        with self._engine.connect() as conn:
+            return {metric: read_series(conn, sid, query) for metric, sid in chosen.items()}
+
+    def stream_series(self, chosen: dict[str, int], query: TelemetryQuery) -> Iterator[tuple[str, list[Point]]]:
+        """(metric, a chunk of points), series after series, fetched a chunk at a time."""
+        with self._engine.connect() as conn:
+            for metric, sid in chosen.items():
+                for chunk in stream_series(conn, sid, query):
+                    yield metric, chunk

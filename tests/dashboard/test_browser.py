@@ -1,0 +1,515 @@
+"""The dashboard in a real browser (Debian's Chromium under Playwright) against a real server."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from tests.support.browser import (
+    CHROMIUM,
+    LAUNCH_ARGS,
+    ConsoleLog,
+    Device,
+    proxy_to,
+    require_chromium,
+    screenshot,
+    watch_console,
+)
+from tests.support.clients import now_ms
+from tests.support.server import Server, start_server
+
+pytest.importorskip("playwright")
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+MINUTE = 60_000
+DAY = 24 * 60 * MINUTE
+# Light theme's --accent in dashboard/app.css: the colour a chart's line is drawn in.
+ACCENT = (37, 99, 235)
+
+OpenPage = Callable[..., tuple[Page, ConsoleLog]]
+
+
+class _AnyId(str):
+    """Equal to any non-empty string: command ids are the server's to choose."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and bool(other)
+
+    __hash__ = str.__hash__
+
+
+ANY_ID = _AnyId()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Server:
+    return start_server(tmp_path_factory.mktemp("dashboard"), "sqlite", request)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    require_chromium()
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator[OpenPage]:
+    """Open a URL in a fresh browser context; every console error it logs fails the test."""
+    opened: list[tuple[Any, ConsoleLog]] = []
+
+    def open_(url: str, **options: Any) -> tuple[Page, ConsoleLog]:
+        options = {"viewport": {"width": 1280, "height": 900}, "color_scheme": "light", **options}
+        context = browser.new_context(accept_downloads=True, **options)
+        page = context.new_page()
+        log = watch_console(page)
+        opened.append((context, log))
+        page.goto(url)
+        return page, log
+
+    yield open_
+    for context, _ in opened:
+        context.close()
+    errors = [e for _, log in opened for e in log.unexpected()]
+    assert not errors, "the page logged errors:\n" + "\n".join(errors)
+
+
+def live(page: Page) -> None:
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=10_000)
+
+
+def card(page: Page, device_id: str) -> Any:
+    return page.locator(f'.card[data-device="{device_id}"]')
+
+
+def chart(page: Page, metric: str) -> Any:
+    return page.locator(f'.chart[data-metric="{metric}"]')
+
+
+def accent_pixels(page: Page, metric: str) -> int:
+    """Pixels of a chart's canvas in the line's colour: zero when nothing was drawn."""
+    return int(
+        page.evaluate(
+            """([metric, [r, g, b]]) => {
+                const c = document.querySelector(`.chart[data-metric="${metric}"] canvas`);
+                const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+                let n = 0;
+                for (let i = 0; i < d.length; i += 4) {
+                    if (d[i + 3] > 200 && Math.abs(d[i] - r) < 40 && Math.abs(d[i + 1] - g) < 40 && Math.abs(d[i + 2] - b) < 40) n++;
+                }
+                return n;
+            }""",
+            [metric, list(ACCENT)],
+        )
+    )
+
+
+@pytest.fixture
+def device(server: Server) -> Iterator[Callable[..., tuple[str, Device]]]:
+    made: list[Device] = []
+
+    def make(name: str | None = None) -> tuple[str, Device]:
+        device_id, token = server.register(name=name)
+        d = Device(server, token)
+        made.append(d)
+        return device_id, d
+
+    yield make
+    for d in made:
+        d.close()
+
+
+def test_overview_and_device_view_load_without_console_errors(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device("Greenhouse")
+    dev.reading(temperature=21.5, humidity=40.25, heap_free=98_304, rssi=-61)
+    page, log = open_page(server.base + "/")
+    live(page)
+    c = card(page, device_id)
+    expect(c.locator(".name")).to_have_text("Greenhouse")
+    expect(c.locator('[data-metric="temperature"] .value')).to_have_text("21.5 °C")
+    expect(c.locator('[data-metric="humidity"] .value')).to_have_text("40.25 %")
+    expect(c.locator('[data-metric="heap_free"] .value')).to_have_text("96 KB")
+    expect(c.locator('[data-metric="rssi"] .value')).to_have_text("-61 dBm")
+    expect(c.locator(".status")).to_have_text("online")
+    screenshot(page, "overview")
+    c.click()
+    expect(page).to_have_url(re.compile(f"#/device/{device_id}$"))
+    expect(page.locator("h1.name")).to_have_text("Greenhouse")
+    expect(chart(page, "temperature")).to_have_attribute("data-points", "1")
+    assert not log.errors
+
+
+def test_a_reading_appears_within_one_second(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device()
+    dev.reading(temperature=20.0)
+    page, _ = open_page(server.base + "/")
+    live(page)
+    value = card(page, device_id).locator('[data-metric="temperature"] .value')
+    expect(value).to_have_text("20 °C")
+    started = time.monotonic()
+    dev.reading(temperature=23.75)
+    expect(value).to_have_text("23.75 °C", timeout=1000)
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_device_going_offline_is_shown_offline(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device()
+    dev.reading(temperature=20.0)
+    page, _ = open_page(server.base + "/")
+    live(page)
+    c = card(page, device_id)
+    expect(c.locator(".status")).to_have_text("online")
+    dev.close()
+    expect(c.locator(".status")).to_have_text("offline", timeout=5000)
+    expect(c).to_have_class(re.compile(r"\boffline\b"))
+
+
+def counter_readings(first: int, last: int, base: int) -> list[dict[str, Any]]:
+    """Ten seconds apart: each its own point in a sparkline (which keeps one per 5 s)."""
+    return [{"ts": base + i * 10_000, "values": {"counter": i}} for i in range(first, last + 1)]
+
+
+def test_a_cut_live_socket_reconnects_and_fills_the_gap(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device()
+    base = now_ms() - 120_000
+    dev.send(counter_readings(1, 3, base))
+    with proxy_to(server) as proxy:
+        overview, log = open_page(proxy.base + "/")
+        view, view_log = open_page(f"{proxy.base}/#/device/{device_id}?range=5m")
+        for page in (overview, view):
+            live(page)
+        spark = card(overview, device_id).locator('[data-metric="counter"] canvas')
+        expect(spark).to_have_attribute("aria-label", re.compile(r"^counter, last 10 minutes: 3 points, 1 to 3$"))
+        expect(chart(view, "counter")).to_have_attribute("data-points", "3")
+
+        # The network drops: the pages lose their sockets and cannot reconnect for a while.
+        for console in (log, view_log):
+            console.allow(r"WebSocket connection to .* failed|Failed to load resource|ERR_")
+        proxy.hold()
+        proxy.cut()
+        for page in (overview, view):
+            expect(page.locator("#conn")).to_have_attribute("data-state", "down")
+            expect(page.locator("#conn-text")).to_have_text(re.compile("Reconnecting"))
+        dev.send(counter_readings(4, 8, base))  # stored while nobody is watching
+        time.sleep(0.5)
+        expect(card(overview, device_id).locator('[data-metric="counter"] .value')).to_have_text("3")
+        proxy.release()
+
+        for page in (overview, view):
+            live(page)
+        expect(spark).to_have_attribute("aria-label", re.compile(r"^counter, last 10 minutes: 8 points, 1 to 8$"))
+        expect(card(overview, device_id).locator('[data-metric="counter"] .value')).to_have_text("8")
+        expect(chart(view, "counter")).to_have_attribute("data-points", "8")
+        # And live again: the next reading arrives over the new socket.
+        dev.send(counter_readings(9, 9, base))
+        expect(chart(view, "counter")).to_have_attribute("data-points", "9")
+        assert proxy.accepted >= 4
+
+
+def test_history_for_a_range_loads_and_draws(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device()
+    now = now_ms()
+    # Two days at one reading a minute, and a dense last 50 minutes (6,000 readings, 2 per second).
+    days = [
+        {"ts": now - 2 * DAY + i * MINUTE, "values": {"temperature": round(20 + 5 * math.sin(i / 60), 3)}}
+        for i in range(2 * 24 * 60 - 60)
+    ]
+    dense = [{"ts": now - 50 * MINUTE + i * 500, "values": {"temperature": 21 + (i % 7) / 10}} for i in range(6000)]
+    dev.send(days + dense)
+
+    page, _ = open_page(f"{server.base}/#/device/{device_id}?range=7d")
+    info = page.locator(".range-info")
+    expect(info).to_have_text(re.compile(r"points, 15 min averages computed by the server · live"))
+    points = int(chart(page, "temperature").get_attribute("data-points") or 0)
+    ranged = server.telemetry(device_id, start=now - 7 * DAY, end=now_ms(), interval=15 * MINUTE, limit=2000)
+    assert points == len(ranged["temperature"]) >= 2 * 24 * 4 - 4
+    assert accent_pixels(page, "temperature") > 200
+    expect(page.locator('.ranges [data-range="7d"]')).to_have_attribute("aria-pressed", "true")
+    screenshot(page, "device-7d")
+
+    # One hour holds more raw readings than a chart draws: it is drawn from 5-second buckets.
+    page.locator('.ranges [data-range="1h"]').click()
+    expect(info).to_have_text(re.compile(r"points, 5 s averages"))
+    expect(page).to_have_url(re.compile(r"\?range=1h$"))
+    assert 590 <= int(chart(page, "temperature").get_attribute("data-points") or 0) <= 722
+
+    # Five minutes: raw readings, as stored.
+    page.locator('.ranges [data-range="5m"]').click()
+    expect(info).to_have_text(re.compile(r"^\d[\d,]* readings · live"))
+    raw = server.telemetry(device_id, start=now_ms() - 5 * MINUTE, limit=5000)
+    assert abs(int(chart(page, "temperature").get_attribute("data-points") or 0) - len(raw["temperature"])) <= 2
+
+    # A custom range: a mistake is explained; a valid one is drawn and kept in the address.
+    page.locator('.ranges [data-range="custom"]').click()
+    page.locator('.custom input[name="start"]').fill("2030-01-02T00:00")
+    page.locator('.custom input[name="end"]').fill("2030-01-01T00:00")
+    page.locator(".custom button[type=submit]").click()
+    expect(page.locator(".custom .error")).to_have_text("The start must be before the end.")
+    start, end = time.localtime((now - 2 * DAY) / 1000), time.localtime((now - DAY) / 1000)
+    page.locator('.custom input[name="start"]').fill(time.strftime("%Y-%m-%dT%H:%M", start))
+    page.locator('.custom input[name="end"]').fill(time.strftime("%Y-%m-%dT%H:%M", end))
+    page.locator(".custom button[type=submit]").click()
+    expect(info).to_have_text(re.compile(r"points, 2 min averages computed by the server · fixed range"))
+    expect(page).to_have_url(re.compile(r"\?start=\d+&end=\d+$"))
+    assert 700 <= int(chart(page, "temperature").get_attribute("data-points") or 0) <= 722
+    assert accent_pixels(page, "temperature") > 200
+
+
+def csv_value(text: str) -> float | bool:
+    if text in ("true", "false"):
+        return text == "true"
+    return float(text)
+
+
+def csv_rows(path: Path) -> list[tuple[str, int, float | bool]]:
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    assert rows[0] == ["metric", "ts", "value"]
+    return [(m, int(ts), csv_value(v)) for m, ts, v in rows[1:]]
+
+
+def test_the_csv_link_downloads_the_rows_the_api_returns(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]], tmp_path: Path
+) -> None:
+    device_id, dev = device()
+    now = now_ms()
+    dev.send(
+        [
+            {"ts": now - 30 * MINUTE + i * 10_000, "values": {"temperature": 20 + i / 100, "ok": i % 2 == 0}}
+            for i in range(170)
+        ]
+    )
+    for range_id in ("1h", "24h"):
+        page, _ = open_page(f"{server.base}/#/device/{device_id}?range={range_id}")
+        expect(chart(page, "temperature")).to_have_attribute("data-points", re.compile(r"^[1-9]"))
+        with page.expect_download() as download:
+            page.locator("a.csv").click()
+        saved = tmp_path / f"{range_id}.csv"
+        download.value.save_as(saved)
+        assert download.value.suggested_filename == f"{device_id}-telemetry.csv"
+        href = page.locator("a.csv").get_attribute("href") or ""
+        query = dict(parse_qsl(urlsplit(href).query))
+        api = server.telemetry(device_id, **query)
+        expected = [
+            (metric, p["ts"], p["value"] if isinstance(p["value"], bool) else float(p["value"]))
+            for metric, points in sorted(api.items())
+            for p in points
+        ]
+        got = csv_rows(saved)
+        assert got == expected
+        assert len(got) == sum(len(v) for v in api.values()) > 0
+        if range_id == "1h":
+            assert "interval" not in query and len(got) == 2 * 170
+        else:
+            assert query["interval"] == str(2 * MINUTE)
+
+
+def test_pause_holds_the_chart_and_resume_catches_up(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device()
+    base = now_ms() - 120_000
+    dev.send(counter_readings(1, 2, base))
+    page, _ = open_page(f"{server.base}/#/device/{device_id}?range=5m")
+    live(page)
+    expect(chart(page, "counter")).to_have_attribute("data-points", "2")
+    page.locator("button.pause").click()
+    expect(page.locator(".range-info")).to_have_text(re.compile("paused$"))
+    dev.send(counter_readings(3, 5, base))
+    expect(chart(page, "counter").locator(".value")).to_have_text("5")  # the header keeps up
+    time.sleep(0.5)
+    expect(chart(page, "counter")).to_have_attribute("data-points", "2")  # the chart holds still
+    page.locator("button.pause").click()
+    expect(chart(page, "counter")).to_have_attribute("data-points", "5")
+    expect(page.locator(".range-info")).to_have_text(re.compile("live$"))
+
+
+def test_phone_width_and_dark_theme(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device("A device with a rather long name for a phone")
+    dev.send(
+        [
+            {
+                "ts": now_ms() - 60_000 + i * 1000,
+                "values": {"temperature": 20 + i / 10, "pressure": 1013.25, "battery_v": 3.912},
+            }
+            for i in range(60)
+        ]
+    )
+    page, _ = open_page(server.base + "/", viewport={"width": 320, "height": 700}, color_scheme="dark", is_mobile=True)
+    live(page)
+    expect(card(page, device_id).locator('[data-metric="pressure"] .value')).to_have_text("1,013 hPa")
+    expect(card(page, device_id).locator('[data-metric="battery_v"] .value')).to_have_text("3.912 V")
+
+    def fits() -> bool:
+        return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+    def background() -> str:
+        return str(page.evaluate("getComputedStyle(document.body).backgroundColor"))
+
+    assert fits()
+    assert background() == "rgb(14, 17, 22)"
+    screenshot(page, "overview-phone-dark")
+    card(page, device_id).click()
+    expect(chart(page, "temperature")).to_have_attribute("data-points", "60")
+    assert fits()
+    screenshot(page, "device-phone-dark")
+
+    # The theme button goes system -> light -> dark, and the choice survives a reload.
+    page.locator("#theme-toggle").click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "light")
+    assert background() == "rgb(245, 246, 248)"
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("data-theme", "light")
+    page.locator("#theme-toggle").click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    expect(chart(page, "temperature")).to_have_attribute("data-points", "60")
+
+
+def test_admin_actions_need_the_key_and_never_keep_it_in_sight(server: Server, open_page: OpenPage) -> None:
+    page, log = open_page(server.base + "/")
+    live(page)
+    add = page.locator(".overview-head button", has_text="Add device")
+    expect(add).to_be_hidden()
+
+    page.locator("#admin-toggle").click()
+    page.locator("#admin-key").fill("not-the-key")
+    page.locator("#admin-key").press("Enter")
+    expect(page.locator("#admin-dialog .error")).to_have_text("The server refused this key.")
+    log.allow(r"Failed to load resource: the server responded with a status of 403")
+    page.locator("#admin-key").fill(server.admin_key)
+    page.locator("#admin-key").press("Enter")
+    expect(page.locator("#admin-dialog")).to_be_hidden()
+    expect(add).to_be_visible()
+
+    # Register: the token is shown once, works, and is gone from the page when the dialog closes.
+    add.click()
+    page.locator('#add-dialog input[name="id"]').fill("bad id!")
+    page.locator('#add-dialog input[name="id"]').press("Enter")
+    expect(page.locator("#add-dialog")).to_be_visible()  # refused by the field's own pattern
+    assert not page.locator('#add-dialog input[name="id"]').evaluate("e => e.validity.valid")
+    page.locator('#add-dialog input[name="name"]').fill("Added by the dashboard")
+    page.locator('#add-dialog input[name="id"]').fill("dash-added")
+    page.locator("#add-dialog button.primary").click()
+    expect(page.locator("#token-dialog")).to_be_visible()
+    token = page.locator("#token-value").input_value()
+    assert token
+    board = Device(server, token)
+    page.locator("#token-dialog button.primary").click()
+    expect(page.locator("#token-value")).to_have_value("")
+    expect(card(page, "dash-added").locator(".name")).to_have_text("Added by the dashboard")
+
+    def in_sight() -> str:
+        return str(
+            page.evaluate(
+                "JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie"
+                " + location.href + document.documentElement.outerHTML"
+            )
+        )
+
+    assert server.admin_key not in in_sight()
+    assert token not in in_sight()
+
+    # Commands reach the connected device, and its answer is shown.
+    card(page, "dash-added").click()
+    expect(page.locator(".device-admin")).to_be_visible()
+    page.locator('.device-admin input[name="interval"]').fill("2.5")
+    page.locator(".device-admin button", has_text="Set sampling interval").click()
+    assert board.answer_command() == {"type": "command", "id": ANY_ID, "name": "set_interval", "args": {"ms": 2500}}
+    expect(page.locator(".action-status")).to_have_text("Interval set.")
+    page.locator(".device-admin button", has_text="Reboot").click()
+    page.locator("#confirm-dialog button.primary").click()
+    assert board.answer_command(ok=False)["name"] == "reboot"
+    expect(page.locator(".action-status")).to_have_text("The device refused: no reason given")
+    page.locator('.device-admin input[name="interval"]').fill("0")
+    page.locator(".device-admin button", has_text="Set sampling interval").click()
+    expect(page.locator(".action-status")).to_have_text("Give the sampling interval in seconds, for example 5.")
+    board.close()
+
+    # Rotate: a new token is shown, the old one is refused at once.
+    page.locator(".device-admin button", has_text="Rotate token").click()
+    page.locator("#confirm-dialog button.primary").click()
+    expect(page.locator("#token-dialog")).to_be_visible()
+    new_token = page.locator("#token-value").input_value()
+    assert new_token and new_token != token
+    page.locator("#token-dialog button.primary").click()
+    with pytest.raises(InvalidStatus):
+        Device(server, token)
+    Device(server, new_token).close()
+
+    # Remove: asked first; then the device is gone from the server and from the page.
+    page.locator(".device-admin button", has_text="Remove device").click()
+    page.locator("#confirm-dialog .option input").check()
+    page.locator("#confirm-dialog button.primary").click()
+    expect(page).to_have_url(re.compile("#/$"))
+    expect(card(page, "dash-added")).to_have_count(0)
+    assert "dash-added" not in [d["id"] for d in httpx.get(server.base + "/api/devices").json()]
+    assert server.admin_key not in in_sight()
+
+    page.locator("#admin-toggle").click()
+    expect(add).to_be_hidden()
+    page.reload()
+    live(page)
+    expect(page.locator(".overview-head button", has_text="Add device")).to_be_hidden()
+
+
+def test_a_server_with_a_read_key_asks_for_it(
+    tmp_path: Path, request: pytest.FixtureRequest, open_page: OpenPage
+) -> None:
+    guarded = start_server(tmp_path, "sqlite", request, read_key="pwr_dashboard_read_key")
+    device_id, token = guarded.register(name="Guarded")
+    dev = Device(guarded, token)
+    dev.reading(temperature=19.5)
+    page, log = open_page(guarded.base + "/")
+    log.allow(r"status of 401")
+    expect(page.locator("#key-dialog")).to_be_visible()
+    expect(page.locator("#key-dialog .error")).to_have_text("This server needs a read key to show its devices.")
+    page.locator("#read-key").fill("pwr_dashboard_read_key")
+    page.locator("#read-key").press("Enter")
+    live(page)
+    expect(card(page, device_id).locator('[data-metric="temperature"] .value')).to_have_text("19.5 °C")
+    dev.reading(temperature=19.75)
+    expect(card(page, device_id).locator('[data-metric="temperature"] .value')).to_have_text("19.75 °C")
+    dev.close()
+
+
+def test_an_unknown_device_or_a_refused_query_is_explained_and_the_page_goes_on(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device()
+    dev.reading(temperature=20.0)
+    page, log = open_page(f"{server.base}/#/device/no-such-device?range=1h")
+    log.allow(r"status of 404")
+    expect(page.locator(".range-info")).to_have_text("Could not load this range: no device 'no-such-device'")
+    expect(page.locator(".charts .chart")).to_have_count(0)
+    # A hand-made address with a nonsense range falls back to the default, and the page still works.
+    page.goto(f"{server.base}/#/device/{device_id}?range=forever&start=abc")
+    expect(page.locator('.ranges [data-range="1h"]')).to_have_attribute("aria-pressed", "true")
+    expect(chart(page, "temperature")).to_have_attribute("data-points", "1")
+    page.locator("a.back").click()
+    live(page)
+    dev.reading(temperature=21.25)
+    expect(card(page, device_id).locator('[data-metric="temperature"] .value')).to_have_text("21.25 °C")

@@ -1,0 +1,157 @@
+"""The firmware, on real MicroPython, against a server that misbehaves: it survives and recovers.
+
+Each test points the unmodified firmware (tests/simboard.py) at tests/fakeserver.py, which
+upgrades the connection and then does the wrong thing on purpose. The MCU sensor counts readings
+(1, 2, 3, ...), so what reaches the server says exactly which readings were lost or sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from tests.support.fakeserver import Conn, FakeServer, silent, well_behaved
+from tests.support.simboard import board, firmware_config, wait_until
+
+
+def counters(batches: list[dict[str, Any]]) -> list[int]:
+    return [int(r["values"]["mcu_temperature"]) for b in batches for r in b["data"] if "mcu_temperature" in r["values"]]
+
+
+def sent_on(server: FakeServer, number: int) -> list[dict[str, Any]]:
+    return [m for m in server.connections[number].received if m.get("type") == "telemetry"]
+
+
+async def garbage_after_first_batch(conn: Conn) -> None:
+    await conn.welcome()
+    while (msg := await conn.recv()) is not None and msg.get("type") != "telemetry":
+        pass
+    conn.send_raw(b"\xf1\x05hello")  # reserved bits set: not a frame a server may send
+    while await conn.recv() is not None:
+        pass
+
+
+def test_a_garbage_frame_closes_with_1002_and_the_unacked_batch_is_sent_again() -> None:
+    with (
+        FakeServer([garbage_after_first_batch, well_behaved]) as server,
+        board(config=firmware_config(server.url, "pwd_test")) as sim,
+    ):
+        sim.wait_for_line("link: disconnected: protocol error: reserved bits", 15)
+        wait_until(lambda: len(server.connections) == 2 and len(sent_on(server, 1)) >= 3, 15, "a new connection")
+    assert server.connections[0].close_code == 1002
+    first = counters(sent_on(server, 0))
+    assert first and set(first) <= set(counters(sent_on(server, 1)))  # never acked: sent again
+
+
+async def bad_text_then_truncated(conn: Conn) -> None:
+    await conn.welcome()
+    await conn.recv()
+    conn.send_frame(0x1, b"this is not JSON {")
+    conn.send_frame(0x1, b'{"type":"ack","seq":"one"}')  # JSON, but not a usable ack
+    conn.send_frame(0x2, b"\x00\x01")  # binary: not part of this protocol
+    for _ in range(2):  # the connection is still up: it keeps sending
+        msg = await conn.recv()
+        assert msg is not None and msg["type"] == "telemetry"
+    conn.send_raw(b"\x81\x32" + b"x" * 10)  # a frame of 50 bytes that ends after 10
+    await conn.writer.drain()
+    conn.writer.close()
+
+
+def test_bad_messages_are_ignored_and_a_truncated_frame_ends_only_that_connection() -> None:
+    with (
+        FakeServer([bad_text_then_truncated, well_behaved]) as server,
+        board(config=firmware_config(server.url, "pwd_test")) as sim,
+    ):
+        sim.wait_for_line("link: ignored a bad message from the server", 15)
+        sim.wait_for_line("link: ignored a binary message", 15)
+        sim.wait_for_line("link: disconnected: connection lost", 15)
+        wait_until(lambda: len(server.connections) == 2 and len(sent_on(server, 1)) >= 2, 15, "reconnected")
+    assert len(sent_on(server, 0)) >= 3
+    assert set(counters(sent_on(server, 0))) <= set(counters(sent_on(server, 1)))
+
+
+async def close_without_ack(conn: Conn) -> None:
+    await conn.welcome()
+    await conn.recv()
+    conn.send_frame(0x8, (1011).to_bytes(2, "big") + b"server restarting")
+    while await conn.recv() is not None:  # the board answers the close
+        pass
+
+
+def test_an_unexpected_close_is_answered_and_the_board_comes_back() -> None:
+    with (
+        FakeServer([close_without_ack, well_behaved]) as server,
+        board(config=firmware_config(server.url, "pwd_test")) as sim,
+    ):
+        sim.wait_for_line("link: disconnected: server closed (1011 server restarting)", 15)
+        wait_until(lambda: len(server.connections) == 2 and len(sent_on(server, 1)) >= 2, 15, "reconnected")
+    assert server.connections[0].close_code == 1011  # the board echoed the server's close code
+    assert set(counters(sent_on(server, 0))) <= set(counters(sent_on(server, 1)))
+
+
+def test_a_server_that_accepts_tcp_and_never_answers_is_given_up_on_and_retried() -> None:
+    with (
+        FakeServer([silent], status=0) as server,
+        board(config=firmware_config(server.url, "pwd_test", silence_ms=5000)) as sim,
+    ):
+        sim.wait_for_line("link: no answer from 127.0.0.1", 10)
+        wait_until(lambda: len(server.attempts) >= 2, 10, "a second attempt")
+        assert sim.status()["readings"] > 0  # sampling never stopped
+
+
+async def welcome_then_nothing(conn: Conn) -> None:
+    await conn.welcome()
+    await asyncio.sleep(3600)  # reads nothing, acks nothing, pings nothing
+
+
+def test_a_server_gone_silent_after_welcome_is_detected() -> None:
+    with (
+        FakeServer([welcome_then_nothing, well_behaved]) as server,
+        board(config=firmware_config(server.url, "pwd_test", silence_ms=5000)) as sim,
+    ):
+        sim.wait_for_line("link: disconnected: server silent for", 12)
+        wait_until(lambda: len(server.connections) == 2 and sent_on(server, 1), 15, "a new connection")
+
+
+def test_a_refused_token_backs_off_instead_of_hammering() -> None:
+    with FakeServer([silent], status=401) as server, board(config=firmware_config(server.url, "pwd_revoked")) as sim:
+        sim.wait_for_line("link: token refused (HTTP 401", 10)
+        time.sleep(5)
+        assert len(server.attempts) == 1  # the next try is a minute or more away
+        line = next(li for li in sim.lines if "token refused" in li)
+        assert int(line.rsplit("next try in ", 1)[1].split()[0]) >= 30
+
+
+def test_a_full_buffer_drops_the_oldest_and_reports_how_many() -> None:
+    with FakeServer([well_behaved]) as server:
+        cfg = firmware_config(server.url, "pwd_test", buffer=5, interval_ms=100)
+        with board(config=cfg) as sim:
+            sim.wait_for_line("link: online", 15)
+            wait_until(lambda: len(server.telemetry()) >= 2, 10, "streaming")
+            since = sim.mark()
+            sim.pause_net()  # no new connection succeeds
+            sim.cut()
+            sim.wait_for_line("link: cannot connect", 10, since)
+            time.sleep(2)  # about 20 readings into a ring of 5
+            sim.resume_net()
+            sim.wait_for_line("link: online", 15, since)
+
+            def missing() -> int:
+                seen = sorted(set(counters(server.telemetry())))
+                return len(range(seen[0], seen[-1] + 1)) - len(seen)
+
+            def reported() -> int:
+                return max(
+                    (
+                        int(r["values"]["dropped"])
+                        for b in server.telemetry()
+                        for r in b["data"]
+                        if "dropped" in r["values"]
+                    ),
+                    default=0,
+                )
+
+            # Readings carry the count as it was when they were taken; the next ones catch up.
+            wait_until(lambda: reported() > 0 and reported() == missing(), 10, "the drop count to be reported")
+    assert missing() > 10  # about 20 readings into a ring of 5: the oldest went, and exactly they were counted
