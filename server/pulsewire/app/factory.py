@@ -17,7 +17,7 @@ from pulsewire.app.services import Services
 from pulsewire.channels import device, live
 from pulsewire.channels.hub import LiveHub
 from pulsewire.channels.presence import Presence
-from pulsewire.http import commands, devices, errors, ops, telemetry
+from pulsewire.http import commands, devices, errors, openapi_page, ops, telemetry
 from pulsewire.metrics import Metrics
 from pulsewire.settings import Settings
 from pulsewire.storage.engine import migrate, open_engine
@@ -83,8 +83,11 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="Telemetry from ESP32-class boards: device ingest, stored readings, live push.",
         lifespan=lifespan,
+        docs_url=None,  # openapi_page serves /docs without a CDN
+        redoc_url=None,
     )
     errors.install(app)
+    openapi_page.install(app)
     for module in (ops, devices, commands, telemetry, device, live):
         app.include_router(module.router)
     dashboard = settings.dashboard_dir or shipped_dashboard()

@@ -1,0 +1,40 @@
+"""`GET /docs`: the OpenAPI page, served with the Swagger UI that ships with Pulsewire.
+
+Nothing on the page comes from another host: a server on a LAN with no internet shows it whole.
+The Swagger UI files are vendored unmodified in vendor/swagger-ui (their licence and hashes in
+vendor/README.md); its online validator badge is turned off, since it would call out.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+PAGE = "/docs"
+ASSETS = "/docs/assets"
+
+
+def swagger_ui_dir() -> Path:
+    return Path(str(files("pulsewire.http") / "vendor" / "swagger-ui"))
+
+
+def install(app: FastAPI) -> None:
+    """Serve the page and its assets; the app must be made with `docs_url=None` and `redoc_url=None`."""
+    app.mount(ASSETS, StaticFiles(directory=swagger_ui_dir()), name="docs-assets")
+
+    @app.get(PAGE, include_in_schema=False)
+    def openapi_page(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")  # behind a proxy that adds a prefix
+        return get_swagger_ui_html(
+            openapi_url=root + (app.openapi_url or "/openapi.json"),
+            title=f"{app.title} API",
+            swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}/favicon.svg",
+            swagger_ui_parameters={"validatorUrl": None},
+        )
