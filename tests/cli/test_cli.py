@@ -7,7 +7,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,12 +15,13 @@ import pytest
 from pulsewire.settings import Settings
 from tests.support.cli import cli as pulsewire
 from tests.support.server import Server, free_port, start_server
+from tests.support.waiting import wait_until
 
 
 @pytest.mark.parametrize(
     "command, expected",
     [
-        ([], ["serve", "device", "simulate", "migrate"]),
+        ([], ["serve", "device", "simulate", "migrate", "flash", "board-sim"]),
         (["serve"], ["--simulate", "--database-url", "PULSEWIRE_DATABASE_URL", "--port"]),
         (["device"], ["add", "list", "rotate", "remove", "set-interval", "reboot"]),
         (["device", "set-interval"], ["DEVICE_ID", "MS", "--wait", "welcome"]),
@@ -31,7 +31,8 @@ from tests.support.server import Server, free_port, start_server
         (["device", "rotate"], ["DEVICE_ID", "old one stops working"]),
         (["device", "remove"], ["--purge", "--yes"]),
         (["simulate"], ["COUNT", "--prefix", "temperature"]),
-        (["migrate"], ["--database-url"]),
+        (["migrate"], ["--database-url", "--data-dir", "--sqlite-synchronous"]),
+        (["board-sim"], ["--fs", "--data-dir", "<data-dir>/board-sim", "PULSEWIRE_DATA_DIR", "SIGTERM"]),
     ],
 )
 def test_help_explains_each_command(command: list[str], expected: list[str]) -> None:
@@ -39,6 +40,12 @@ def test_help_explains_each_command(command: list[str], expected: list[str]) -> 
     assert out.returncode == 0, out.stderr
     for word in expected:
         assert word in out.stdout, (command, word)
+
+
+def test_migrate_offers_only_the_settings_that_find_the_database() -> None:
+    text = pulsewire("migrate", "--help").stdout
+    flags = {f"--{name.replace('_', '-')}" for name in Settings.model_fields}
+    assert {flag for flag in flags if flag in text} == {"--data-dir", "--database-url", "--sqlite-synchronous"}
 
 
 def test_every_setting_is_a_serve_flag() -> None:
@@ -129,21 +136,22 @@ def test_simulate_streams_plausible_readings(tmp_path: Path, request: pytest.Fix
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+
+        def both_reporting() -> dict[str, object] | None:
             got = server.get("/api/devices").json()
             if len(got) == 2 and all(len(d["metrics"]) == 4 for d in got):
-                latest = server.get("/api/devices/sim-1/latest").json()
-                if latest:
-                    break
-            time.sleep(0.2)
+                return server.get("/api/devices/sim-1/latest").json() or None
+            return None
+
+        latest = wait_until(both_reporting, 20, "two simulated devices with four metrics each")
         assert set(latest) == {"temperature", "humidity", "battery_v", "rssi"}
         assert 10 < latest["temperature"]["value"] < 35
         assert 0 <= latest["humidity"]["value"] <= 100
         assert 3.3 <= latest["battery_v"]["value"] <= 4.2
         assert -100 < latest["rssi"]["value"] < -20
-        time.sleep(1)
-        assert len(server.telemetry("sim-2", keys="temperature")["temperature"]) >= 3
+        wait_until(
+            lambda: len(server.telemetry("sim-2", keys="temperature")["temperature"]) >= 3, 10, "readings every 200 ms"
+        )
 
         # The simulated boards obey commands through the firmware's own session code.
         slow = httpx.post(
@@ -171,10 +179,7 @@ def test_simulate_streams_plausible_readings(tmp_path: Path, request: pytest.Fix
         def connections() -> int:  # a reboot is a new connection with a new hello
             return sum("device connected" in line and "sim-1" in line for line in server.log_text().splitlines())
 
-        deadline = time.monotonic() + 15
-        while connections() < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert connections() == 2
+        wait_until(lambda: connections() == 2, 15, "sim-1 connects again after its reboot")
     finally:
         proc.send_signal(signal.SIGINT)
         out = proc.communicate(timeout=20)[0]

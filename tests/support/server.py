@@ -71,6 +71,13 @@ class Server:
         self.wait_healthy()
         return self
 
+    def healthy(self) -> bool:
+        """Does it answer /healthz with 200 now?"""
+        try:
+            return httpx.get(self.base + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def wait_healthy(self, timeout: float = 30) -> None:
         assert self.proc is not None
         deadline = time.monotonic() + timeout
