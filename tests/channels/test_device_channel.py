@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -11,6 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.support.clients import SUBPROTOCOL, device, dumps, live, live_until, now_ms, recv_json, send_batch
 from tests.support.server import Server
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -25,13 +28,19 @@ async def test_hello_gets_welcome_with_server_clock_and_interval(server: Server)
         assert welcome["type"] == "welcome"
         assert before - 1000 <= welcome["time"] <= now_ms() + 1000
         assert welcome["interval"] == 1000
-        await asyncio.sleep(0.2)  # the hello is written with the next group commit
-        listed = {d["id"]: d for d in httpx.get(f"{server.base}/api/devices").json()}
-        assert listed[dev]["fw"] == "0.3.1" and listed[dev]["online"] is True
-        assert listed[dev]["last_seen"] >= before
-    await asyncio.sleep(0.2)
-    listed = {d["id"]: d for d in httpx.get(f"{server.base}/api/devices").json()}
-    assert listed[dev]["online"] is False and listed[dev]["fw"] == "0.3.1"
+        # The hello is written with the next group commit.
+        listed = await eventually(lambda: _listed_when(server, dev, lambda d: d["fw"]), 5, "the hello stored")
+        assert listed["fw"] == "0.3.1" and listed["online"] is True
+        assert listed["last_seen"] >= before
+    listed = await eventually(lambda: _listed_when(server, dev, lambda d: not d["online"]), 5, "shown offline")
+    assert listed["online"] is False and listed["fw"] == "0.3.1"
+
+
+async def _listed_when(server: Server, device_id: str, ready: Callable[[dict[str, Any]], Any]) -> dict[str, Any] | None:
+    """The device as GET /api/devices lists it, once `ready` holds for it."""
+    async with httpx.AsyncClient() as client:
+        listed = {d["id"]: d for d in (await client.get(f"{server.base}/api/devices")).json()}
+    return listed[device_id] if ready(listed[device_id]) else None
 
 
 async def test_ack_means_stored_and_pushed_live(server: Server) -> None:

@@ -11,6 +11,7 @@ import httpx
 import orjson
 import pytest
 import websockets
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
 from pulsewire.channels.hub import LiveHub
@@ -34,20 +35,28 @@ async def test_snapshot_lists_devices_with_latest_values(server: Server) -> None
     assert entry["latest"] == {"temperature": {"ts": ts, "value": 21.5}, "door": {"ts": ts, "value": True}}
 
 
+async def handled(ws: ClientConnection) -> None:
+    """Wait until the server has handled what was sent before: each channel handles a
+    connection's messages in order, so the answer to a message it refuses comes after them."""
+    await ws.send(dumps({"type": "no-such-message"}))  # refused by either channel, which stays open
+    answer = await live_until(ws, lambda m: m["type"] == "error")
+    assert answer["code"] in ("invalid", "unknown_type"), answer
+
+
 async def test_subscribe_filters_devices_and_status_events(server: Server) -> None:
     a, token_a = server.register()
     b, token_b = server.register()
     async with live(server) as dashboard:
         await recv_json(dashboard)
         await dashboard.send(dumps({"type": "subscribe", "devices": [b]}))
-        await asyncio.sleep(0.2)
+        await handled(dashboard)
         async with device(server, token_a) as ws_a, device(server, token_b) as ws_b:
             assert (await send_batch(ws_a, 1, [{"ts": now_ms(), "values": {"t": 1}}]))["type"] == "ack"
             assert (await send_batch(ws_b, 1, [{"ts": now_ms(), "values": {"t": 2}}]))["type"] == "ack"
             first = await live_until(dashboard, lambda m: m["type"] == "telemetry")
             assert first["device"] == b and first["data"][0]["values"] == {"t": 2}
         await dashboard.send(dumps({"type": "subscribe", "devices": []}))  # back to every device
-        await asyncio.sleep(0.2)
+        await handled(dashboard)
         async with device(server, token_a) as ws_a:
             online = await live_until(dashboard, lambda m: m["type"] == "status" and m["online"])
             assert online["device"] == a
@@ -143,7 +152,7 @@ async def test_a_dashboard_joining_while_a_reading_is_being_stored_still_gets_it
     async with device(server, token) as ws:
         with sqlite_write_lock(tmp_path / "pulsewire.db"):
             await ws.send(dumps({"type": "telemetry", "seq": 1, "data": [{"ts": ts, "values": {"t": 3}}]}))
-            await asyncio.sleep(0.3)  # pushed on arrival to nobody; its commit waits for the lock
+            await handled(ws)  # pushed on arrival to nobody; its commit waits for the lock
             async with live(server) as dashboard:
                 snapshot = await recv_json(dashboard)
                 entry = next(d for d in snapshot["devices"] if d["id"] == dev)

@@ -7,6 +7,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -60,6 +61,19 @@ def make_writer(
     )
 
 
+async def busy_writer(writer: BatchingWriter, release: threading.Event) -> asyncio.Future[Any]:
+    """Keep the writer's thread busy until `release` is set; returns once it is busy."""
+    busy = threading.Event()
+
+    def hold(conn: object) -> None:
+        busy.set()
+        release.wait(10)
+
+    blocker = asyncio.ensure_future(writer.call(hold))
+    assert await asyncio.to_thread(busy.wait, 5), "the writer never started the call"
+    return blocker
+
+
 async def submit(writer: BatchingWriter, device_id: str, msg: codec.Telemetry) -> asyncio.Future[None]:
     return await writer.submit(device_id, msg.data)
 
@@ -96,13 +110,12 @@ def test_full_queue_makes_devices_wait_and_loses_nothing(engine: Engine) -> None
         await writer.start()
         await writer.call(store.add_device("d", "D", "h", 1))
         release = threading.Event()
-        blocker = asyncio.ensure_future(writer.call(lambda conn: release.wait(10)))  # a slow disk
-        await asyncio.sleep(0.05)
+        blocker = await busy_writer(writer, release)  # a slow disk
         await submit(writer, "d", telemetry(1, 0, 5))
         await submit(writer, "d", telemetry(2, 5, 5))
         third = asyncio.ensure_future(submit(writer, "d", telemetry(3, 10, 5)))
-        await asyncio.sleep(0.2)
-        assert not third.done(), "a full queue must make the submitter wait"
+        done, _ = await asyncio.wait({third}, timeout=0.2)
+        assert not done, "a full queue must make the submitter wait"
         release.set()
         done = await asyncio.wait_for(third, 5)
         await asyncio.wait_for(done, 5)
@@ -173,10 +186,9 @@ def test_batches_of_a_removed_device_are_refused_not_stored(engine: Engine) -> N
         await writer.call(store.add_device("kept", "K", "hk", 1))
         await (await submit(writer, "gone", telemetry(1, 0, 3)))
         release = threading.Event()
-        blocker = asyncio.ensure_future(writer.call(lambda conn: release.wait(10)))
-        await asyncio.sleep(0.05)
+        blocker = await busy_writer(writer, release)
         removal = asyncio.ensure_future(writer.call(store.remove_device("gone", purge=True)))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # one turn: the removal is queued
         late = await submit(writer, "gone", telemetry(2, 10, 3))  # queued behind the purge
         kept = await submit(writer, "kept", telemetry(1, 10, 3))
         release.set()
