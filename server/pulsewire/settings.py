@@ -78,6 +78,13 @@ class Settings(BaseSettings):
             raise ValueError("only sqlite:// and postgresql+psycopg:// URLs are supported")
         return url
 
+    @field_validator("dashboard_dir")
+    @classmethod
+    def _a_dashboard(cls, folder: Path | None) -> Path | None:
+        if folder is not None and not (folder / "index.html").is_file():
+            raise ValueError(f"{folder} has no index.html to serve at /")
+        return folder
+
     @field_validator("sqlite_synchronous", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:

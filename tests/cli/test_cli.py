@@ -103,6 +103,8 @@ def test_bad_settings_are_refused_with_the_reason() -> None:
     assert out.returncode == 2 and "port" in out.stderr and "65535" in out.stderr
     out = pulsewire("serve", "--database-url", "mysql://x/y")
     assert out.returncode == 2 and "only sqlite:// and postgresql+psycopg:// URLs" in out.stderr
+    out = pulsewire("serve", "--dashboard-dir", "/nonexistent/page")
+    assert out.returncode == 2 and "dashboard_dir: /nonexistent/page has no index.html to serve at /" in out.stderr
 
 
 def test_first_start_generates_the_admin_key_once(tmp_path: Path) -> None:

@@ -78,18 +78,29 @@ def run_forever(settings: Settings, on_started: Callable[[str], Coroutine[Any, A
 
 
 async def run(settings: Settings, on_started: Callable[[str], Coroutine[Any, Any, None]] | None = None) -> None:
-    """Serve until interrupted; `on_started(base_url)` runs once the socket listens."""
+    """Serve until interrupted; `on_started(base_url)` runs once the socket listens.
+
+    A server that cannot start (its database, its port) ends with uvicorn's exit status 3, once
+    uvicorn has logged why.
+    """
     logs.configure(settings.log_level, settings.log_format)
     # Threads (the PostgreSQL writer, HTTP reads) need the GIL for a moment between their SQL
     # statements while the event loop is busy decoding frames. With the default 5 ms switch
     # interval every such moment costs up to 5 ms, which added tens of ms to each commit.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     server = uvicorn.Server(uvicorn_config(settings))
-    serving = asyncio.create_task(server.serve())
+    listening = asyncio.create_task(_once_listening(server, settings, on_started))
+    try:
+        await server.serve()
+    finally:
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+
+
+async def _once_listening(
+    server: uvicorn.Server, settings: Settings, on_started: Callable[[str], Coroutine[Any, Any, None]] | None
+) -> None:
     while not server.started:
-        if serving.done():
-            await serving
-            raise SystemExit(1)  # uvicorn logged why (port taken, app failed to start)
         await asyncio.sleep(0.05)
     # Start-up objects live as long as the process: keep the collector from rescanning them, and
     # collect the young generation less often. Full collections over the start-up heap took up to
@@ -101,18 +112,8 @@ async def run(settings: Settings, on_started: Callable[[str], Coroutine[Any, Any
     log.info("listening", extra={"url": base})
     lan = lan_address() if settings.host in ("0.0.0.0", "::") else None
     print(banner(base, settings, devkit=not devkit_missing(), lan=lan), flush=True)
-    extra = asyncio.create_task(_logged(on_started(base))) if on_started else None
-    try:
-        await serving
-    finally:
-        if extra is not None:
-            extra.cancel()
-            await asyncio.gather(extra, return_exceptions=True)
-
-
-async def _logged(work: Coroutine[Any, Any, None]) -> None:
-    """Run what goes with the server (simulated devices); a failure is logged, never lost in a task."""
-    try:
-        await work
-    except Exception:
-        log.exception("what runs with the server failed; the server goes on")
+    if on_started is not None:
+        try:
+            await on_started(base)
+        except Exception:  # what runs with the server (simulated devices) must not pass unnoticed
+            log.exception("what runs with the server failed; the server goes on")
