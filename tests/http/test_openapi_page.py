@@ -26,6 +26,11 @@ def test_the_page_names_no_other_host(server: Server) -> None:
         assert server.get(ref).status_code == 200, ref
 
 
+def test_the_old_viewer_address_leads_to_the_page(server: Server) -> None:
+    moved = server.get("/redoc", follow_redirects=False)
+    assert moved.status_code == 307 and moved.headers["location"] == "/docs"
+
+
 def test_the_page_renders_the_api_from_this_server_only(server: Server) -> None:
     with chromium() as browser:
         page = browser.new_page()

@@ -12,11 +12,12 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 PAGE = "/docs"
 ASSETS = "/docs/assets"
+OLD_PAGE = "/redoc"  # FastAPI's second viewer, which loads from a CDN: sent to the one that works offline
 
 
 def swagger_ui_dir() -> Path:
@@ -38,3 +39,7 @@ def install(app: FastAPI) -> None:
             swagger_favicon_url=f"{root}/favicon.svg",
             swagger_ui_parameters={"validatorUrl": None},
         )
+
+    @app.get(OLD_PAGE, include_in_schema=False)
+    def old_page(request: Request) -> RedirectResponse:
+        return RedirectResponse(request.scope.get("root_path", "").rstrip("/") + PAGE)
