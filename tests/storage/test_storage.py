@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +23,6 @@ from pulsewire.storage.schema import metadata, readings
 from pulsewire.storage.writer import Batch, BatchingWriter, DeviceRemoved, StorageError
 from tests.support.db import sqlite_write_lock
 from tests.support.server import database_url_for
-
-
-@pytest.fixture
-def engine(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Engine]:
-    url = database_url_for(backend, request) or f"sqlite:///{tmp_path / 'pw.db'}"
-    eng = open_engine(url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
 
 
 def telemetry(seq: int, start_ts: int, n: int, metric: str = "t") -> codec.Telemetry:
