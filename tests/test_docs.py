@@ -25,6 +25,7 @@ from pulsewire.cli import main as cli_main
 from pulsewire.metrics import Metrics
 from pulsewire.routes import device_ws, devices_api, live_ws, telemetry_api
 from pulsewire.settings import Settings
+from pulsewire.storage.queries import AGGREGATES
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -383,3 +384,15 @@ def test_value_limits_match_the_codec() -> None:
     text = (DOCS / "protocol.md").read_text()
     integer_row = next(line for line in text.splitlines() if line.startswith("| integer value"))
     assert f"{codec.MAX_EXACT_INT:,}".replace(",", "") in integer_row.replace(",", "") or "2^53" in integer_row
+
+
+def test_aggregates_and_their_refusals_documented() -> None:
+    text = section(protocol_part(3), r"`GET /api/devices/\{\w+\}/telemetry`")
+    row = table_row(text, "`agg`")
+    assert row is not None
+    for agg in AGGREGATES:
+        assert f"`{agg}`" in row, f"aggregate {agg} missing from the agg row"
+    for bad in ("median", "avg,median", "min,max,min", "avg,,max"):
+        with pytest.raises(ValueError) as refused:
+            telemetry_api.parse_aggs(bad)
+        assert f"`agg: {refused.value}`" in text, f"the refusal of agg={bad} is not documented as the server says it"
