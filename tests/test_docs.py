@@ -396,3 +396,11 @@ def test_aggregates_and_their_refusals_documented() -> None:
         with pytest.raises(ValueError) as refused:
             telemetry_api.parse_aggs(bad)
         assert f"`agg: {refused.value}`" in text, f"the refusal of agg={bad} is not documented as the server says it"
+
+
+def test_every_dashboard_module_has_a_row_in_the_files_table() -> None:
+    table = section(doc("dashboard.md"), r"^## Files")
+    modules = sorted(p.name for p in (DOCS.parent / "dashboard" / "js").glob("*.js"))
+    assert modules, "no dashboard/js/*.js found"
+    listed = set(re.findall(r"`js/([\w.-]+\.js)`", table))
+    assert set(modules) == listed, f"not in the table: {sorted(set(modules) - listed)}; gone: {sorted(listed - set(modules))}"
