@@ -403,4 +403,6 @@ def test_every_dashboard_module_has_a_row_in_the_files_table() -> None:
     modules = sorted(p.name for p in (DOCS.parent / "dashboard" / "js").glob("*.js"))
     assert modules, "no dashboard/js/*.js found"
     listed = set(re.findall(r"`js/([\w.-]+\.js)`", table))
-    assert set(modules) == listed, f"not in the table: {sorted(set(modules) - listed)}; gone: {sorted(listed - set(modules))}"
+    assert set(modules) == listed, (
+        f"not in the table: {sorted(set(modules) - listed)}; gone: {sorted(listed - set(modules))}"
+    )
