@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import re
 import time
@@ -513,3 +514,111 @@ def test_an_unknown_device_or_a_refused_query_is_explained_and_the_page_goes_on(
     live(page)
     dev.reading(temperature=21.25)
     expect(card(page, device_id).locator('[data-metric="temperature"] .value')).to_have_text("21.25 °C")
+
+
+# --- Charts: what the axes, legend, fill and band show -------------------------------------------
+
+# What a chart drew on its axes, read back from its uPlot instance: each tick label's text, its
+# width measured in the font it was drawn with, and its position in CSS pixels on the canvas.
+AXES_JS = """(metric) => {
+    const u = document.querySelector(`.chart[data-metric="${metric}"] .plot`).plot;
+    const ratio = window.devicePixelRatio || 1;
+    const ctx = document.createElement("canvas").getContext("2d");
+    const labels = (i) => {
+        const axis = u.axes[i];
+        ctx.font = axis.font[0];
+        const scale = i === 0 ? "x" : "y";
+        const offset = (i === 0 ? u.bbox.left : u.bbox.top) / ratio;
+        return axis._values.map((text, k) => text == null ? null : {
+            text: String(text),
+            width: Math.max(...String(text).split("\\n").map((line) => ctx.measureText(line).width)) / ratio,
+            pos: offset + u.valToPos(axis._splits[k], scale),
+        }).filter(Boolean);
+    };
+    const y = u.axes[1];
+    return { x: labels(0), y: labels(1), ySize: y._size, yReserve: y.ticks.size + y.gap, width: u.width };
+}"""
+
+
+def axes(page: Page, metric: str) -> dict[str, Any]:
+    return dict(page.evaluate(AXES_JS, metric))
+
+
+def number_in(label: str) -> float:
+    """The number in a tick label as en-US writes it ("134,400,000", "3.90 V", "-61 dBm")."""
+    return float(re.sub(r"[^\d.\-]", "", label))
+
+
+def test_value_axes_fit_their_labels_and_show_the_unit(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device()
+    now = now_ms()
+    dev.send(
+        [
+            {
+                "ts": now - 290_000 + i * 10_000,
+                "values": {
+                    "pulses": 134_400_000 + (i % 7) * 10_000,
+                    "battery_v": 3.9 + (i % 2) / 10,
+                    "rssi": -60 - i % 5,
+                },
+            }
+            for i in range(29)
+        ]
+    )
+    page, _ = open_page(f"{server.base}/#/device/{device_id}?range=5m")
+    for metric in ("pulses", "battery_v", "rssi"):
+        expect(chart(page, metric)).to_have_attribute("data-points", "29")
+
+    # Large values are shown whole: every label reads about 134.4 million, and the axis is wider
+    # than the widest label with its tick and gap.
+    pulses = axes(page, "pulses")
+    assert len(pulses["y"]) >= 2 and all(134_000_000 < number_in(t["text"]) < 134_600_000 for t in pulses["y"])
+    for metric in ("pulses", "battery_v", "rssi"):
+        report = axes(page, metric)
+        for label in report["y"]:
+            assert label["width"] + report["yReserve"] <= report["ySize"], (metric, label, report["ySize"])
+    # The unit is on the axis.
+    assert all(t["text"].endswith(" V") for t in axes(page, "battery_v")["y"]), axes(page, "battery_v")["y"]
+    assert all(t["text"].endswith(" dBm") for t in axes(page, "rssi")["y"]), axes(page, "rssi")["y"]
+    screenshot(page, "device-axes-units")
+
+
+def test_time_axis_labels_never_overlap(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device()
+    now = now_ms()
+    week = [{"ts": now - 7 * DAY + i * 5 * MINUTE, "values": {"temperature": 20 + i % 3}} for i in range(7 * 288 - 1)]
+    recent = [{"ts": now - 290_000 + i * 10_000, "values": {"temperature": 21 + i % 2}} for i in range(29)]
+    dev.send(week + recent)
+    page, _ = open_page(f"{server.base}/#/device/{device_id}?range=5m")
+    info = page.locator(".range-info")
+    plan = {
+        "5m": ([320, 375, 480, 768, 1024, 1280, 1440, 1920], r"readings"),
+        "1h": ([320, 480, 1024, 1440], r"readings"),
+        "24h": ([320, 480, 1024, 1440], r"2 min averages"),
+        "7d": ([320, 480, 1024, 1440], r"15 min averages"),
+    }
+    for range_id, (widths, what) in plan.items():
+        page.locator(f'.ranges [data-range="{range_id}"]').click()
+        expect(info).to_have_text(re.compile(what))
+        for width in widths:
+            page.set_viewport_size({"width": width, "height": 900})
+            page.wait_for_function(
+                """() => {
+                    const box = document.querySelector(".charts");
+                    const u = box.querySelector('.chart[data-metric="temperature"] .plot').plot;
+                    return u.width === Math.max(200, box.clientWidth - 2);
+                }"""
+            )
+            labels = axes(page, "temperature")
+            drawn = labels["x"]
+            assert len(drawn) >= 2, (range_id, width, drawn)
+            for a, b in itertools.pairwise(drawn):
+                assert b["pos"] - a["pos"] >= (a["width"] + b["width"]) / 2, (range_id, width, a, b)
+            assert drawn[0]["pos"] - drawn[0]["width"] / 2 >= 0, (range_id, width, drawn[0])
+            assert drawn[-1]["pos"] + drawn[-1]["width"] / 2 <= labels["width"], (range_id, width, drawn[-1])
+            if (range_id, width) in {("5m", 320), ("5m", 1280)}:
+                screenshot(page, f"device-time-axis-{range_id}-{width}")

@@ -26,7 +26,16 @@ MIN_NODE_MAJOR = 18  # node:test and `node --test`
 RUN_TIMEOUT_S = 60  # the whole run takes about a second
 
 # Modules whose every export must be named in some test file, so a new export comes with a test.
-COVERED = ["format.js", "livefeed.js", "rangeinfo.js", "ranges.js", "series.js", "store.js"]
+COVERED = [
+    "format.js",
+    "livefeed.js",
+    "rangeinfo.js",
+    "ranges.js",
+    "series.js",
+    "store.js",
+    "timeaxis.js",
+    "valueaxis.js",
+]
 TEST_FILES = [
     "format.test.mjs",
     "livefeed.test.mjs",
@@ -35,6 +44,8 @@ TEST_FILES = [
     "series.test.mjs",
     "store.test.mjs",
     "live.test.mjs",
+    "timeaxis.test.mjs",
+    "valueaxis.test.mjs",
 ]
 EXPORT = re.compile(r"^export\s+(?:async\s+)?(?:function\*?|const|let|class)\s+([A-Za-z_$][\w$]*)", re.MULTILINE)
 

@@ -2,12 +2,26 @@
 
 import uPlot from "../vendor/uplot/uPlot.esm.js";
 import { formatValue } from "./format.js";
+import { pickTimeStep } from "./timeaxis.js";
+import { axisSize, tickLabels, tickSteps } from "./valueaxis.js";
 
 export const CHART_HEIGHT = 200;
+// Axes are drawn, and their labels measured, in this font (the page's, at 12 px).
+const AXIS_FONT = '12px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+// Tick length and the gap between a tick and its label, in px.
+const TICK = 10;
+const GAP = 5;
+
+// A text's width in AXIS_FONT, in CSS px.
+export function makeMeasure() {
+  const ctx = document.createElement("canvas").getContext("2d");
+  ctx.font = AXIS_FONT;
+  return (text) => ctx.measureText(text).width;
+}
 
 // `colors`: the theme's chart colours. `xRange()`: the window on screen, [start, end] in ms.
-// `onZoom(start, end)`: a span was dragged across the chart.
-export function chartOptions({ metric, width, colors, xRange, onZoom }) {
+// `onZoom(start, end)`: a span was dragged across the chart. `measure`: from makeMeasure.
+export function chartOptions({ metric, width, colors, xRange, onZoom, measure }) {
   return {
     width,
     height: CHART_HEIGHT,
@@ -15,7 +29,7 @@ export function chartOptions({ metric, width, colors, xRange, onZoom }) {
     cursor: { drag: { x: true, y: false, setScale: false } },
     legend: { show: true, live: true },
     scales: { x: { time: true, range: () => xRange() }, y: { range: valueRange } },
-    axes: axesOptions(colors),
+    axes: [timeAxis(colors, measure), valueAxis(metric, colors, measure)],
     series: seriesOptions(metric, colors),
     hooks: { setSelect: [zoomOnDrag(onZoom)] },
   };
@@ -27,9 +41,41 @@ function valueRange(u, min, max) {
   return [min - (Math.abs(min) * 0.01 || 1), max + (Math.abs(max) * 0.01 || 1)];
 }
 
-function axesOptions(colors) {
-  const axis = { stroke: colors.muted, grid: { stroke: colors.grid, width: 1 }, ticks: { stroke: colors.grid, width: 1 } };
-  return [axis, { ...axis, size: 64 }];
+function axisLook(colors) {
+  return {
+    font: AXIS_FONT,
+    stroke: colors.muted,
+    gap: GAP,
+    grid: { stroke: colors.grid, width: 1 },
+    ticks: { stroke: colors.grid, width: 1, size: TICK },
+  };
+}
+
+// Ticks at round local times, the finest whose labels keep apart at the chart's width. uPlot asks
+// for the step (incrs), then the ticks (splits) and labels (values) of the same pick.
+function timeAxis(colors, measure) {
+  let picked = null;
+  const roomAround = (u) => {
+    const ratio = window.devicePixelRatio || 1;
+    return { left: u.bbox.left / ratio, right: u.width - (u.bbox.left + u.bbox.width) / ratio };
+  };
+  return {
+    ...axisLook(colors),
+    space: 1,
+    incrs: (u, axis, min, max, width) => [(picked = pickTimeStep(min, max, width, measure, roomAround(u))).step.ms],
+    splits: () => picked.splits,
+    values: () => picked.labels,
+  };
+}
+
+// Labels with the metric's unit, the axis as wide as the widest of them.
+function valueAxis(metric, colors, measure) {
+  return {
+    ...axisLook(colors),
+    incrs: tickSteps(metric) ?? undefined,
+    values: (u, ticks, axis, space, step) => tickLabels(metric, ticks, step),
+    size: (u, labels) => (labels ? axisSize(labels, measure, TICK + GAP + 2) : 50),
+  };
 }
 
 function seriesOptions(metric, colors) {

@@ -2,13 +2,14 @@
 // its latest value and a uPlot chart: built, drawn, resized and destroyed together.
 
 import uPlot from "../vendor/uplot/uPlot.esm.js";
-import { CHART_HEIGHT, chartOptions } from "./chartoptions.js";
+import { CHART_HEIGHT, chartOptions, makeMeasure } from "./chartoptions.js";
 import { el } from "./dom.js";
 import { formatValue } from "./format.js";
 
 // `options`: what every chart shares ({colors(), xRange, onZoom}, see chartOptions).
 export function makeCharts(box, options) {
   const charts = new Map();
+  const measure = makeMeasure();
   const width = () => Math.max(200, box.clientWidth - 2);
   const resizer = new ResizeObserver(() => {
     for (const c of charts.values()) c.plot.setSize({ width: width(), height: CHART_HEIGHT });
@@ -16,7 +17,7 @@ export function makeCharts(box, options) {
   resizer.observe(box);
 
   function add(metric, s) {
-    const c = makeChart(metric, s, { ...options, colors: options.colors(), width: width() });
+    const c = makeChart(metric, s, { ...options, colors: options.colors(), width: width(), measure });
     const later = [...charts.keys()].filter((m) => m > metric).sort()[0];
     box.insertBefore(c.section, later === undefined ? null : charts.get(later).section);
     charts.set(metric, c);
