@@ -584,6 +584,16 @@ def test_value_axes_fit_their_labels_and_show_the_unit(
     assert all(t["text"].endswith(" dBm") for t in axes(page, "rssi")["y"]), axes(page, "rssi")["y"]
     screenshot(page, "device-axes-units")
 
+    # The legend shows only while the pointer is over the chart.
+    legend = chart(page, "battery_v").locator(".u-legend")
+    expect(legend).to_be_hidden()
+    chart(page, "battery_v").locator(".u-over").hover()
+    expect(legend).to_be_visible()
+    expect(legend).to_contain_text(re.compile(r"battery_v.*\d V"))
+    screenshot(page, "device-legend-on-hover")
+    page.mouse.move(1, 1)
+    expect(legend).to_be_hidden()
+
 
 def test_time_axis_labels_never_overlap(
     server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]

@@ -31,7 +31,7 @@ export function chartOptions({ metric, width, colors, xRange, onZoom, measure })
     scales: { x: { time: true, range: () => xRange() }, y: { range: valueRange } },
     axes: [timeAxis(colors, measure), valueAxis(metric, colors, measure)],
     series: seriesOptions(metric, colors),
-    hooks: { setSelect: [zoomOnDrag(onZoom)] },
+    hooks: { setSelect: [zoomOnDrag(onZoom)], setCursor: [legendWhileHovering] },
   };
 }
 
@@ -89,6 +89,12 @@ function seriesOptions(metric, colors) {
       value: (u, v) => (v == null ? "–" : formatValue(metric, v)),
     },
   ];
+}
+
+// The legend says what is under the pointer; with nothing there it would only read "time: –",
+// so it shows while the pointer is on a point (app.css hides it otherwise).
+function legendWhileHovering(u) {
+  u.root.classList.toggle("hovering", u.cursor.idx != null);
 }
 
 // Dragging across a chart zooms to that span, loaded at the finer resolution it allows.
