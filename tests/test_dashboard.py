@@ -540,6 +540,23 @@ AXES_JS = """(metric) => {
 }"""
 
 
+# Pixels of one canvas column, above and below the point at index `i` of series 1 (6 px away, so
+# the line and its point marker are not counted): the share that has a translucent fill.
+FILL_JS = """([metric, i]) => {
+    const u = document.querySelector(`.chart[data-metric="${metric}"] .plot`).plot;
+    const gap = 6 * (window.devicePixelRatio || 1);
+    const x = Math.round(u.valToPos(u.data[0][i], "x", true));
+    const y = Math.round(u.valToPos(u.data[1][i], "y", true));
+    const column = u.ctx.getImageData(x, 0, 1, u.ctx.canvas.height).data;
+    const share = (from, to) => {
+        let filled = 0;
+        for (let py = from; py < to; py++) if (column[py * 4 + 3] > 8 && column[py * 4 + 3] < 100) filled++;
+        return filled / Math.max(1, to - from);
+    };
+    return { above: share(u.bbox.top, y - gap), below: share(y + gap, u.bbox.top + u.bbox.height) };
+}"""
+
+
 def axes(page: Page, metric: str) -> dict[str, Any]:
     return dict(page.evaluate(AXES_JS, metric))
 
@@ -583,6 +600,10 @@ def test_value_axes_fit_their_labels_and_show_the_unit(
     assert all(t["text"].endswith(" V") for t in axes(page, "battery_v")["y"]), axes(page, "battery_v")["y"]
     assert all(t["text"].endswith(" dBm") for t in axes(page, "rssi")["y"]), axes(page, "rssi")["y"]
     screenshot(page, "device-axes-units")
+
+    # An all-negative series is filled below its line, as a positive one is.
+    fill = page.evaluate(FILL_JS, ["rssi", 14])
+    assert fill["below"] > 0.8 and fill["above"] < 0.05, fill
 
     # The legend shows only while the pointer is over the chart.
     legend = chart(page, "battery_v").locator(".u-legend")

@@ -3,7 +3,7 @@
 import uPlot from "../vendor/uplot/uPlot.esm.js";
 import { formatValue } from "./format.js";
 import { pickTimeStep } from "./timeaxis.js";
-import { axisSize, tickLabels, tickSteps } from "./valueaxis.js";
+import { axisSize, fillBaseline, tickLabels, tickSteps } from "./valueaxis.js";
 
 export const CHART_HEIGHT = 200;
 // Axes are drawn, and their labels measured, in this font (the page's, at 12 px).
@@ -85,6 +85,7 @@ function seriesOptions(metric, colors) {
       label: metric,
       stroke: colors.accent,
       fill: colors.fill,
+      fillTo: (u) => fillBaseline(u.scales.y.min, u.scales.y.max),
       width: 1.5,
       value: (u, v) => (v == null ? "–" : formatValue(metric, v)),
     },
