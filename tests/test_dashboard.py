@@ -653,3 +653,26 @@ def test_time_axis_labels_never_overlap(
             assert drawn[-1]["pos"] + drawn[-1]["width"] / 2 <= labels["width"], (range_id, width, drawn[-1])
             if (range_id, width) in {("5m", 320), ("5m", 1280)}:
                 screenshot(page, f"device-time-axis-{range_id}-{width}")
+
+
+# Whether the token box shows all of its text: nothing scrolled out of sight either way.
+TOKEN_IN_SIGHT_JS = """() => {
+    const box = document.getElementById("token-value");
+    return box.value.length > 40 && box.scrollWidth <= box.clientWidth && box.scrollHeight <= box.clientHeight;
+}"""
+
+
+def test_the_token_dialog_shows_the_whole_token(server: Server, open_page: OpenPage) -> None:
+    page, _ = open_page(server.base + "/")
+    live(page)
+    page.locator("#admin-toggle").click()
+    page.locator("#admin-key").fill(server.admin_key)
+    page.locator("#admin-key").press("Enter")
+    page.locator(".overview-head button", has_text="Add device").click()
+    page.locator('#add-dialog input[name="id"]').fill(f"token-shown-{now_ms()}")
+    page.locator("#add-dialog button.primary").click()
+    expect(page.locator("#token-dialog")).to_be_visible()
+    for width in (1280, 320):
+        page.set_viewport_size({"width": width, "height": 800})
+        page.wait_for_function(TOKEN_IN_SIGHT_JS, timeout=3000)
+    screenshot(page, "token-dialog-phone")

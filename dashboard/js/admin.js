@@ -127,6 +127,7 @@ function tokenDialog() {
   dialog.addEventListener("close", () => {
     tokenInput.value = "";
   });
+  window.addEventListener("resize", () => dialog.open && fitHeight(tokenInput));
   return {
     show(id, token, title) {
       dialog.querySelector("h2").textContent = title;
@@ -134,9 +135,16 @@ function tokenDialog() {
       tokenInput.value = token;
       copy.textContent = "Copy";
       dialog.showModal();
+      fitHeight(tokenInput);
       tokenInput.select();
     },
   };
+}
+
+// As tall as its wrapped text: the whole token in sight, at any width.
+function fitHeight(box) {
+  box.style.height = "auto";
+  box.style.height = `${box.scrollHeight + box.offsetHeight - box.clientHeight}px`;
 }
 
 // confirm(title, text, checkLabel) resolves to false, or to {checked} when confirmed
