@@ -655,6 +655,18 @@ def test_time_axis_labels_never_overlap(
                 screenshot(page, f"device-time-axis-{range_id}-{width}")
 
 
+def test_a_long_metric_name_on_a_card_has_a_tooltip(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device()
+    long_name = "greenhouse.north_wall.soil_moisture_at_30cm_sensor_7_pct"
+    dev.reading(**{long_name: 41.5})
+    page, _ = open_page(server.base + "/")
+    name = card(page, device_id).locator(f'[data-metric="{long_name}"] .metric')
+    expect(name).to_have_attribute("title", long_name)
+    assert name.evaluate("e => e.scrollWidth > e.clientWidth"), "the name should be cut on the card"
+
+
 # Whether the token box shows all of its text: nothing scrolled out of sight either way.
 TOKEN_IN_SIGHT_JS = """() => {
     const box = document.getElementById("token-value");

@@ -76,6 +76,7 @@ function rowOf(c, metric) {
   const li = el("li");
   li.dataset.metric = metric;
   const name = el("span", "metric", metric);
+  name.title = metric; // a long name is cut on the card
   const value = el("span", "value");
   const canvas = el("canvas", "spark");
   canvas.setAttribute("role", "img");
