@@ -285,10 +285,10 @@ def csv_value(text: str) -> float | bool:
     return float(text)
 
 
-def csv_rows(path: Path) -> list[tuple[str, int, float | bool]]:
+def csv_rows(path: Path, header: list[str]) -> list[tuple[Any, ...]]:
     rows = list(csv.reader(io.StringIO(path.read_text())))
-    assert rows[0] == ["metric", "ts", "value"]
-    return [(m, int(ts), csv_value(v)) for m, ts, v in rows[1:]]
+    assert rows[0] == header
+    return [(m, int(ts), *map(csv_value, values)) for m, ts, *values in rows[1:]]
 
 
 def test_the_csv_link_downloads_the_rows_the_api_returns(
@@ -313,18 +313,21 @@ def test_the_csv_link_downloads_the_rows_the_api_returns(
         href = page.locator("a.csv").get_attribute("href") or ""
         query = dict(parse_qsl(urlsplit(href).query))
         api = server.telemetry(device_id, **query)
+        # Raw readings have a value; buckets the average and the band's min and max, as drawn.
+        fields = ["value"] if range_id == "1h" else ["avg", "min", "max"]
         expected = [
-            (metric, p["ts"], p["value"] if isinstance(p["value"], bool) else float(p["value"]))
+            (metric, p["ts"], *(p[f] if isinstance(p[f], bool) else float(p[f]) for f in fields))
             for metric, points in sorted(api.items())
             for p in points
         ]
-        got = csv_rows(saved)
+        got = csv_rows(saved, ["metric", "ts", *fields])
         assert got == expected
         assert len(got) == sum(len(v) for v in api.values()) > 0
         if range_id == "1h":
             assert "interval" not in query and len(got) == 2 * 170
         else:
             assert query["interval"] == str(2 * MINUTE)
+            assert query["agg"] == "avg,min,max"
 
 
 def test_pause_holds_the_chart_and_resume_catches_up(
@@ -653,6 +656,64 @@ def test_time_axis_labels_never_overlap(
             assert drawn[-1]["pos"] + drawn[-1]["width"] / 2 <= labels["width"], (range_id, width, drawn[-1])
             if (range_id, width) in {("5m", 320), ("5m", 1280)}:
                 screenshot(page, f"device-time-axis-{range_id}-{width}")
+
+
+# One canvas column of a banded chart, midway between the buckets at `i` and `i + 1` (clear of
+# the line's point markers and of grid lines, which fall on round times): the share of pixels
+# with the band's translucent fill between the band's edges (clear of the average's line), above
+# the maximum and below the minimum.
+BAND_JS = """([metric, i]) => {
+    const u = document.querySelector(`.chart[data-metric="${metric}"] .plot`).plot;
+    const gap = 4 * (window.devicePixelRatio || 1);
+    const x = Math.round(u.valToPos((u.data[0][i] + u.data[0][i + 1]) / 2, "x", true));
+    const y = (k) => Math.round(u.valToPos((u.data[k][i] + u.data[k][i + 1]) / 2, "y", true));
+    const [avg, low, high] = [y(1), y(2), y(3)];
+    const column = u.ctx.getImageData(x, 0, 1, u.ctx.canvas.height).data;
+    const share = (from, to) => {
+        let filled = 0;
+        for (let py = from; py < to; py++) if (column[py * 4 + 3] > 8 && column[py * 4 + 3] < 140) filled++;
+        return filled / Math.max(1, to - from);
+    };
+    return {
+        inside: (share(high + gap, avg - gap) + share(avg + gap, low - gap)) / 2,
+        above: share(u.bbox.top, high - gap),
+        below: share(low + gap, u.bbox.top + u.bbox.height),
+    };
+}"""
+
+
+def test_bucketed_ranges_draw_a_min_max_band_equal_to_the_api(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device()
+    now = now_ms()
+    # Every 2-minute bucket holds both 3.9 and 4.0: its band is 3.9..4.0 around an average of 3.95.
+    dev.send([{"ts": now - 120 * MINUTE + i * 10_000, "values": {"battery_v": 3.9 + (i % 2) / 10}} for i in range(720)])
+    page, _ = open_page(f"{server.base}/#/device/{device_id}?range=24h")
+    expect(page.locator(".range-info")).to_have_text(re.compile(r"points, 2 min averages computed by the server"))
+    drawn = page.evaluate(
+        """() => {
+            const u = document.querySelector('.chart[data-metric="battery_v"] .plot').plot;
+            return { data: u.data.map((column) => Array.from(column)), bands: u.bands.map((b) => b.series) };
+        }"""
+    )
+    ts, avg, low, high = drawn["data"]
+    assert drawn["bands"] == [[3, 2]]
+    api = server.telemetry(
+        device_id, start=ts[0], end=ts[-1] + 2 * MINUTE - 1, interval=2 * MINUTE, agg="avg,min,max", order="asc"
+    )["battery_v"]
+    assert ts == [p["ts"] for p in api] and len(ts) >= 60
+    assert avg == [p["avg"] for p in api]
+    assert low == [p["min"] for p in api] and high == [p["max"] for p in api]
+    assert set(low[1:-1]) == {3.9} and set(high[1:-1]) == {4.0}  # the end buckets may hold one reading
+
+    band = page.evaluate(BAND_JS, ["battery_v", len(ts) // 2])
+    assert band["inside"] > 0.8 and band["above"] < 0.05 and band["below"] < 0.05, band
+    screenshot(page, "device-24h-band")
+    # The legend names the average and the band's edges.
+    chart(page, "battery_v").locator(".u-over").hover(position={"x": 1000, "y": 60})
+    expect(chart(page, "battery_v").locator(".u-legend")).to_contain_text(re.compile(r"battery_v avg.*min.*max"))
+    screenshot(page, "device-24h-band-legend")
 
 
 def test_a_long_metric_name_on_a_card_has_a_tooltip(

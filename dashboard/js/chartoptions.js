@@ -21,7 +21,8 @@ export function makeMeasure() {
 
 // `colors`: the theme's chart colours. `xRange()`: the window on screen, [start, end] in ms.
 // `onZoom(start, end)`: a span was dragged across the chart. `measure`: from makeMeasure.
-export function chartOptions({ metric, width, colors, xRange, onZoom, measure }) {
+// `banded`: the data has min and max after the line (series 2 and 3), drawn as a band.
+export function chartOptions({ metric, width, colors, xRange, onZoom, measure, banded }) {
   return {
     width,
     height: CHART_HEIGHT,
@@ -30,7 +31,8 @@ export function chartOptions({ metric, width, colors, xRange, onZoom, measure })
     legend: { show: true, live: true },
     scales: { x: { time: true, range: () => xRange() }, y: { range: valueRange } },
     axes: [timeAxis(colors, measure), valueAxis(metric, colors, measure)],
-    series: seriesOptions(metric, colors),
+    series: seriesOptions(metric, colors, banded),
+    bands: banded ? [{ series: [3, 2], fill: colors.band }] : [],
     hooks: { setSelect: [zoomOnDrag(onZoom)], setCursor: [legendWhileHovering] },
   };
 }
@@ -78,18 +80,15 @@ function valueAxis(metric, colors, measure) {
   };
 }
 
-function seriesOptions(metric, colors) {
-  return [
-    { label: "time", value: (u, v) => (v == null ? "–" : new Date(v).toLocaleString()) },
-    {
-      label: metric,
-      stroke: colors.accent,
-      fill: colors.fill,
-      fillTo: (u) => fillBaseline(u.scales.y.min, u.scales.y.max),
-      width: 1.5,
-      value: (u, v) => (v == null ? "–" : formatValue(metric, v)),
-    },
-  ];
+// The line, shaded below; or, with a band, the average's line inside the min..max band (whose
+// edges draw no line of their own).
+function seriesOptions(metric, colors, banded) {
+  const value = (u, v) => (v == null ? "–" : formatValue(metric, v));
+  const time = { label: "time", value: (u, v) => (v == null ? "–" : new Date(v).toLocaleString()) };
+  const line = { label: metric, stroke: colors.accent, width: 1.5, value };
+  if (!banded) return [time, { ...line, fill: colors.fill, fillTo: (u) => fillBaseline(u.scales.y.min, u.scales.y.max) }];
+  const edge = (label) => ({ label, stroke: colors.band, width: 0, points: { show: false }, value });
+  return [time, { ...line, label: `${metric} avg` }, edge("min"), edge("max")];
 }
 
 // The legend says what is under the pointer; with nothing there it would only read "time: –",

@@ -3,6 +3,7 @@
 
 import uPlot from "../vendor/uplot/uPlot.esm.js";
 import { CHART_HEIGHT, chartOptions, makeMeasure } from "./chartoptions.js";
+import { chartData } from "./chartseries.js";
 import { el } from "./dom.js";
 import { formatValue } from "./format.js";
 
@@ -16,8 +17,8 @@ export function makeCharts(box, options) {
   });
   resizer.observe(box);
 
-  function add(metric, s) {
-    const c = makeChart(metric, s, { ...options, colors: options.colors(), width: width(), measure });
+  function add(metric, cs) {
+    const c = makeChart(metric, cs, { ...options, colors: options.colors(), width: width(), measure });
     const later = [...charts.keys()].filter((m) => m > metric).sort()[0];
     box.insertBefore(c.section, later === undefined ? null : charts.get(later).section);
     charts.set(metric, c);
@@ -31,8 +32,8 @@ export function makeCharts(box, options) {
   }
 
   return {
-    // The chart of a metric, made on first use.
-    get: (metric, s) => charts.get(metric) ?? add(metric, s),
+    // The chart of a metric, made on first use (`cs`: its points, chartseries.js).
+    get: (metric, cs) => charts.get(metric) ?? add(metric, cs),
     // Every chart made again (a new range, or new colours).
     rebuild(series) {
       clear();
@@ -46,7 +47,7 @@ export function makeCharts(box, options) {
   };
 }
 
-function makeChart(metric, s, options) {
+function makeChart(metric, cs, options) {
   const section = el("section", "chart");
   section.dataset.metric = metric;
   const h = el("h2");
@@ -54,7 +55,7 @@ function makeChart(metric, s, options) {
   h.append(el("span", "", metric), value);
   const box = el("div", "plot");
   section.append(h, box);
-  const plot = new uPlot(chartOptions({ metric, ...options }), [s.ts, s.values], box);
+  const plot = new uPlot(chartOptions({ metric, banded: cs.low !== null, ...options }), chartData(cs), box);
   // The element keeps its plot, so what a chart drew (ticks, band) can be read back.
   box.plot = plot;
   return {
@@ -64,12 +65,13 @@ function makeChart(metric, s, options) {
     showLatest(latest) {
       value.textContent = latest ? formatValue(metric, latest.value) : "";
     },
-    draw(series) {
-      plot.setData([series.ts, series.values]);
+    draw(points) {
+      plot.setData(chartData(points));
       this.drawn = true;
-      const n = series.ts.length;
+      const { ts } = points.line;
+      const n = ts.length;
       section.dataset.points = String(n);
-      section.setAttribute("aria-label", n ? `${metric}: ${n} points from ${when(series.ts[0])} to ${when(series.ts[n - 1])}` : `${metric}: no points in this range`);
+      section.setAttribute("aria-label", n ? `${metric}: ${n} points from ${when(ts[0])} to ${when(ts[n - 1])}` : `${metric}: no points in this range`);
     },
   };
 }

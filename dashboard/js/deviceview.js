@@ -9,7 +9,7 @@ import { el } from "./dom.js";
 import { hold, makeHold, readingsOf, release } from "./livefeed.js";
 import { describeRange } from "./rangeinfo.js";
 import { csvPlan, plan, queryParams, rangeFromQuery, tailPlan, truncated, windowOf } from "./ranges.js";
-import { clear, insert, makeSeries, plotValue, trimBefore } from "./series.js";
+import { addPoints, addReading, makeChartSeries, trimChartSeries } from "./chartseries.js";
 import { makeToolbar } from "./toolbar.js";
 
 // Points kept per metric for a raw range; at high rates the newest are kept and the view says so.
@@ -29,7 +29,7 @@ export function mountDeviceView(root, ctx, deviceId, query) {
     tailBusy: false,
     lastTail: 0,
     held: makeHold(LIVE_POINTS), // live readings that came while paused
-    series: new Map(),
+    series: new Map(), // metric -> its chart's points (chartseries.js)
   };
   layout(v, root);
   const unTheme = ctx.theme.onChange(() => v.current && rebuild(v));
@@ -91,7 +91,7 @@ function shownWindow(v) {
 }
 
 function longest(v) {
-  return Math.max(0, ...[...v.series.values()].map((s) => s.ts.length));
+  return Math.max(0, ...[...v.series.values()].map((cs) => cs.line.ts.length));
 }
 
 function choose(v, r) {
@@ -129,17 +129,20 @@ async function load(v) {
   }
 }
 
+// Bucketed ranges come with each bucket's min and max: a band around the line.
+function seriesFor(p) {
+  return p.interval ? makeChartSeries(p.limit + 16, true) : makeChartSeries(LIVE_POINTS, false);
+}
+
 function show(v, p, answer) {
   v.current = p;
   v.frozenAt = v.paused && p.sliding ? p.end : null;
   v.held = makeHold(LIVE_POINTS);
-  const capacity = p.interval ? p.limit + 16 : LIVE_POINTS;
-  for (const s of v.series.values()) clear(s);
+  // Metrics shown before keep their (now empty) chart.
+  v.series = new Map([...v.series.keys()].map((metric) => [metric, seriesFor(p)]));
   for (const [metric, points] of Object.entries(answer)) {
-    let s = v.series.get(metric);
-    if (!s) v.series.set(metric, (s = makeSeries(capacity)));
-    s.capacity = capacity;
-    for (const pt of points) insert(s, pt.ts, plotValue(pt.value));
+    if (!v.series.has(metric)) v.series.set(metric, seriesFor(p));
+    addPoints(v.series.get(metric), points);
   }
   v.lastTail = Date.now();
   describe(v);
@@ -155,19 +158,19 @@ function render(v) {
   if (!v.current) return;
   const from = shownWindow(v).start - (v.current.interval || 0);
   const d = v.ctx.store.devices.get(v.deviceId);
-  for (const [metric, s] of v.series) {
-    const chart = v.charts.get(metric, s);
+  for (const [metric, cs] of v.series) {
+    const chart = v.charts.get(metric, cs);
     chart.showLatest(d && d.latest[metric]);
     if (v.paused && chart.drawn) continue; // the header keeps up; the chart holds still
-    if (v.current.sliding) trimBefore(s, from);
-    chart.draw(s);
+    if (v.current.sliding) trimChartSeries(cs, from);
+    chart.draw(cs);
   }
   describe(v);
 }
 
 function describe(v) {
   if (!v.current) return;
-  const text = describeRange(v.current, [...v.series.values()], v.paused, LIVE_POINTS);
+  const text = describeRange(v.current, [...v.series.values()].map((cs) => cs.line), v.paused, LIVE_POINTS);
   if (v.info.textContent !== text) v.info.textContent = text;
 }
 
@@ -195,9 +198,8 @@ function takeLive(v, msg) {
 }
 
 function insertLive(v, metric, ts, value) {
-  let s = v.series.get(metric);
-  if (!s) v.series.set(metric, (s = makeSeries(LIVE_POINTS)));
-  insert(s, ts, value);
+  if (!v.series.has(metric)) v.series.set(metric, makeChartSeries(LIVE_POINTS, false));
+  addReading(v.series.get(metric), ts, value);
 }
 
 // Newest buckets of a long range, fetched again: the live stream brings raw readings, and the
@@ -208,14 +210,13 @@ async function refreshTail(v) {
   v.lastTail = Date.now();
   const p = v.current;
   let newest = p.start;
-  for (const s of v.series.values()) if (s.ts.length) newest = Math.max(newest, s.ts[s.ts.length - 1]);
+  for (const { line } of v.series.values()) if (line.ts.length) newest = Math.max(newest, line.ts[line.ts.length - 1]);
   try {
     const answer = await v.ctx.api.telemetry(v.deviceId, queryParams(tailPlan(p, newest, Date.now())));
     if (p !== v.current) return;
     for (const [metric, points] of Object.entries(answer)) {
-      let s = v.series.get(metric);
-      if (!s) v.series.set(metric, (s = makeSeries(p.limit + 16)));
-      for (const pt of points) insert(s, pt.ts, plotValue(pt.value));
+      if (!v.series.has(metric)) v.series.set(metric, seriesFor(p));
+      addPoints(v.series.get(metric), points);
     }
     v.ctx.mark(v.deviceId);
   } catch (err) {

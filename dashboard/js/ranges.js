@@ -54,12 +54,15 @@ export function plan(range, now, forceBuckets = false) {
   return { start, end, span, sliding, interval, limit };
 }
 
+// What a bucketed range asks for per bucket: the average draws the line, min and max the band.
+export const BUCKET_AGGS = "avg,min,max";
+
 // The HTTP API's query string for a plan (telemetry and telemetry.csv take the same).
 export function queryParams(p, keys = null) {
   const q = new URLSearchParams({ start: String(p.start), end: String(p.end), limit: String(p.limit), order: "asc" });
   if (p.interval) {
     q.set("interval", String(p.interval));
-    q.set("agg", "avg");
+    q.set("agg", BUCKET_AGGS);
   }
   if (keys && keys.length) q.set("keys", keys.join(","));
   return q;

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
+  BUCKET_AGGS,
   bucketFor,
   csvPlan,
   customRange,
@@ -171,7 +172,7 @@ test("queryParams: raw plan: start, end, limit, ascending; no interval, agg or k
   assert.equal(q.toString(), `start=${NOW - HOUR}&end=${NOW}&limit=5000&order=asc`);
 });
 
-test("queryParams: bucket plan adds the interval and agg=avg", () => {
+test("queryParams: bucket plan adds the interval and asks for avg, min and max (line and band)", () => {
   const q = queryParams(plan(rangeById("24h"), NOW));
   assert.deepEqual(Object.fromEntries(q), {
     start: String(NOW - DAY),
@@ -179,8 +180,9 @@ test("queryParams: bucket plan adds the interval and agg=avg", () => {
     limit: "722",
     order: "asc",
     interval: "120000",
-    agg: "avg",
+    agg: "avg,min,max",
   });
+  assert.equal(BUCKET_AGGS, "avg,min,max");
 });
 
 test("queryParams: keys joined by commas; an empty list or none adds no keys", () => {
