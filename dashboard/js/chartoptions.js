@@ -8,9 +8,11 @@ import { axisSize, fillBaseline, tickLabels, tickSteps } from "./valueaxis.js";
 export const CHART_HEIGHT = 200;
 // Axes are drawn, and their labels measured, in this font (the page's, at 12 px).
 const AXIS_FONT = '12px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
-// Tick length and the gap between a tick and its label, in px.
+// Tick length and the gap between a tick and its label, in px; and a little spare on the far
+// side of a value label, so its antialiased edge is never cut.
 const TICK = 10;
 const GAP = 5;
+const SPARE = 2;
 
 // A text's width in AXIS_FONT, in CSS px.
 export function makeMeasure() {
@@ -76,7 +78,8 @@ function valueAxis(metric, colors, measure) {
     ...axisLook(colors),
     incrs: tickSteps(metric) ?? undefined,
     values: (u, ticks, axis, space, step) => tickLabels(metric, ticks, step),
-    size: (u, labels) => (labels ? axisSize(labels, measure, TICK + GAP + 2) : 50),
+    // Before its first labels uPlot asks with none: its own default width.
+    size: (u, labels) => (labels ? axisSize(labels, measure, TICK + GAP + SPARE) : 50),
   };
 }
 

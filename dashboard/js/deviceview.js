@@ -3,13 +3,13 @@
 // This module holds the view's state and its loading; the parts it puts together have a module each.
 
 import { makeCharts } from "./charts.js";
+import { addPoints, addReading, makeChartSeries, trimChartSeries } from "./chartseries.js";
 import { makeDeviceAdmin } from "./deviceadmin.js";
 import { makeDeviceHead } from "./devicehead.js";
 import { el } from "./dom.js";
 import { hold, makeHold, readingsOf, release } from "./livefeed.js";
 import { describeRange } from "./rangeinfo.js";
 import { csvPlan, plan, queryParams, rangeFromQuery, tailPlan, truncated, windowOf } from "./ranges.js";
-import { addPoints, addReading, makeChartSeries, trimChartSeries } from "./chartseries.js";
 import { makeToolbar } from "./toolbar.js";
 
 // Points kept per metric for a raw range; at high rates the newest are kept and the view says so.
@@ -31,7 +31,7 @@ export function mountDeviceView(root, ctx, deviceId, query) {
     held: makeHold(LIVE_POINTS), // live readings that came while paused
     series: new Map(), // metric -> its chart's points (chartseries.js)
   };
-  layout(v, root);
+  Object.assign(v, layout(v, root)); // the view's parts: head, toolbar, info, charts, admin
   const unTheme = ctx.theme.onChange(() => v.current && rebuild(v));
   v.head.render(ctx.store.devices.get(deviceId), Date.now());
   load(v);
@@ -67,24 +67,27 @@ function layout(v, root) {
   const { ctx, deviceId } = v;
   const back = el("a", "back", "← All devices");
   back.href = "#/";
-  v.head = makeDeviceHead(deviceId);
-  v.toolbar = makeToolbar({
+  const head = makeDeviceHead(deviceId);
+  const toolbar = makeToolbar({
     onChoose: (r) => choose(v, r),
     onPause: () => setPaused(v, !v.paused),
     customStart: () => ({ ...(v.current ? shownWindow(v) : plan(v.range, Date.now())), custom: v.range.id === "custom" }),
     csvHref: () => (v.current ? ctx.api.csvHref(deviceId, queryParams(csvPlan(shownWindow(v), longest(v)))) : null),
   });
-  v.info = el("p", "range-info muted");
-  v.info.setAttribute("aria-live", "polite");
+  const info = el("p", "range-info muted");
+  info.setAttribute("aria-live", "polite");
   const chartsBox = el("div", "charts");
-  v.charts = makeCharts(chartsBox, {
+  const charts = makeCharts(chartsBox, {
     colors: () => ctx.theme.colors(),
-    xRange: () => (v.current ? [shownWindow(v).start, shownWindow(v).end] : [0, 1]),
+    xRange: () => (v.current ? startAndEnd(shownWindow(v)) : [0, 1]),
     onZoom: (start, end) => choose(v, { id: "custom", label: "custom", start, end, span: end - start }),
   });
-  v.admin = makeDeviceAdmin(ctx, deviceId);
-  root.replaceChildren(back, ...v.head.elements, ...v.toolbar.elements, v.info, chartsBox, v.admin.element);
+  const admin = makeDeviceAdmin(ctx, deviceId);
+  root.replaceChildren(back, ...head.elements, ...toolbar.elements, info, chartsBox, admin.element);
+  return { head, toolbar, info, charts, admin };
 }
+
+const startAndEnd = ({ start, end }) => [start, end];
 
 function shownWindow(v) {
   return windowOf(v.current, v.frozenAt, Date.now());
