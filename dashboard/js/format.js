@@ -27,11 +27,12 @@ export function unitFor(metric) {
 }
 
 const formatters = new Map();
-function formatter(locale, digits) {
-  const key = `${locale}|${digits}`;
+// `fixed`: always `digits` decimals ("3.90"); else at most that many ("3.9").
+function formatter(locale, digits, fixed = false) {
+  const key = `${locale}|${digits}|${fixed}`;
   let f = formatters.get(key);
   if (!f) {
-    f = new Intl.NumberFormat(locale, { maximumFractionDigits: digits });
+    f = new Intl.NumberFormat(locale, { maximumFractionDigits: digits, minimumFractionDigits: fixed ? digits : 0 });
     formatters.set(key, f);
   }
   return f;
@@ -58,9 +59,18 @@ export function formatValue(metric, value, locale = undefined) {
       if (Math.abs(value) / size >= 0.9995) return `${formatNumber(value / size, locale)} ${name}`;
     }
   }
-  const text = formatNumber(value, locale);
-  if (!unit || text === "–") return text;
-  return unit === "%" || unit === "°C" || unit === "°F" ? `${text}${unit === "%" ? " %" : " " + unit}` : `${text} ${unit}`;
+  return withUnit(formatNumber(value, locale), unit);
+}
+
+// A number's text with its unit after a space ("21.5 °C", "40 %"); without a unit, or for a
+// missing value ("–"), the text alone.
+export function withUnit(text, unit) {
+  return !unit || text === "–" ? text : `${text} ${unit}`;
+}
+
+// Exactly `digits` decimals, so the labels of an axis line up ("3.90", "3.95", "4.00").
+export function formatFixed(value, digits, locale = undefined) {
+  return formatter(locale, digits, true).format(value);
 }
 
 export function formatAgo(ts, now) {

@@ -15,6 +15,25 @@ function setText(node, text) {
 }
 
 export function mountOverview(root, ctx) {
+  const o = { ctx, cards: new Map(), ...layout(root, ctx) };
+  return {
+    // `ids`: devices that changed since the last frame; null: everything.
+    render(ids) {
+      const now = Date.now();
+      const color = ctx.theme.colors().accent;
+      const joinedOrLeft = ids === null || ids.some((id) => !o.cards.has(id) || !ctx.store.devices.has(id));
+      if (joinedOrLeft) arrange(o);
+      for (const id of ids === null ? ctx.store.devices.keys() : ids) {
+        const d = ctx.store.devices.get(id);
+        if (d) drawCard(cardOf(o, d), d, now, color);
+      }
+      showCounts(o);
+    },
+    destroy() {},
+  };
+}
+
+function layout(root, ctx) {
   root.replaceChildren();
   const head = el("div", "overview-head");
   const title = el("h1", "", "Devices");
@@ -30,107 +49,94 @@ export function mountOverview(root, ctx) {
     "<p>Register one with <code>pulsewire device add ID</code> (or <em>Add device</em> with the admin key), " +
     "flash it with <code>pulsewire flash</code>, or start simulated ones with <code>pulsewire serve --simulate 3</code>.</p>";
   root.append(head, empty, grid);
+  return { grid, empty, count };
+}
 
-  const cards = new Map();
+function cardOf(o, d) {
+  let c = o.cards.get(d.id);
+  if (c) return c;
+  const a = el("a", "card");
+  a.href = `#/device/${encodeURIComponent(d.id)}`;
+  a.dataset.device = d.id;
+  const top = el("div", "card-top");
+  const name = el("h2", "name");
+  const status = el("span", "status");
+  top.append(el("span", "dot"), name, status);
+  const seen = el("p", "seen muted");
+  const list = el("ul", "metrics");
+  a.append(top, seen, list);
+  c = { a, name, status, seen, list, rows: new Map(), drawnAt: -Infinity };
+  o.cards.set(d.id, c);
+  return c;
+}
 
-  function card(d) {
-    let c = cards.get(d.id);
-    if (c) return c;
-    const a = el("a", "card");
-    a.href = `#/device/${encodeURIComponent(d.id)}`;
-    a.dataset.device = d.id;
-    const top = el("div", "card-top");
-    const dot = el("span", "dot");
-    const name = el("h2", "name");
-    const status = el("span", "status");
-    top.append(dot, name, status);
-    const seen = el("p", "seen muted");
-    const list = el("ul", "metrics");
-    a.append(top, seen, list);
-    c = { a, name, status, seen, list, rows: new Map(), drawnAt: -Infinity };
-    cards.set(d.id, c);
-    return c;
+function rowOf(c, metric) {
+  let r = c.rows.get(metric);
+  if (r) return r;
+  const li = el("li");
+  li.dataset.metric = metric;
+  const name = el("span", "metric", metric);
+  name.title = metric; // a long name is cut on the card
+  const value = el("span", "value");
+  const canvas = el("canvas", "spark");
+  canvas.setAttribute("role", "img");
+  li.append(name, value, canvas);
+  r = { li, value, canvas, drawn: false };
+  c.rows.set(metric, r);
+  const order = [...c.rows.keys()].sort();
+  c.list.replaceChildren(...order.map((m) => c.rows.get(m).li));
+  return r;
+}
+
+function drawCard(c, d, now, color) {
+  setText(c.name, d.name);
+  c.a.classList.toggle("offline", !d.online);
+  setText(c.status, d.online ? "online" : "offline");
+  setText(c.seen, `last seen ${formatAgo(d.lastSeen, now)}`);
+  // Values change every frame at high rates; the sparklines, drawn over ten minutes, need not.
+  const slow = now - c.drawnAt >= SPARK_REDRAW_MS;
+  if (slow) {
+    c.drawnAt = now;
+    c.seen.title = d.lastSeen ? new Date(d.lastSeen).toLocaleString() : "";
+    trimSparks(d, now);
   }
-
-  function row(c, metric) {
-    let r = c.rows.get(metric);
-    if (r) return r;
-    const li = el("li");
-    li.dataset.metric = metric;
-    const name = el("span", "metric", metric);
-    const value = el("span", "value");
-    const canvas = el("canvas", "spark");
-    canvas.setAttribute("role", "img");
-    li.append(name, value, canvas);
-    r = { li, value, canvas, drawn: false };
-    c.rows.set(metric, r);
-    const order = [...c.rows.keys()].sort();
-    c.list.replaceChildren(...order.map((m) => c.rows.get(m).li));
-    return r;
+  for (const [metric, point] of Object.entries(d.latest)) {
+    const r = rowOf(c, metric);
+    setText(r.value, formatValue(metric, point.value));
+    const s = d.spark.get(metric);
+    if (!s || (!slow && r.drawn)) continue;
+    r.drawn = true;
+    r.value.title = new Date(point.ts).toLocaleString();
+    drawRowSparkline(r, metric, s, now, color);
   }
+}
 
-  function drawCard(d, now, color) {
-    const c = card(d);
-    setText(c.name, d.name);
-    c.a.classList.toggle("offline", !d.online);
-    setText(c.status, d.online ? "online" : "offline");
-    setText(c.seen, `last seen ${formatAgo(d.lastSeen, now)}`);
-    // Values change every frame at high rates; the sparklines, drawn over ten minutes, need not.
-    const slow = now - c.drawnAt >= SPARK_REDRAW_MS;
-    if (slow) {
-      c.drawnAt = now;
-      c.seen.title = d.lastSeen ? new Date(d.lastSeen).toLocaleString() : "";
-      trimSparks(d, now);
+function drawRowSparkline(r, metric, s, now, color) {
+  // A device seen for a minute fills the width with that minute, not a sliver of ten.
+  const from = s.ts.length > 1 ? Math.max(now - SPARK_WINDOW, s.ts[0]) : now - SPARK_WINDOW;
+  drawSparkline(r.canvas, s, from, now, color);
+  const label = describeSparkline(metric, s);
+  if (r.canvas.getAttribute("aria-label") !== label) r.canvas.setAttribute("aria-label", label);
+}
+
+// Cards in name order; cards of devices that are gone are dropped.
+function arrange(o) {
+  const devices = sortedDevices(o.ctx.store);
+  for (const id of [...o.cards.keys()]) {
+    if (!o.ctx.store.devices.has(id)) {
+      o.cards.get(id).a.remove();
+      o.cards.delete(id);
     }
-    for (const [metric, point] of Object.entries(d.latest)) {
-      const r = row(c, metric);
-      setText(r.value, formatValue(metric, point.value));
-      const s = d.spark.get(metric);
-      if (!s || (!slow && r.drawn)) continue;
-      r.drawn = true;
-      r.value.title = new Date(point.ts).toLocaleString();
-      // A device seen for a minute fills the width with that minute, not a sliver of ten.
-      const from = s.ts.length > 1 ? Math.max(now - SPARK_WINDOW, s.ts[0]) : now - SPARK_WINDOW;
-      drawSparkline(r.canvas, s, from, now, color);
-      const label = describeSparkline(metric, s);
-      if (r.canvas.getAttribute("aria-label") !== label) r.canvas.setAttribute("aria-label", label);
-    }
   }
+  const nodes = devices.map((d) => cardOf(o, d).a);
+  const current = [...o.grid.children];
+  if (nodes.length !== current.length || nodes.some((n, i) => n !== current[i])) o.grid.replaceChildren(...nodes);
+  o.empty.hidden = devices.length > 0;
+}
 
-  function layout() {
-    const devices = sortedDevices(ctx.store);
-    for (const id of [...cards.keys()]) {
-      if (!ctx.store.devices.has(id)) {
-        cards.get(id).a.remove();
-        cards.delete(id);
-      }
-    }
-    const nodes = devices.map((d) => card(d).a);
-    const current = [...grid.children];
-    if (nodes.length !== current.length || nodes.some((n, i) => n !== current[i])) grid.replaceChildren(...nodes);
-    empty.hidden = devices.length > 0;
-  }
-
-  function counts() {
-    let online = 0;
-    for (const d of ctx.store.devices.values()) if (d.online) online += 1;
-    const total = ctx.store.devices.size;
-    count.textContent = total ? `${online} of ${total} online` : "";
-  }
-
-  return {
-    // `ids`: devices that changed since the last frame; null: everything.
-    render(ids) {
-      const now = Date.now();
-      const color = ctx.theme.colors().accent;
-      const joinedOrLeft = ids === null || ids.some((id) => !cards.has(id) || !ctx.store.devices.has(id));
-      if (joinedOrLeft) layout();
-      for (const id of ids === null ? ctx.store.devices.keys() : ids) {
-        const d = ctx.store.devices.get(id);
-        if (d) drawCard(d, now, color);
-      }
-      counts();
-    },
-    destroy() {},
-  };
+function showCounts(o) {
+  let online = 0;
+  for (const d of o.ctx.store.devices.values()) if (d.online) online += 1;
+  const total = o.ctx.store.devices.size;
+  o.count.textContent = total ? `${online} of ${total} online` : "";
 }

@@ -54,12 +54,15 @@ export function plan(range, now, forceBuckets = false) {
   return { start, end, span, sliding, interval, limit };
 }
 
+// What a bucketed range asks for per bucket: the average draws the line, min and max the band.
+export const BUCKET_AGGS = "avg,min,max";
+
 // The HTTP API's query string for a plan (telemetry and telemetry.csv take the same).
 export function queryParams(p, keys = null) {
   const q = new URLSearchParams({ start: String(p.start), end: String(p.end), limit: String(p.limit), order: "asc" });
   if (p.interval) {
     q.set("interval", String(p.interval));
-    q.set("agg", "avg");
+    q.set("agg", BUCKET_AGGS);
   }
   if (keys && keys.length) q.set("keys", keys.join(","));
   return q;
@@ -80,4 +83,41 @@ export function customRange(startText, endText, now) {
 export function truncated(p, answer) {
   if (p.interval) return false;
   return Object.values(answer).some((points) => points.length >= p.limit);
+}
+
+// The range an address asks for (`?range=24h`, or `?start=..&end=..` in epoch ms); the default
+// when it names none that makes sense.
+export function rangeFromQuery(query, now) {
+  if (query.get("start")) {
+    const start = Number(query.get("start"));
+    const end = Number(query.get("end")) || now;
+    if (Number.isFinite(start) && start < end) return { id: "custom", label: "custom", start, end, span: end - start };
+  }
+  return rangeById(query.get("range")) || rangeById(DEFAULT_RANGE);
+}
+
+// "2026-11-21T14:05" in local time, as <input type="datetime-local"> wants it.
+export function toLocalInput(ms) {
+  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+  return d.toISOString().slice(0, 16);
+}
+
+// The plan with its window where the charts are now: a sliding range moves with the clock, and
+// stands still at `frozenAt` (while paused).
+export function windowOf(p, frozenAt, now) {
+  if (!p.sliding) return p;
+  const end = frozenAt ?? now;
+  return { ...p, start: end - p.span, end };
+}
+
+// The newest buckets of a bucketed plan again, from the newest one held: live readings fall in
+// them, and only the server can average them in.
+export function tailPlan(p, newest, now) {
+  return { ...p, start: newest, end: now, limit: Math.ceil((now - newest) / p.interval) + 2 };
+}
+
+// The query for the rows on screen: live readings may have grown a raw range past the limit it
+// was loaded with (`longest`: the most points a chart holds).
+export function csvPlan(shown, longest) {
+  return shown.interval ? { ...shown } : { ...shown, limit: Math.max(shown.limit, longest) };
 }

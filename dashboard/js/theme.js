@@ -35,7 +35,7 @@ export function makeTheme() {
       if (!cache) {
         const style = getComputedStyle(document.documentElement);
         const read = (name) => style.getPropertyValue(name).trim();
-        cache = { accent: read("--accent"), fill: read("--fill"), muted: read("--muted"), grid: read("--grid") };
+        cache = { accent: read("--accent"), fill: read("--fill"), band: read("--band"), muted: read("--muted"), grid: read("--grid") };
       }
       return cache;
     },

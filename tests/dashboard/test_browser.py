@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import re
 import time
@@ -284,10 +285,10 @@ def csv_value(text: str) -> float | bool:
     return float(text)
 
 
-def csv_rows(path: Path) -> list[tuple[str, int, float | bool]]:
+def csv_rows(path: Path, header: list[str]) -> list[tuple[Any, ...]]:
     rows = list(csv.reader(io.StringIO(path.read_text())))
-    assert rows[0] == ["metric", "ts", "value"]
-    return [(m, int(ts), csv_value(v)) for m, ts, v in rows[1:]]
+    assert rows[0] == header
+    return [(m, int(ts), *map(csv_value, values)) for m, ts, *values in rows[1:]]
 
 
 def test_the_csv_link_downloads_the_rows_the_api_returns(
@@ -312,18 +313,21 @@ def test_the_csv_link_downloads_the_rows_the_api_returns(
         href = page.locator("a.csv").get_attribute("href") or ""
         query = dict(parse_qsl(urlsplit(href).query))
         api = server.telemetry(device_id, **query)
+        # Raw readings have a value; buckets the average and the band's min and max, as drawn.
+        fields = ["value"] if range_id == "1h" else ["avg", "min", "max"]
         expected = [
-            (metric, p["ts"], p["value"] if isinstance(p["value"], bool) else float(p["value"]))
+            (metric, p["ts"], *(p[f] if isinstance(p[f], bool) else float(p[f]) for f in fields))
             for metric, points in sorted(api.items())
             for p in points
         ]
-        got = csv_rows(saved)
+        got = csv_rows(saved, ["metric", "ts", *fields])
         assert got == expected
         assert len(got) == sum(len(v) for v in api.values()) > 0
         if range_id == "1h":
             assert "interval" not in query and len(got) == 2 * 170
         else:
             assert query["interval"] == str(2 * MINUTE)
+            assert query["agg"] == "avg,min,max"
 
 
 def test_pause_holds_the_chart_and_resume_catches_up(
@@ -513,3 +517,235 @@ def test_an_unknown_device_or_a_refused_query_is_explained_and_the_page_goes_on(
     live(page)
     dev.reading(temperature=21.25)
     expect(card(page, device_id).locator('[data-metric="temperature"] .value')).to_have_text("21.25 °C")
+
+
+# --- Charts: what the axes, legend, fill and band show -------------------------------------------
+
+# What a chart drew on its axes, read back from its uPlot instance: each tick label's text, its
+# width measured in the font it was drawn with, and its position in CSS pixels on the canvas.
+AXES_JS = """(metric) => {
+    const u = document.querySelector(`.chart[data-metric="${metric}"] .plot`).plot;
+    const ratio = window.devicePixelRatio || 1;
+    const ctx = document.createElement("canvas").getContext("2d");
+    const labels = (i) => {
+        const axis = u.axes[i];
+        ctx.font = axis.font[0];
+        const scale = i === 0 ? "x" : "y";
+        const offset = (i === 0 ? u.bbox.left : u.bbox.top) / ratio;
+        return axis._values.map((text, k) => text == null ? null : {
+            text: String(text),
+            width: Math.max(...String(text).split("\\n").map((line) => ctx.measureText(line).width)) / ratio,
+            pos: offset + u.valToPos(axis._splits[k], scale),
+        }).filter(Boolean);
+    };
+    const y = u.axes[1];
+    return { x: labels(0), y: labels(1), ySize: y._size, yReserve: y.ticks.size + y.gap, width: u.width };
+}"""
+
+
+# Pixels of one canvas column, above and below the point at index `i` of series 1 (6 px away, so
+# the line and its point marker are not counted): the share that has a translucent fill.
+FILL_JS = """([metric, i]) => {
+    const u = document.querySelector(`.chart[data-metric="${metric}"] .plot`).plot;
+    const gap = 6 * (window.devicePixelRatio || 1);
+    const x = Math.round(u.valToPos(u.data[0][i], "x", true));
+    const y = Math.round(u.valToPos(u.data[1][i], "y", true));
+    const column = u.ctx.getImageData(x, 0, 1, u.ctx.canvas.height).data;
+    const share = (from, to) => {
+        let filled = 0;
+        for (let py = from; py < to; py++) if (column[py * 4 + 3] > 8 && column[py * 4 + 3] < 100) filled++;
+        return filled / Math.max(1, to - from);
+    };
+    return { above: share(u.bbox.top, y - gap), below: share(y + gap, u.bbox.top + u.bbox.height) };
+}"""
+
+
+def axes(page: Page, metric: str) -> dict[str, Any]:
+    return dict(page.evaluate(AXES_JS, metric))
+
+
+def number_in(label: str) -> float:
+    """The number in a tick label as en-US writes it ("134,400,000", "3.90 V", "-61 dBm")."""
+    return float(re.sub(r"[^\d.\-]", "", label))
+
+
+def test_value_axes_fit_their_labels_and_show_the_unit(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device()
+    now = now_ms()
+    dev.send(
+        [
+            {
+                "ts": now - 290_000 + i * 10_000,
+                "values": {
+                    "pulses": 134_400_000 + (i % 7) * 10_000,
+                    "battery_v": 3.9 + (i % 2) / 10,
+                    "rssi": -60 - i % 5,
+                },
+            }
+            for i in range(29)
+        ]
+    )
+    page, _ = open_page(f"{server.base}/#/device/{device_id}?range=5m")
+    for metric in ("pulses", "battery_v", "rssi"):
+        expect(chart(page, metric)).to_have_attribute("data-points", "29")
+
+    # Large values are shown whole: every label reads about 134.4 million, and the axis is wider
+    # than the widest label with its tick and gap.
+    pulses = axes(page, "pulses")
+    assert len(pulses["y"]) >= 2 and all(134_000_000 < number_in(t["text"]) < 134_600_000 for t in pulses["y"])
+    for metric in ("pulses", "battery_v", "rssi"):
+        report = axes(page, metric)
+        for label in report["y"]:
+            assert label["width"] + report["yReserve"] <= report["ySize"], (metric, label, report["ySize"])
+    # The unit is on the axis.
+    assert all(t["text"].endswith(" V") for t in axes(page, "battery_v")["y"]), axes(page, "battery_v")["y"]
+    assert all(t["text"].endswith(" dBm") for t in axes(page, "rssi")["y"]), axes(page, "rssi")["y"]
+    screenshot(page, "device-axes-units")
+
+    # An all-negative series is filled below its line, as a positive one is.
+    fill = page.evaluate(FILL_JS, ["rssi", 14])
+    assert fill["below"] > 0.8 and fill["above"] < 0.05, fill
+
+    # The legend shows only while the pointer is over the chart.
+    legend = chart(page, "battery_v").locator(".u-legend")
+    expect(legend).to_be_hidden()
+    chart(page, "battery_v").locator(".u-over").hover()
+    expect(legend).to_be_visible()
+    expect(legend).to_contain_text(re.compile(r"battery_v.*\d V"))
+    screenshot(page, "device-legend-on-hover")
+    page.mouse.move(1, 1)
+    expect(legend).to_be_hidden()
+
+
+def test_time_axis_labels_never_overlap(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device()
+    now = now_ms()
+    week = [{"ts": now - 7 * DAY + i * 5 * MINUTE, "values": {"temperature": 20 + i % 3}} for i in range(7 * 288 - 1)]
+    recent = [{"ts": now - 290_000 + i * 10_000, "values": {"temperature": 21 + i % 2}} for i in range(29)]
+    dev.send(week + recent)
+    page, _ = open_page(f"{server.base}/#/device/{device_id}?range=5m")
+    info = page.locator(".range-info")
+    plan = {
+        "5m": ([320, 375, 480, 768, 1024, 1280, 1440, 1920], r"readings"),
+        "1h": ([320, 480, 1024, 1440], r"readings"),
+        "24h": ([320, 480, 1024, 1440], r"2 min averages"),
+        "7d": ([320, 480, 1024, 1440], r"15 min averages"),
+    }
+    for range_id, (widths, what) in plan.items():
+        page.locator(f'.ranges [data-range="{range_id}"]').click()
+        expect(info).to_have_text(re.compile(what))
+        for width in widths:
+            page.set_viewport_size({"width": width, "height": 900})
+            page.wait_for_function(
+                """() => {
+                    const box = document.querySelector(".charts");
+                    const u = box.querySelector('.chart[data-metric="temperature"] .plot').plot;
+                    return u.width === Math.max(200, box.clientWidth - 2);
+                }"""
+            )
+            labels = axes(page, "temperature")
+            drawn = labels["x"]
+            assert len(drawn) >= 2, (range_id, width, drawn)
+            for a, b in itertools.pairwise(drawn):
+                assert b["pos"] - a["pos"] >= (a["width"] + b["width"]) / 2, (range_id, width, a, b)
+            assert drawn[0]["pos"] - drawn[0]["width"] / 2 >= 0, (range_id, width, drawn[0])
+            assert drawn[-1]["pos"] + drawn[-1]["width"] / 2 <= labels["width"], (range_id, width, drawn[-1])
+            if (range_id, width) in {("5m", 320), ("5m", 1280)}:
+                screenshot(page, f"device-time-axis-{range_id}-{width}")
+
+
+# One canvas column of a banded chart, midway between the buckets at `i` and `i + 1` (clear of
+# the line's point markers and of grid lines, which fall on round times): the share of pixels
+# with the band's translucent fill between the band's edges (clear of the average's line), above
+# the maximum and below the minimum.
+BAND_JS = """([metric, i]) => {
+    const u = document.querySelector(`.chart[data-metric="${metric}"] .plot`).plot;
+    const gap = 4 * (window.devicePixelRatio || 1);
+    const x = Math.round(u.valToPos((u.data[0][i] + u.data[0][i + 1]) / 2, "x", true));
+    const y = (k) => Math.round(u.valToPos((u.data[k][i] + u.data[k][i + 1]) / 2, "y", true));
+    const [avg, low, high] = [y(1), y(2), y(3)];
+    const column = u.ctx.getImageData(x, 0, 1, u.ctx.canvas.height).data;
+    const share = (from, to) => {
+        let filled = 0;
+        for (let py = from; py < to; py++) if (column[py * 4 + 3] > 8 && column[py * 4 + 3] < 140) filled++;
+        return filled / Math.max(1, to - from);
+    };
+    return {
+        inside: (share(high + gap, avg - gap) + share(avg + gap, low - gap)) / 2,
+        above: share(u.bbox.top, high - gap),
+        below: share(low + gap, u.bbox.top + u.bbox.height),
+    };
+}"""
+
+
+def test_bucketed_ranges_draw_a_min_max_band_equal_to_the_api(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device()
+    now = now_ms()
+    # Every 2-minute bucket holds both 3.9 and 4.0: its band is 3.9..4.0 around an average of 3.95.
+    dev.send([{"ts": now - 120 * MINUTE + i * 10_000, "values": {"battery_v": 3.9 + (i % 2) / 10}} for i in range(720)])
+    page, _ = open_page(f"{server.base}/#/device/{device_id}?range=24h")
+    expect(page.locator(".range-info")).to_have_text(re.compile(r"points, 2 min averages computed by the server"))
+    drawn = page.evaluate(
+        """() => {
+            const u = document.querySelector('.chart[data-metric="battery_v"] .plot').plot;
+            return { data: u.data.map((column) => Array.from(column)), bands: u.bands.map((b) => b.series) };
+        }"""
+    )
+    ts, avg, low, high = drawn["data"]
+    assert drawn["bands"] == [[3, 2]]
+    api = server.telemetry(
+        device_id, start=ts[0], end=ts[-1] + 2 * MINUTE - 1, interval=2 * MINUTE, agg="avg,min,max", order="asc"
+    )["battery_v"]
+    assert ts == [p["ts"] for p in api] and len(ts) >= 60
+    assert avg == [p["avg"] for p in api]
+    assert low == [p["min"] for p in api] and high == [p["max"] for p in api]
+    assert set(low[1:-1]) == {3.9} and set(high[1:-1]) == {4.0}  # the end buckets may hold one reading
+
+    band = page.evaluate(BAND_JS, ["battery_v", len(ts) // 2])
+    assert band["inside"] > 0.8 and band["above"] < 0.05 and band["below"] < 0.05, band
+    screenshot(page, "device-24h-band")
+    # The legend names the average and the band's edges.
+    chart(page, "battery_v").locator(".u-over").hover(position={"x": 1000, "y": 60})
+    expect(chart(page, "battery_v").locator(".u-legend")).to_contain_text(re.compile(r"battery_v avg.*min.*max"))
+    screenshot(page, "device-24h-band-legend")
+
+
+def test_a_long_metric_name_on_a_card_has_a_tooltip(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device()
+    long_name = "greenhouse.north_wall.soil_moisture_at_30cm_sensor_7_pct"
+    dev.reading(**{long_name: 41.5})
+    page, _ = open_page(server.base + "/")
+    name = card(page, device_id).locator(f'[data-metric="{long_name}"] .metric')
+    expect(name).to_have_attribute("title", long_name)
+    assert name.evaluate("e => e.scrollWidth > e.clientWidth"), "the name should be cut on the card"
+
+
+# Whether the token box shows all of its text: nothing scrolled out of sight either way.
+TOKEN_IN_SIGHT_JS = """() => {
+    const box = document.getElementById("token-value");
+    return box.value.length > 40 && box.scrollWidth <= box.clientWidth && box.scrollHeight <= box.clientHeight;
+}"""
+
+
+def test_the_token_dialog_shows_the_whole_token(server: Server, open_page: OpenPage) -> None:
+    page, _ = open_page(server.base + "/")
+    live(page)
+    page.locator("#admin-toggle").click()
+    page.locator("#admin-key").fill(server.admin_key)
+    page.locator("#admin-key").press("Enter")
+    page.locator(".overview-head button", has_text="Add device").click()
+    page.locator('#add-dialog input[name="id"]').fill(f"token-shown-{now_ms()}")
+    page.locator("#add-dialog button.primary").click()
+    expect(page.locator("#token-dialog")).to_be_visible()
+    for width in (1280, 320):
+        page.set_viewport_size({"width": width, "height": 800})
+        page.wait_for_function(TOKEN_IN_SIGHT_JS, timeout=3000)
+    screenshot(page, "token-dialog-phone")

@@ -31,6 +31,7 @@ from pulsewire.protocol import device as codec
 from pulsewire.protocol import live as live_codec
 from pulsewire.protocol import rules
 from pulsewire.settings import Settings
+from pulsewire.storage.queries import AGGREGATES
 from tests.support.env import ROOT
 
 DOCS = ROOT / "docs"
@@ -391,3 +392,25 @@ def test_value_limits_match_the_codec() -> None:
     text = (DOCS / "protocol.md").read_text()
     integer_row = next(line for line in text.splitlines() if line.startswith("| integer value"))
     assert f"{codec.MAX_EXACT_INT:,}".replace(",", "") in integer_row.replace(",", "") or "2^53" in integer_row
+
+
+def test_aggregates_and_their_refusals_documented() -> None:
+    text = section(protocol_part(3), r"`GET /api/devices/\{\w+\}/telemetry`")
+    row = table_row(text, "`agg`")
+    assert row is not None
+    for agg in AGGREGATES:
+        assert f"`{agg}`" in row, f"aggregate {agg} missing from the agg row"
+    for bad in ("median", "avg,median", "min,max,min", "avg,,max"):
+        with pytest.raises(ValueError) as refused:
+            telemetry_api.parse_aggs(bad)
+        assert f"`agg: {refused.value}`" in text, f"the refusal of agg={bad} is not documented as the server says it"
+
+
+def test_every_dashboard_module_has_a_row_in_the_files_table() -> None:
+    table = section(doc("dashboard.md"), r"^## Files")
+    modules = sorted(p.name for p in (DOCS.parent / "dashboard" / "js").glob("*.js"))
+    assert modules, "no dashboard/js/*.js found"
+    listed = set(re.findall(r"`js/([\w.-]+\.js)`", table))
+    assert set(modules) == listed, (
+        f"not in the table: {sorted(set(modules) - listed)}; gone: {sorted(listed - set(modules))}"
+    )

@@ -115,6 +115,61 @@ async def test_aggregation_in_buckets(server: Server, agg: str, expected: list[f
     assert [p["value"] for p in fraction_open["door"]] == [0.5, 0.5]
 
 
+async def test_several_aggregates_per_bucket_in_the_order_asked(server: Server) -> None:
+    # Two minutes of seconds, then nothing for a minute, then one more reading: the empty bucket is left out.
+    dev = await seeded(server, [*minute_of_seconds(), {"ts": T0 + 180_000, "values": {"temperature": 7.5}}])
+    out = server.telemetry(dev, keys="temperature", interval=60_000, agg="avg,min,max", order="asc")
+    assert out == {
+        "temperature": [
+            {"ts": T0, "avg": 29.5, "min": 0.0, "max": 59.0},
+            {"ts": T0 + 60_000, "avg": 89.5, "min": 60.0, "max": 119.0},
+            {"ts": T0 + 180_000, "avg": 7.5, "min": 7.5, "max": 7.5},
+        ]
+    }
+    newest = server.telemetry(dev, keys="temperature,door", interval=60_000, agg="count,max,sum", limit=1)
+    assert [list(p) for p in newest["temperature"]] == [["ts", "count", "max", "sum"]]
+    assert newest["temperature"] == [{"ts": T0 + 180_000, "count": 1, "max": 7.5, "sum": 7.5}]
+    # Booleans count as 1 and 0, as with one aggregate.
+    assert newest["door"] == [{"ts": T0 + 60_000, "count": 60, "max": 1.0, "sum": 30.0}]
+    # One aggregate, however it is asked for, keeps the answer it always had.
+    single = server.telemetry(dev, keys="temperature", interval=60_000, agg="min", order="asc")
+    assert single["temperature"][0] == {"ts": T0, "value": 0.0}
+
+    params = {"keys": "temperature", "interval": 60_000, "agg": "max,avg", "order": "desc"}
+    csv_text = server.get(f"/api/devices/{dev}/telemetry.csv", params=params).text
+    assert csv_text.split("\r\n") == [
+        "metric,ts,max,avg",
+        f"temperature,{T0 + 180_000},7.5,7.5",
+        f"temperature,{T0 + 60_000},119.0,89.5",
+        f"temperature,{T0},59.0,29.5",
+        "",
+    ]
+
+
+@pytest.mark.parametrize(
+    "agg, detail",
+    [
+        ("avg,median", "agg: 'median' (item 2) should be 'avg', 'min', 'max', 'sum' or 'count'"),
+        ("min,max,min", "agg: 'min' is asked for twice; give each aggregate once"),
+        ("avg,,max", "agg: item 2 of 'avg,,max' is empty; give names separated by single commas"),
+        ("avg,", "agg: item 2 of 'avg,' is empty; give names separated by single commas"),
+        ("avg, max", "agg: ' max' (item 2) should be 'avg', 'min', 'max', 'sum' or 'count'"),
+        ("", "agg: Input should be 'avg', 'min', 'max', 'sum' or 'count'"),
+    ],
+)
+async def test_a_bad_list_of_aggregates_is_a_400_that_says_what_is_wrong(
+    server: Server, agg: str, detail: str
+) -> None:
+    dev = await seeded(server, minute_of_seconds()[:3])
+    for suffix in ("", ".csv"):
+        resp = server.get(f"/api/devices/{dev}/telemetry{suffix}", params={"interval": 1000, "agg": agg})
+        assert resp.status_code == 400 and resp.json() == {"detail": detail}, (suffix, resp.text)
+    without_interval = server.get(f"/api/devices/{dev}/telemetry", params={"agg": "avg,min"})
+    assert without_interval.status_code == 400 and without_interval.json() == {
+        "detail": "agg needs interval (bucket width in ms)"
+    }
+
+
 async def test_csv_streams_the_same_rows(server: Server) -> None:
     dev = await seeded(server, minute_of_seconds())
     params = {"keys": "temperature,door", "start": T0, "end": T0 + 5000, "order": "asc"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from sqlalchemy import Engine, event, text
 
 from pulsewire.storage import queries
 from pulsewire.storage.engine import migrate, open_engine
-from pulsewire.storage.queries import TelemetryQuery, read_series, series_statement, stream_series
+from pulsewire.storage.queries import AGGREGATES, TelemetryQuery, read_series, series_statement, stream_series
 
 SERIES = {1: 0, 2: 0, 3: 0}  # series id -> readings (filled below)
 # Range ends on, just before and just after readings: where an off-by-one in the walk would show.
@@ -41,12 +42,13 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     eng.dispose()
 
 
-def group_by(engine: Engine, series_id: int, q: TelemetryQuery) -> list[tuple[int, Any]]:
+def group_by(engine: Engine, series_id: int, q: TelemetryQuery) -> list[tuple[Any, ...]]:
+    """(bucket, value, ...) rows as GROUP BY gives them (the last column, is_bool, left out)."""
     with engine.connect() as conn:
-        return [(ts, value) for ts, value, _ in conn.execute(series_statement(series_id, q))]
+        return [tuple(row[:-1]) for row in conn.execute(series_statement(series_id, q))]
 
 
-def walked(engine: Engine, series_id: int, q: TelemetryQuery) -> tuple[list[tuple[int, Any]], list[str]]:
+def walked(engine: Engine, series_id: int, q: TelemetryQuery) -> tuple[list[tuple[Any, ...]], list[str]]:
     statements: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
@@ -55,10 +57,16 @@ def walked(engine: Engine, series_id: int, q: TelemetryQuery) -> tuple[list[tupl
     event.listen(engine, "before_cursor_execute", record)
     try:
         with engine.connect() as conn:
-            return [(ts, value) for ts, value in read_series(conn, series_id, q)], statements
+            return list(read_series(conn, series_id, q)), statements
     finally:
         event.remove(engine, "before_cursor_execute", record)
 
+
+# One aggregate by name, or several distinct ones in any order (as `agg=max,avg` asks).
+aggregates_strategy = st.one_of(
+    st.sampled_from(AGGREGATES),
+    st.lists(st.sampled_from(AGGREGATES), min_size=1, max_size=len(AGGREGATES), unique=True).map(tuple),
+)
 
 queries_strategy = st.builds(
     lambda sid, a, b, width, agg, order, limit: (
@@ -69,7 +77,7 @@ queries_strategy = st.builds(
     st.one_of(st.sampled_from(EDGES), st.integers(0, 50_000_000)),
     st.one_of(st.sampled_from(EDGES), st.integers(0, 60_000_000)),
     st.sampled_from([1, 7, 100, 1_000, 5_000, 60_000, 900_000, 3_600_000]),
-    st.sampled_from(["avg", "min", "max", "sum", "count"]),
+    aggregates_strategy,
     st.sampled_from(["asc", "desc"]),
     st.integers(1, 3_000),
 )
@@ -81,6 +89,28 @@ def test_the_walk_answers_exactly_as_group_by(engine: Engine, case: tuple[int, T
     series_id, q = case
     got, _ = walked(engine, series_id, q)
     assert got == group_by(engine, series_id, q)
+    assert all(len(point) == 1 + len(q.aggs) for point in got)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=queries_strategy)
+def test_several_aggregates_are_each_the_one_asked_alone(engine: Engine, case: tuple[int, TelemetryQuery]) -> None:
+    series_id, q = case
+    together, _ = walked(engine, series_id, q)
+    for column, agg in enumerate(q.aggs, start=1):
+        alone, _ = walked(engine, series_id, replace(q, agg=agg))
+        assert [(p[0], p[column]) for p in together] == alone
+
+
+def test_several_aggregates_walk_one_range_aggregate_each(engine: Engine) -> None:
+    q = TelemetryQuery(start=0, end=200_000, limit=1_000, order="asc", interval=1_000, agg=("avg", "min", "max"))
+    got, statements = walked(engine, 1, q)
+    walk = [s for s in statements if "WITH RECURSIVE" in s]
+    assert len(walk) == 1 and walk[0].count("FROM readings") == 3, statements
+    assert got == group_by(engine, 1, q) and len(got) == 111
+    first = [v for t, v in read_all(engine, 1) if 1_000 <= t < 2_000]
+    assert got[0][0] == 1_000 and got[0][2:] == (min(first), max(first))
+    assert got[0][1] == pytest.approx(sum(first) / len(first), rel=1e-12)
 
 
 def test_a_day_of_minutes_is_walked_not_sorted(engine: Engine) -> None:
@@ -125,3 +155,12 @@ def test_unknown_aggregate_never_reaches_the_sql(engine: Engine) -> None:
     bad = TelemetryQuery(start=0, end=10**9, limit=10, order="asc", interval=1_000, agg="avg); DROP TABLE x; --")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown aggregate"), engine.connect() as conn:
         read_series(conn, 1, bad)
+    among_good = replace(bad, agg=("min", "max); DROP TABLE x; --"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown aggregate"), engine.connect() as conn:
+        read_series(conn, 1, among_good)
+
+
+def read_all(engine: Engine, series_id: int) -> list[tuple[int, float]]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT ts, value FROM readings WHERE series_id = :s ORDER BY ts"), {"s": series_id})
+        return [(ts, value) for ts, value in rows]

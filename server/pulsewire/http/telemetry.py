@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
-from typing import Annotated
+from typing import Annotated, cast
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 from starlette.concurrency import run_in_threadpool
 
 from pulsewire.app.access import ReaderDep
@@ -18,10 +20,43 @@ from pulsewire.http.schemas import DeviceId, PointOut
 from pulsewire.http.timeparse import parse_time
 from pulsewire.protocol.rules import MAX_TS, METRIC_NAME
 from pulsewire.settings import Settings
-from pulsewire.storage.queries import Agg, Order, Point, TelemetryQuery
+from pulsewire.storage.queries import AGGREGATES, Agg, Order, Point, TelemetryQuery
 from pulsewire.storage.reads import Reads
 
 router = APIRouter(prefix="/api/devices", tags=["telemetry"], dependencies=[ReaderDep])
+
+
+_ONE_OF = ", ".join(f"'{a}'" for a in AGGREGATES[:-1]) + f" or '{AGGREGATES[-1]}'"
+
+
+def parse_aggs(text: str) -> tuple[Agg, ...]:
+    """`avg,min,max` -> ("avg", "min", "max"). Raises ValueError saying what is wrong with the list."""
+    items = text.split(",")
+    if len(items) == 1 and text not in AGGREGATES:
+        raise ValueError(f"Input should be {_ONE_OF}")  # one name: the answer it always had
+    seen: list[Agg] = []
+    for n, item in enumerate(items, start=1):
+        if not item:
+            raise ValueError(f"item {n} of {text!r} is empty; give names separated by single commas")
+        if item not in AGGREGATES:
+            raise ValueError(f"{item!r} (item {n}) should be {_ONE_OF}")
+        if item in seen:
+            raise ValueError(f"{item!r} is asked for twice; give each aggregate once")
+        seen.append(cast(Agg, item))
+    return tuple(seen)
+
+
+def _checked_aggs(text: str | None) -> str | None:
+    """The query parameter, checked with parse_aggs: its message becomes the 400's detail, after `agg: `.
+
+    Checked while FastAPI reads the parameters, so it is reported together with their other
+    problems, as when `agg` was a single name."""
+    try:
+        if text is not None:
+            parse_aggs(text)
+    except ValueError as exc:
+        raise PydanticCustomError("agg", "{problem}", {"problem": str(exc)}) from None
+    return text
 
 
 @dataclass
@@ -42,7 +77,14 @@ class TelemetryParams:
     interval: Annotated[
         int | None, Query(ge=1, le=MAX_TS, description="Bucket width in ms; with it, one value per bucket.")
     ] = None
-    agg: Annotated[Agg | None, Query(description="Aggregate per bucket (default avg when interval is given).")] = None
+    agg: Annotated[
+        str | None,
+        Query(
+            description="Aggregate(s) per bucket, comma-separated, each at most once: avg, min, max, sum, count "
+            "(default avg when interval is given). With several, each point has one field per aggregate."
+        ),
+        AfterValidator(lambda text: _checked_aggs(text)),
+    ] = None
 
 
 Params = Annotated[TelemetryParams, Depends()]
@@ -87,32 +129,49 @@ def _plan(
             have = ", ".join(sorted(known)) or "none yet"
             raise HTTPException(404, f"device {device_id!r} has no metric {', '.join(missing)} (it has: {have})")
         chosen = {k: known[k] for k in dict.fromkeys(wanted)}
-    agg = (p.agg or "avg") if p.interval else None
-    query = TelemetryQuery(start=lo, end=hi, limit=limit, order=p.order, interval=p.interval, agg=agg)
+    aggs = parse_aggs(p.agg or "avg") if p.interval else None
+    query = TelemetryQuery(start=lo, end=hi, limit=limit, order=p.order, interval=p.interval, agg=aggs)
     return chosen, query
+
+
+def _fields(query: TelemetryQuery) -> tuple[str, ...]:
+    """The names of a point's values: `value`, or with several aggregates one field per aggregate."""
+    aggs = query.aggs
+    return aggs if len(aggs) > 1 else ("value",)
 
 
 @router.get(
     "/{device_id}/telemetry",
     response_class=Response,
-    responses={200: {"model": dict[str, list[PointOut]], "description": "metric -> points"}},
+    responses={
+        200: {
+            "model": dict[str, list[PointOut]],
+            "description": "metric -> points: {ts, value}, or {ts, <agg1>, <agg2>, ...} with several aggregates",
+        }
+    },
     summary="Stored readings, raw or aggregated per interval",
 )
 def telemetry(
     request: Request, reads: ReadsDep, settings: SettingsDep, device_id: DeviceId, params: Params
 ) -> Response:
     chosen, query = _plan(request, reads, settings, device_id, params)
+    names = ("ts", *_fields(query))
     out = {
-        metric: [{"ts": ts, "value": value} for ts, value in points]
+        metric: [dict(zip(names, point, strict=True)) for point in points]
         for metric, points in reads.series(chosen, query).items()
     }
     return Response(orjson.dumps(out), media_type="application/json")
 
 
-def _csv_rows(chunks: Iterator[tuple[str, list[Point]]]) -> Iterator[bytes]:
-    yield b"metric,ts,value\r\n"
+def _csv_rows(query: TelemetryQuery, chunks: Iterator[tuple[str, list[Point]]]) -> Iterator[bytes]:
+    yield ",".join(("metric", "ts", *_fields(query))).encode() + b"\r\n"
     for metric, chunk in chunks:
-        yield "".join(f"{metric},{ts},{_csv_value(v)}\r\n" for ts, v in chunk).encode()
+        yield "".join(_csv_line(metric, point) for point in chunk).encode()
+
+
+def _csv_line(metric: str, point: Point) -> str:
+    ts, *values = point
+    return ",".join((metric, str(ts), *map(_csv_value, values))) + "\r\n"
 
 
 def _csv_value(value: float | int | bool | None) -> str:
@@ -126,7 +185,12 @@ def _csv_value(value: float | int | bool | None) -> str:
 @router.get(
     "/{device_id}/telemetry.csv",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}, "description": "metric,ts,value rows, streamed"}},
+    responses={
+        200: {
+            "content": {"text/csv": {}},
+            "description": "metric,ts,value rows (metric,ts,<agg>,... with several aggregates), streamed",
+        }
+    },
     summary="The same rows as /telemetry, as CSV, streamed",
 )
 async def telemetry_csv(
@@ -134,7 +198,7 @@ async def telemetry_csv(
 ) -> StreamingResponse:
     chosen, query = await run_in_threadpool(_plan, request, reads, settings, device_id, params)
     return StreamingResponse(
-        _csv_rows(reads.stream_series(chosen, query)),
+        _csv_rows(query, reads.stream_series(chosen, query)),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{device_id}-telemetry.csv"'},
     )

@@ -3,7 +3,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { formatAgo, formatCount, formatDuration, formatNumber, formatValue, unitFor } from "../../../dashboard/js/format.js";
+import {
+  formatAgo,
+  formatCount,
+  formatDuration,
+  formatFixed,
+  formatNumber,
+  formatValue,
+  unitFor,
+  withUnit,
+} from "../../../dashboard/js/format.js";
 
 const L = "en-US";
 const DASH = "\u2013"; // what a missing or non-finite value shows
@@ -230,4 +239,19 @@ test("a known name after a prefix keeps its unit", () => {
   assert.equal(unitFor("node-7.battery"), "%");
   assert.equal(unitFor("board_heap_free"), "B");
   assert.equal(unitFor("preheap_free"), "");
+});
+
+test("withUnit: the unit after a space; none, or a missing value, leaves the text alone", () => {
+  assert.equal(withUnit("21.5", "°C"), "21.5 °C");
+  assert.equal(withUnit("40", "%"), "40 %");
+  assert.equal(withUnit("3", ""), "3");
+  assert.equal(withUnit(DASH, "V"), DASH);
+});
+
+test("formatFixed: exactly the digits asked for, rounded, with the locale's separators", () => {
+  assert.equal(formatFixed(3.9, 2, L), "3.90");
+  assert.equal(formatFixed(134_400_000, 0, L), "134,400,000");
+  assert.equal(formatFixed(0.125, 2, L), "0.13");
+  assert.equal(formatFixed(-61, 1, L), "-61.0");
+  assert.equal(formatFixed(1234.5, 1, "de-DE"), "1.234,5");
 });

@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
+  BUCKET_AGGS,
   bucketFor,
+  csvPlan,
   customRange,
   DAY,
   DEFAULT_RANGE,
@@ -15,9 +17,13 @@ import {
   RAW_LIMIT,
   RAW_SPAN,
   rangeById,
+  rangeFromQuery,
   SECOND,
   TARGET_POINTS,
+  tailPlan,
+  toLocalInput,
   truncated,
+  windowOf,
 } from "../../../dashboard/js/ranges.js";
 
 const NOW = 1_763_700_000_000;
@@ -166,7 +172,7 @@ test("queryParams: raw plan: start, end, limit, ascending; no interval, agg or k
   assert.equal(q.toString(), `start=${NOW - HOUR}&end=${NOW}&limit=5000&order=asc`);
 });
 
-test("queryParams: bucket plan adds the interval and agg=avg", () => {
+test("queryParams: bucket plan adds the interval and asks for avg, min and max (line and band)", () => {
   const q = queryParams(plan(rangeById("24h"), NOW));
   assert.deepEqual(Object.fromEntries(q), {
     start: String(NOW - DAY),
@@ -174,8 +180,9 @@ test("queryParams: bucket plan adds the interval and agg=avg", () => {
     limit: "722",
     order: "asc",
     interval: "120000",
-    agg: "avg",
+    agg: "avg,min,max",
   });
+  assert.equal(BUCKET_AGGS, "avg,min,max");
 });
 
 test("queryParams: keys joined by commas; an empty list or none adds no keys", () => {
@@ -253,4 +260,44 @@ test("truncated: a raw answer with a metric at the limit was cut", () => {
 test("truncated: a bucket answer never is", () => {
   const p = plan(rangeById("24h"), NOW);
   assert.equal(truncated(p, { temperature: Array.from({ length: p.limit + 10 }, (_, i) => ({ ts: i, value: 1 })) }), false);
+});
+
+test("rangeFromQuery: a preset by id, a custom range by start and end, else the default", () => {
+  const q = (text) => new URLSearchParams(text);
+  assert.equal(rangeFromQuery(q("range=24h"), NOW), rangeById("24h"));
+  assert.deepEqual(rangeFromQuery(q("start=1000&end=5000"), NOW), { id: "custom", label: "custom", start: 1000, end: 5000, span: 4000 });
+  // No end: up to now.
+  assert.deepEqual(rangeFromQuery(q(`start=${NOW - HOUR}`), NOW), { id: "custom", label: "custom", start: NOW - HOUR, end: NOW, span: HOUR });
+  for (const bad of ["", "range=forever", "start=abc", "start=5000&end=1000", "range=forever&start=abc"]) {
+    assert.equal(rangeFromQuery(q(bad), NOW), rangeById(DEFAULT_RANGE), bad);
+  }
+});
+
+test("toLocalInput: local time to the minute, as datetime-local inputs take it, and back", () => {
+  const ms = new Date(2024, 4, 1, 10, 7, 42).getTime();
+  assert.equal(toLocalInput(ms), "2024-05-01T10:07");
+  assert.equal(customRange(toLocalInput(ms), "", NOW).start, new Date(2024, 4, 1, 10, 7).getTime());
+});
+
+test("windowOf: a sliding plan moves with the clock and stands still where it was frozen", () => {
+  const p = plan(rangeById("1h"), NOW);
+  assert.deepEqual(windowOf(p, null, NOW + 5000), { ...p, start: NOW + 5000 - HOUR, end: NOW + 5000 });
+  assert.deepEqual(windowOf(p, NOW + 1000, NOW + 5000), { ...p, start: NOW + 1000 - HOUR, end: NOW + 1000 });
+  const fixed = plan(customRange("2024-05-01T10:00", "2024-05-01T10:30", NOW), NOW);
+  assert.equal(windowOf(fixed, null, NOW), fixed);
+});
+
+test("tailPlan: the buckets from the newest one held to now, with room for both ends", () => {
+  const p = plan(rangeById("24h"), NOW);
+  const tail = tailPlan(p, NOW - 10 * p.interval, NOW);
+  assert.deepEqual(tail, { ...p, start: NOW - 10 * p.interval, end: NOW, limit: 12 });
+});
+
+test("csvPlan: a raw range asks for as many rows as the fullest chart holds; buckets as planned", () => {
+  const raw = plan(rangeById("1h"), NOW);
+  assert.equal(csvPlan(raw, 10).limit, RAW_LIMIT);
+  assert.equal(csvPlan(raw, RAW_LIMIT + 123).limit, RAW_LIMIT + 123);
+  assert.notEqual(csvPlan(raw, 10), raw); // a copy: the plan on screen is not changed
+  const buckets = plan(rangeById("24h"), NOW);
+  assert.deepEqual(csvPlan(buckets, 99_999), buckets);
 });
