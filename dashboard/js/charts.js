@@ -11,7 +11,7 @@ import { formatValue } from "./format.js";
 export function makeCharts(box, options) {
   const charts = new Map();
   const measure = makeMeasure();
-  const width = () => Math.max(200, box.clientWidth - 2);
+  const width = () => Math.max(200, box.clientWidth - 2); // a section's border; it has no side padding (app.css)
   const resizer = new ResizeObserver(() => {
     for (const c of charts.values()) c.plot.setSize({ width: width(), height: CHART_HEIGHT });
   });

@@ -619,6 +619,15 @@ def test_value_axes_fit_their_labels_and_show_the_unit(
     expect(legend).to_be_hidden()
 
 
+# The chart's canvas ends inside its section's content box: nothing drawn is cut by the section.
+PLOT_INSIDE_ITS_SECTION = """(metric) => {
+    const section = document.querySelector(`.chart[data-metric="${metric}"]`);
+    const style = getComputedStyle(section);
+    const inner = section.getBoundingClientRect().right - parseFloat(style.borderRightWidth) - parseFloat(style.paddingRight);
+    return section.querySelector("canvas").getBoundingClientRect().right <= inner + 0.5;
+}"""
+
+
 def test_time_axis_labels_never_overlap(
     server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
 ) -> None:
@@ -654,6 +663,7 @@ def test_time_axis_labels_never_overlap(
                 assert b["pos"] - a["pos"] >= (a["width"] + b["width"]) / 2, (range_id, width, a, b)
             assert drawn[0]["pos"] - drawn[0]["width"] / 2 >= 0, (range_id, width, drawn[0])
             assert drawn[-1]["pos"] + drawn[-1]["width"] / 2 <= labels["width"], (range_id, width, drawn[-1])
+            assert page.evaluate(PLOT_INSIDE_ITS_SECTION, "temperature"), (range_id, width)
             if (range_id, width) in {("5m", 320), ("5m", 1280)}:
                 screenshot(page, f"device-time-axis-{range_id}-{width}")
 
