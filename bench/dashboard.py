@@ -63,21 +63,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH_DIR))
-
-from ingest import (  # noqa: E402
-    LOG_LINES_KEPT,
-    BenchError,
-    Server,
-    give_up,
-    positive_float,
-    positive_int,
-    say,
-    summarize_metrics,
-)
+from harness.cli import LOG_LINES_KEPT, BenchError, give_up, positive_float, positive_int, say
+from harness.server import RUN_FAILURES, Server, bench_server, summarize_metrics
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, WebSocket
@@ -99,7 +86,7 @@ DEFAULT_VALUES = 4
 DEFAULT_SECONDS = 20.0
 DEFAULT_WARMUP = 3.0
 TICK_S = 0.05  # each device sends what is due every 50 ms
-WINDOW = 8  # un-acked batches per device (PROTOCOL.md section 1)
+WINDOW = 8  # un-acked batches per device (docs/protocol.md section 1)
 MAX_VALUES = 64
 MAX_BATCH_BYTES = 48 * 1024  # well under the 64 KiB frame limit
 METRIC_NAMES = ("temperature", "humidity", "pressure", "battery")
@@ -180,7 +167,7 @@ SNAPSHOT_JS = """
 def _values(text: str) -> int:
     value = positive_int(text)
     if value > MAX_VALUES:
-        raise argparse.ArgumentTypeError(f"at most {MAX_VALUES} values per reading (PROTOCOL.md section 1)")
+        raise argparse.ArgumentTypeError(f"at most {MAX_VALUES} values per reading (docs/protocol.md section 1)")
     return value
 
 
@@ -632,15 +619,15 @@ def run_scenario(name: str, args: argparse.Namespace, number: int, total: int, m
     path = "/" if name == "overview" else f"/#/device/{ids[0]}?range=5m"
     result = Scenario(name, path)
     with tempfile.TemporaryDirectory(prefix="pulsewire-dashbench-") as tmp:
-        server = Server(Path(tmp), None, [])
+        server = bench_server(Path(tmp))
         try:
             say("  starting server...")
             server.start()
             say(f"  registering {len(ids)} devices...")
-            tokens = server.register(ids)
+            tokens = server.register_many(ids)
             measure(server, tokens, args, result, machine)
             result.ok = not result.failure
-        except (BenchError, httpx.HTTPError) as exc:
+        except RUN_FAILURES as exc:
             result.failure = str(exc) or type(exc).__name__
         except Exception as exc:  # Playwright's errors (timeouts, a closed page) end the scenario too
             result.failure = f"{type(exc).__name__}: {exc}"

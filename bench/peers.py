@@ -48,28 +48,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from ingest import (  # noqa: E402  (bench/ is not a package)
+from harness.cli import LOG_LINES_KEPT, BenchError, give_up, positive_float, positive_int, say
+from harness.loadgen import (
     DEFAULT_PEERS_DIR,
     LOADGEN_FILES,
-    LOG_LINES_KEPT,
     TARGET_RATE,
-    WORK_DIR,
-    BenchError,
-    Server,
-    ServerSampler,
     find_node,
-    free_port,
-    give_up,
     node_version,
-    positive_float,
-    positive_int,
     prepare_loadgen,
     run_loadgen,
-    say,
-    summarize_metrics,
 )
+from harness.paths import WORK_DIR
+from harness.sampler import ServerSampler
+from harness.server import RUN_FAILURES, bench_server, free_port, summarize_metrics
 
 PEER_FILES = (*LOADGEN_FILES, "wsrelay.mjs", "naive_fastapi.py")
 PEERS = ("pulsewire", "wsrelay", "mosquitto", "naive")
@@ -199,11 +190,11 @@ def spawn(command: list[str], what: str, port: int, tmp: Path, **popen: Any) -> 
 
 @contextlib.contextmanager
 def start_pulsewire(ctx: Context, tmp: Path) -> Iterator[Running]:
-    server = Server(tmp, None, ctx.server_flags)
+    server = bench_server(tmp, None, ctx.server_flags)
     try:
         server.start()
         tokens = tmp / "tokens.txt"
-        tokens.write_text("\n".join(server.register([f"bench-{i}" for i in range(ctx.devices)])) + "\n")
+        tokens.write_text("\n".join(server.register_many([f"bench-{i}" for i in range(ctx.devices)])) + "\n")
         yield Running(
             f"ws://127.0.0.1:{server.port}",
             "ws",
@@ -339,8 +330,8 @@ def run_once(peer: str, ctx: Context, key: str, batch: int, rate: int | None) ->
                 run.ok = True
                 for line in running.log():
                     run.notes.append(f"server log: {line[:200]}")
-        except BenchError as exc:
-            run.failure = str(exc)
+        except RUN_FAILURES as exc:
+            run.failure = str(exc) or type(exc).__name__
             say("  run failed: " + run.failure.replace("\n", "\n    "))
     add_notes(run, ctx)
     if run.ok:
