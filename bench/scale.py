@@ -135,6 +135,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only", choices=("idle", "dayview"), default=None, help="run one of the two measurements (default: both)"
     )
+    add_idle_args(parser)
+    add_dayview_args(parser)
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=WORK_DIR,
+        help=f"folder for the cached day-view databases (default: {WORK_DIR})",
+    )
+    parser.add_argument(
+        "--server-flag",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="extra flag for every `pulsewire serve`, repeatable, e.g. --server-flag=--ping-interval-s=60",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="also print the results as one JSON object on stdout (the table then goes to stderr)",
+    )
+    return parser.parse_args(argv)
+
+
+def add_idle_args(parser: argparse.ArgumentParser) -> None:
     idle = parser.add_argument_group("idle connections")
     idle.add_argument(
         "--connections", type=positive_int, default=10_000, help="idle device connections to hold (default: 10000)"
@@ -157,6 +181,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=2.0,
         help="seconds the restarted server sits unconnected while its baseline RSS is taken (default: 2)",
     )
+
+
+def add_dayview_args(parser: argparse.ArgumentParser) -> None:
     view = parser.add_argument_group("day view")
     view.add_argument(
         "--readings",
@@ -176,25 +203,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeats", type=positive_int, default=20, help="timed day views after one warm-up (default: 20)"
     )
     view.add_argument("--rebuild", action="store_true", help="build the database again even if a cached one exists")
-    parser.add_argument(
-        "--work-dir",
-        type=Path,
-        default=WORK_DIR,
-        help=f"folder for the cached day-view databases (default: {WORK_DIR})",
-    )
-    parser.add_argument(
-        "--server-flag",
-        action="append",
-        default=[],
-        metavar="FLAG",
-        help="extra flag for every `pulsewire serve`, repeatable, e.g. --server-flag=--ping-interval-s=60",
-    )
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="also print the results as one JSON object on stdout (the table then goes to stderr)",
-    )
-    return parser.parse_args(argv)
 
 
 # Shared helpers
