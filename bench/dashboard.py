@@ -63,24 +63,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH_DIR))
-
-from ingest import (  # noqa: E402
-    LOG_LINES_KEPT,
-    BenchError,
-    Server,
-    give_up,
-    positive_float,
-    positive_int,
-    say,
-    summarize_metrics,
-)
+import orjson
+from harness.cli import LOG_LINES_KEPT, BenchError, give_up, positive_float, positive_int, say
+from harness.server import RUN_FAILURES, Server, bench_server, summarize_metrics
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, WebSocket
+    from websockets.asyncio.client import ClientConnection
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -99,7 +88,7 @@ DEFAULT_VALUES = 4
 DEFAULT_SECONDS = 20.0
 DEFAULT_WARMUP = 3.0
 TICK_S = 0.05  # each device sends what is due every 50 ms
-WINDOW = 8  # un-acked batches per device (PROTOCOL.md section 1)
+WINDOW = 8  # un-acked batches per device (docs/protocol.md section 1)
 MAX_VALUES = 64
 MAX_BATCH_BYTES = 48 * 1024  # well under the 64 KiB frame limit
 METRIC_NAMES = ("temperature", "humidity", "pressure", "battery")
@@ -180,7 +169,7 @@ SNAPSHOT_JS = """
 def _values(text: str) -> int:
     value = positive_int(text)
     if value > MAX_VALUES:
-        raise argparse.ArgumentTypeError(f"at most {MAX_VALUES} values per reading (PROTOCOL.md section 1)")
+        raise argparse.ArgumentTypeError(f"at most {MAX_VALUES} values per reading (docs/protocol.md section 1)")
     return value
 
 
@@ -287,24 +276,74 @@ def load_process(
         results.put(summary)
 
 
+@dataclass
+class Fleet:
+    """What the simulated devices of the load process share: the workload, the counters the parent
+    reads, the ack round trips and problems for the summary, and the signal to stop."""
+
+    counters: Any
+    names: list[str]  # a metric per value
+    per_device: float  # readings/s each
+    max_batch: int  # readings per batch at most
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    acks: list[tuple[float, float]] = field(default_factory=list)  # (monotonic send time, round trip ms)
+    problems: list[str] = field(default_factory=list)
+
+
 async def _drive_devices(
     url: str, tokens: list[str], rate: int, values: int, counters: Any, window: Any, stop: Any
 ) -> dict[str, Any]:
-    names = metric_names(values)
-    per_device = rate / len(tokens)
     # About 20 bytes of JSON per value and 40 per reading; batches stay far below the frame limit.
     max_batch = max(1, MAX_BATCH_BYTES // (40 + 24 * values))
-    acks: list[tuple[float, float]] = []  # (monotonic send time, round trip ms)
-    problems: list[str] = []
-    stopping = asyncio.Event()
+    fleet = Fleet(counters, metric_names(values), rate / len(tokens), max_batch)
+    watcher = asyncio.create_task(_watch_stop(stop, fleet.stopping))
+    start = time.monotonic() + 0.5
+    spread = TICK_S / len(tokens)  # device ticks are staggered, not all on one clock
+    runs = [SimulatedDevice(i, fleet).run(url, token, start + i * spread) for i, token in enumerate(tokens)]
+    outcomes = await asyncio.gather(*runs, return_exceptions=True)
+    watcher.cancel()
+    return _load_summary(outcomes, fleet, window)
 
-    async def watch_stop() -> None:
-        while not stop.is_set():
-            await asyncio.sleep(0.02)
-        stopping.set()
 
-    async def device(index: int, token: str, start_at: float) -> None:
-        import orjson
+async def _watch_stop(stop: Any, stopping: asyncio.Event) -> None:
+    """`stop` is the parent's multiprocessing event, which cannot be awaited: polled."""
+    while not stop.is_set():
+        await asyncio.sleep(0.02)
+    stopping.set()
+
+
+def _load_summary(outcomes: list[Any], fleet: Fleet, window: Any) -> dict[str, Any]:
+    """Failed devices, problems, and the ack round trips of the batches sent inside the measured window."""
+    failures = [f"{type(o).__name__}: {o}" for o in outcomes if isinstance(o, BaseException)]
+    start_w, end_w = window[0], window[1]
+    ack_ms = sorted(ms for sent, ms in fleet.acks if start_w <= sent <= (end_w or math.inf))
+    return {
+        "failures": failures[:10],
+        "failed_devices": len(failures),
+        "problems": fleet.problems,
+        "ack_p50_ms": round(_percentile(ack_ms, 50), 1) if ack_ms else None,
+        "ack_p99_ms": round(_percentile(ack_ms, 99), 1) if ack_ms else None,
+    }
+
+
+class SimulatedDevice:
+    """One device on the device channel, driven as firmware would: hello -> welcome, then every TICK_S
+    the readings due since its last batch, with at most WINDOW batches waiting for their ack (readings
+    that do not fit wait in its buffer); at the stop, it waits for its last acks."""
+
+    def __init__(self, index: int, fleet: Fleet) -> None:
+        self.index = index
+        self.fleet = fleet
+        self.rng = random.Random(index)
+        self.level = [self.rng.uniform(10, 90) for _ in fleet.names]
+        self.buffered: list[dict[str, Any]] = []
+        self.inflight: dict[int, tuple[int, float]] = {}  # seq -> (readings, monotonic send time)
+        self.slot = asyncio.Event()  # an answer freed a place in the window
+        self.seq = 0
+        self.made = 0  # readings made so far
+        self.last_ts = 0
+
+    async def run(self, url: str, token: str, start_at: float) -> None:
         from websockets.asyncio.client import connect
         from websockets.typing import Subprotocol
 
@@ -316,102 +355,101 @@ async def _drive_devices(
             ping_interval=None,  # the server pings; the client answers by itself
             max_size=2**20,
         ) as ws:
-            await ws.send(orjson.dumps({"type": "hello", "fw": "bench-dashboard", "uptime": 1000}).decode())
-            welcome = orjson.loads(await asyncio.wait_for(ws.recv(), CONNECT_TIMEOUT_S))
-            if welcome.get("type") != "welcome":
-                raise BenchError(f"device {index}: expected welcome, got {welcome}")
-            counters[CONNECTED] += 1
-            inflight: dict[int, tuple[int, float]] = {}  # seq -> (readings, monotonic send time)
-            slot = asyncio.Event()
-
-            async def receive() -> None:
-                async for raw in ws:
-                    msg = orjson.loads(raw)
-                    kind = msg.get("type")
-                    if kind == "ack" and msg.get("seq") in inflight:
-                        count, sent_at = inflight.pop(msg["seq"])
-                        acks.append((sent_at, 1000 * (time.monotonic() - sent_at)))
-                        counters[ACKED] += count
-                        counters[BATCHES] += 1
-                        slot.set()
-                    elif kind == "error":
-                        inflight.pop(msg.get("seq"), None)
-                        counters[REJECTED] += 1
-                        if len(problems) < 10:
-                            problems.append(f"device {index}: error answer {msg}")
-                        slot.set()
-                    elif kind == "command":  # not expected; answered so the server does not wait
-                        await ws.send(orjson.dumps({"type": "result", "id": msg.get("id"), "ok": True}).decode())
-
-            receiver = asyncio.create_task(receive())
-            rng = random.Random(index)
-            level = [rng.uniform(10, 90) for _ in names]
-            buffered: list[dict[str, Any]] = []
-            seq = 0
-            made = 0
-            last_ts = 0
-            # Each device keeps its own phase in the 50 ms tick, even when connecting took longer.
-            late = time.monotonic() - start_at
-            if late > 0:
-                start_at += math.ceil(late / TICK_S) * TICK_S
-            await asyncio.sleep(max(0.0, start_at - time.monotonic()))
-            t0, wall0 = time.monotonic(), time.time() * 1000
-            tick = 0
+            await self._hello(ws)
+            receiver = asyncio.create_task(self._receive(ws))
             try:
-                while not stopping.is_set() and not receiver.done():
-                    due = math.floor((time.monotonic() - t0) * per_device)
-                    for k in range(made, due):
-                        ts = max(int(wall0 + k * 1000 / per_device), last_ts + 1)
-                        last_ts = ts
-                        for i in range(len(level)):
-                            level[i] += rng.uniform(-0.5, 0.5)
-                        buffered.append(
-                            {"ts": ts, "values": {n: round(v, 2) for n, v in zip(names, level, strict=True)}}
-                        )
-                    made = max(made, due)
-                    while buffered and len(inflight) < WINDOW:
-                        batch, buffered = buffered[:max_batch], buffered[max_batch:]
-                        seq += 1
-                        inflight[seq] = (len(batch), time.monotonic())
-                        await ws.send(orjson.dumps({"type": "telemetry", "seq": seq, "data": batch}).decode())
-                        counters[SENT] += len(batch)
-                    counters[BUFFERED] = max(counters[BUFFERED], len(buffered))
-                    tick += 1
-                    wait = t0 + tick * TICK_S - time.monotonic()
-                    if wait > 0:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stopping.wait(), wait)
-                # Drain: give the last batches their acks, as a device would before going quiet.
-                slot.clear()
-                deadline = time.monotonic() + DRAIN_S
-                while inflight and not receiver.done() and time.monotonic() < deadline:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(slot.wait(), deadline - time.monotonic())
-                    slot.clear()
-                if receiver.done() and receiver.exception() is not None:
-                    raise BenchError(f"device {index}: connection failed: {receiver.exception()!r}")
-                if receiver.done() and not stopping.is_set():
-                    raise BenchError(f"device {index}: the server closed the connection ({ws.close_code})")
+                await self._stream(ws, receiver, start_at)
+                await self._drain(receiver)
+                self._check_connection(ws, receiver)
             finally:
                 receiver.cancel()
                 await asyncio.gather(receiver, return_exceptions=True)
 
-    watcher = asyncio.create_task(watch_stop())
-    start = time.monotonic() + 0.5
-    spread = TICK_S / len(tokens)
-    tasks = [asyncio.create_task(device(i, tok, start + i * spread)) for i, tok in enumerate(tokens)]
-    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-    watcher.cancel()
-    failures = [f"{type(o).__name__}: {o}" for o in outcomes if isinstance(o, BaseException)]
-    start_w, end_w = window[0], window[1]
-    ack_ms = sorted(ms for sent, ms in acks if start_w <= sent <= (end_w or math.inf))
-    return {
-        "failures": failures[:10],
-        "failed_devices": len(failures),
-        "problems": problems,
-        "ack_p50_ms": round(_percentile(ack_ms, 50), 1) if ack_ms else None,
-        "ack_p99_ms": round(_percentile(ack_ms, 99), 1) if ack_ms else None,
-    }
+    async def _hello(self, ws: ClientConnection) -> None:
+        await ws.send(orjson.dumps({"type": "hello", "fw": "bench-dashboard", "uptime": 1000}).decode())
+        welcome = orjson.loads(await asyncio.wait_for(ws.recv(), CONNECT_TIMEOUT_S))
+        if welcome.get("type") != "welcome":
+            raise BenchError(f"device {self.index}: expected welcome, got {welcome}")
+        self.fleet.counters[CONNECTED] += 1
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        """Acks and error answers each free a place in the window (a refused batch is not sent again)."""
+        counters = self.fleet.counters
+        async for raw in ws:
+            msg = orjson.loads(raw)
+            kind = msg.get("type")
+            if kind == "ack" and msg.get("seq") in self.inflight:
+                count, sent_at = self.inflight.pop(msg["seq"])
+                self.fleet.acks.append((sent_at, 1000 * (time.monotonic() - sent_at)))
+                counters[ACKED] += count
+                counters[BATCHES] += 1
+                self.slot.set()
+            elif kind == "error":
+                self.inflight.pop(msg.get("seq"), None)
+                counters[REJECTED] += 1
+                if len(self.fleet.problems) < 10:
+                    self.fleet.problems.append(f"device {self.index}: error answer {msg}")
+                self.slot.set()
+            elif kind == "command":  # not expected; answered so the server does not wait
+                await ws.send(orjson.dumps({"type": "result", "id": msg.get("id"), "ok": True}).decode())
+
+    async def _stream(self, ws: ClientConnection, receiver: asyncio.Task[None], start_at: float) -> None:
+        """Every TICK_S until the stop: make the readings due, send what the window has room for."""
+        # Each device keeps its own phase in the 50 ms tick, even when connecting took longer.
+        late = time.monotonic() - start_at
+        if late > 0:
+            start_at += math.ceil(late / TICK_S) * TICK_S
+        await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+        t0, wall0 = time.monotonic(), time.time() * 1000
+        stopping = self.fleet.stopping
+        tick = 0
+        while not stopping.is_set() and not receiver.done():
+            self._make_readings(math.floor((time.monotonic() - t0) * self.fleet.per_device), wall0)
+            await self._send_window(ws)
+            tick += 1
+            wait = t0 + tick * TICK_S - time.monotonic()
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), wait)
+
+    def _make_readings(self, due: int, wall0: float) -> None:
+        """Buffer the readings up to number `due`: timestamps spread evenly from wall0, each ms used once."""
+        per_device = self.fleet.per_device
+        for k in range(self.made, due):
+            ts = max(int(wall0 + k * 1000 / per_device), self.last_ts + 1)
+            self.last_ts = ts
+            for i in range(len(self.level)):
+                self.level[i] += self.rng.uniform(-0.5, 0.5)
+            values = {n: round(v, 2) for n, v in zip(self.fleet.names, self.level, strict=True)}
+            self.buffered.append({"ts": ts, "values": values})
+        self.made = max(self.made, due)
+
+    async def _send_window(self, ws: ClientConnection) -> None:
+        """Send buffered readings in batches while the window has room."""
+        counters, size = self.fleet.counters, self.fleet.max_batch
+        while self.buffered and len(self.inflight) < WINDOW:
+            batch, self.buffered = self.buffered[:size], self.buffered[size:]
+            self.seq += 1
+            self.inflight[self.seq] = (len(batch), time.monotonic())
+            await ws.send(orjson.dumps({"type": "telemetry", "seq": self.seq, "data": batch}).decode())
+            counters[SENT] += len(batch)
+        counters[BUFFERED] = max(counters[BUFFERED], len(self.buffered))
+
+    async def _drain(self, receiver: asyncio.Task[None]) -> None:
+        """Give the last batches their acks, as a device would before going quiet."""
+        self.slot.clear()
+        deadline = time.monotonic() + DRAIN_S
+        while self.inflight and not receiver.done() and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.slot.wait(), deadline - time.monotonic())
+            self.slot.clear()
+
+    def _check_connection(self, ws: ClientConnection, receiver: asyncio.Task[None]) -> None:
+        """A connection that failed or that the server closed before the stop fails the device."""
+        if receiver.done() and receiver.exception() is not None:
+            raise BenchError(f"device {self.index}: connection failed: {receiver.exception()!r}")
+        if receiver.done() and not self.fleet.stopping.is_set():
+            raise BenchError(f"device {self.index}: the server closed the connection ({ws.close_code})")
 
 
 class Load:
@@ -632,15 +670,15 @@ def run_scenario(name: str, args: argparse.Namespace, number: int, total: int, m
     path = "/" if name == "overview" else f"/#/device/{ids[0]}?range=5m"
     result = Scenario(name, path)
     with tempfile.TemporaryDirectory(prefix="pulsewire-dashbench-") as tmp:
-        server = Server(Path(tmp), None, [])
+        server = bench_server(Path(tmp))
         try:
             say("  starting server...")
             server.start()
             say(f"  registering {len(ids)} devices...")
-            tokens = server.register(ids)
+            tokens = server.register_many(ids)
             measure(server, tokens, args, result, machine)
             result.ok = not result.failure
-        except (BenchError, httpx.HTTPError) as exc:
+        except RUN_FAILURES as exc:
             result.failure = str(exc) or type(exc).__name__
         except Exception as exc:  # Playwright's errors (timeouts, a closed page) end the scenario too
             result.failure = f"{type(exc).__name__}: {exc}"
@@ -746,27 +784,44 @@ def fill(
     watch: PageWatch,
     load: dict[str, Any],
 ) -> None:
+    """The scenario's figures from the window's two edges, the page's own record of its frames and long
+    tasks, what Playwright saw and the load's summary; then whether the scenario failed."""
     seconds = end["wall"] - start["wall"]
     r.window_s = round(seconds, 2)
+    fill_load(r, start, end, load, seconds)
+    r.page_errors = list(watch.errors)
+    r.console_warnings = watch.warnings[:LOG_LINES_KEPT]
+    if recorded is None:
+        r.failure = r.failure or "the page's instrumentation was not found (init script did not run)"
+        return
+    r.notes += [f"page instrumentation: {p}" for p in recorded["problems"]]
+    page_seconds = (end["t"] - start["t"]) / 1000
+    fill_frames(r, recorded, page_seconds)
+    fill_main_thread(r, start, end, page_seconds)
+    fill_live(r, start, end, watch, seconds)
+    fill_cpu(r, start["cpu"], end["cpu"], seconds)
+    r.page_updated, r.updated_detail = judge_updates(r.name, start, end)
+    if not r.failure:
+        r.failure = scenario_failure(r, watch)
+
+
+def fill_load(r: Scenario, start: dict[str, Any], end: dict[str, Any], load: dict[str, Any], seconds: float) -> None:
+    """What the devices sent and got acked over the window, and what the load process reported."""
     r.acked = end["acked"] - start["acked"]
     r.acked_per_s = round(r.acked / seconds, 1)
     r.sent_per_s = round((end["sent"] - start["sent"]) / seconds, 1)
     r.rejected = end["rejected"] - start["rejected"]
     r.max_buffered = end["buffered"]
     r.ack_p50_ms, r.ack_p99_ms = load.get("ack_p50_ms"), load.get("ack_p99_ms")
-    r.page_errors = list(watch.errors)
-    r.console_warnings = watch.warnings[:LOG_LINES_KEPT]
     if load.get("error") or load.get("failed_devices"):
         r.failure = "the load failed: " + "; ".join(load.get("failures") or [load.get("error", "")])
     r.notes += [f"load: {p}" for p in load.get("problems", [])]
 
-    if recorded is None:
-        r.failure = r.failure or "the page's instrumentation was not found (init script did not run)"
-        return
-    r.notes += [f"page instrumentation: {p}" for p in recorded["problems"]]
+
+def fill_frames(r: Scenario, recorded: dict[str, Any], page_seconds: float) -> None:
+    """Frames/s, frame intervals, frames missed against 60 Hz, and long tasks, from the page's own record."""
     frames = recorded["frames"]
     intervals = sorted(b - a for a, b in zip(frames, frames[1:], strict=False))
-    page_seconds = (end["t"] - start["t"]) / 1000
     r.frames = len(frames)
     r.fps = round(len(frames) / page_seconds, 1) if page_seconds > 0 else None
     if intervals:
@@ -780,6 +835,9 @@ def fill(
     r.longtask_total_ms = round(sum(d for _, d in tasks), 1)
     r.longtask_max_ms = round(max((d for _, d in tasks), default=0.0), 1)
 
+
+def fill_main_thread(r: Scenario, start: dict[str, Any], end: dict[str, Any], page_seconds: float) -> None:
+    """Main-thread busy shares over the window (DevTools' Performance metrics), DOM nodes and JS heap at its edges."""
     p0, p1 = start["perf"], end["perf"]
 
     def share(*names: str) -> float | None:
@@ -794,6 +852,9 @@ def fill(
     r.heap_used_mb_start, r.heap_used_mb_end = _mb(start["heap_used"]), _mb(end["heap_used"])
     r.heap_after_gc_mb_start, r.heap_after_gc_mb_end = _mb(start["heap_after_gc"]), _mb(end["heap_after_gc"])
 
+
+def fill_live(r: Scenario, start: dict[str, Any], end: dict[str, Any], watch: PageWatch, seconds: float) -> None:
+    """What the page received on the live channel, and whether its socket or requests failed."""
     r.live_messages = end["messages"] - start["messages"]
     r.readings_received = end["readings"] - start["readings"]
     r.readings_received_per_s = round(r.readings_received / seconds, 1)
@@ -803,22 +864,25 @@ def fill(
         r.notes.append(f"the page's live socket closed {end['live_closed']} time(s) before the window ended")
     r.notes += [f"page request failed: {f[:300]}" for f in watch.http_failures[:5]]
 
-    c0, c1 = start["cpu"], end["cpu"]
+
+def fill_cpu(r: Scenario, c0: dict[str, float], c1: dict[str, float], seconds: float) -> None:
+    """CPU by role over the window in % of one core; "others": the machine's busy time no role accounts for."""
     r.cpu_pct = {k: round(100 * (c1.get(k, 0.0) - c0.get(k, 0.0)) / seconds, 1) for k in sorted(set(c0) | set(c1))}
     ours = sum(v for k, v in r.cpu_pct.items() if k != "machine")
     r.cpu_pct["others"] = round(max(0.0, r.cpu_pct.get("machine", 0.0) - ours), 1)
 
-    r.page_updated, r.updated_detail = judge_updates(r.name, start, end)
-    if r.failure:
-        return
+
+def scenario_failure(r: Scenario, watch: PageWatch) -> str | None:
+    """Why the figures would mean nothing, if they would: nothing acked, a page error, nothing received or shown."""
     if r.acked == 0:
-        r.failure = "no readings were acked during the window: the load could not be driven"
-    elif r.page_errors:
-        r.failure = f"the page reported {len(r.page_errors)} error(s), first: {r.page_errors[0][:300]}"
-    elif not watch.readings:
-        r.failure = "the page received no telemetry on the live channel"
-    elif not r.page_updated:
-        r.failure = f"the page did not change during the window: {r.updated_detail}"
+        return "no readings were acked during the window: the load could not be driven"
+    if r.page_errors:
+        return f"the page reported {len(r.page_errors)} error(s), first: {r.page_errors[0][:300]}"
+    if not watch.readings:
+        return "the page received no telemetry on the live channel"
+    if not r.page_updated:
+        return f"the page did not change during the window: {r.updated_detail}"
+    return None
 
 
 def judge_updates(name: str, start: dict[str, Any], end: dict[str, Any]) -> tuple[bool, str]:

@@ -31,15 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from harness.cli import BenchError
+from harness.server import bench_server
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH_DIR))
-
-from ingest import BenchError, Server  # noqa: E402  (the ingest benchmark's server runner)
-
-from pulsewire import firmware  # noqa: E402
-from pulsewire_devkit.simboard.node import find_node, micropython_dir  # noqa: E402
-from pulsewire_devkit.simboard.runner import SimBoard  # noqa: E402
+from pulsewire import firmware
+from pulsewire_devkit.simboard.node import find_node, micropython_dir
+from pulsewire_devkit.simboard.runner import SimBoard
 
 BASELINE = "import asyncio, json"
 
@@ -94,10 +91,10 @@ def code_alloc() -> int:
 
 def firmware_samples(seconds: float, samples: int, interval_ms: int) -> tuple[list[int], int]:
     with tempfile.TemporaryDirectory(prefix="pulsewire-heap-") as tmp:
-        server = Server(Path(tmp), None, ["--sample-interval-ms", str(interval_ms)])
+        server = bench_server(Path(tmp), None, ["--sample-interval-ms", str(interval_ms)])
         server.start()
         try:
-            (token,) = server.register(["heap-bench"])
+            (token,) = server.register_many(["heap-bench"])
             config = {"server": server.base, "token": token, "interval_ms": interval_ms, "watchdog_ms": 0}
             config["sensors"] = [{"type": "mcu_temp"}, {"type": "system"}]
             with SimBoard(firmware.folder(), config) as board:

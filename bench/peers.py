@@ -48,28 +48,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from ingest import (  # noqa: E402  (bench/ is not a package)
+from harness.cli import LOG_LINES_KEPT, BenchError, give_up, positive_float, positive_int, say
+from harness.loadgen import (
     DEFAULT_PEERS_DIR,
     LOADGEN_FILES,
-    LOG_LINES_KEPT,
     TARGET_RATE,
-    WORK_DIR,
-    BenchError,
-    Server,
-    ServerSampler,
     find_node,
-    free_port,
-    give_up,
     node_version,
-    positive_float,
-    positive_int,
     prepare_loadgen,
     run_loadgen,
-    say,
-    summarize_metrics,
 )
+from harness.paths import WORK_DIR
+from harness.sampler import ServerSampler
+from harness.server import RUN_FAILURES, bench_server, free_port, summarize_metrics
 
 PEER_FILES = (*LOADGEN_FILES, "wsrelay.mjs", "naive_fastapi.py")
 PEERS = ("pulsewire", "wsrelay", "mosquitto", "naive")
@@ -199,11 +190,11 @@ def spawn(command: list[str], what: str, port: int, tmp: Path, **popen: Any) -> 
 
 @contextlib.contextmanager
 def start_pulsewire(ctx: Context, tmp: Path) -> Iterator[Running]:
-    server = Server(tmp, None, ctx.server_flags)
+    server = bench_server(tmp, None, ctx.server_flags)
     try:
         server.start()
         tokens = tmp / "tokens.txt"
-        tokens.write_text("\n".join(server.register([f"bench-{i}" for i in range(ctx.devices)])) + "\n")
+        tokens.write_text("\n".join(server.register_many([f"bench-{i}" for i in range(ctx.devices)])) + "\n")
         yield Running(
             f"ws://127.0.0.1:{server.port}",
             "ws",
@@ -339,8 +330,8 @@ def run_once(peer: str, ctx: Context, key: str, batch: int, rate: int | None) ->
                 run.ok = True
                 for line in running.log():
                     run.notes.append(f"server log: {line[:200]}")
-        except BenchError as exc:
-            run.failure = str(exc)
+        except RUN_FAILURES as exc:
+            run.failure = str(exc) or type(exc).__name__
             say("  run failed: " + run.failure.replace("\n", "\n    "))
     add_notes(run, ctx)
     if run.ok:
@@ -443,15 +434,13 @@ def targets(results: dict[str, PeerResult], rate: int) -> list[dict[str, Any]]:
 
 def format_table(results: dict[str, PeerResult], rate: int) -> str:
     base = results.get(BASELINE)
+    rows = [table_header(rate), *(table_row(r, base) for r in results.values())]
+    lines = [*aligned(rows), "", *table_footer(results, rate)]
+    return "\n".join(line.rstrip() for line in lines)
 
-    def cell(r: PeerResult, key: str, attr: str, spec: str) -> str:
-        return _fmt(r.figure(key, attr), spec)
 
-    def times(r: PeerResult, key: str, attr: str) -> str:
-        got = ratio(r.figure(key, attr), base.figure(key, attr) if base else None)
-        return "-" if got is None else f"x{got:.2f}"
-
-    header = (
+def table_header(rate: int) -> tuple[str, ...]:
+    return (
         "peer",
         "",
         "batch 1 acked/s",
@@ -465,26 +454,40 @@ def format_table(results: dict[str, PeerResult], rate: int) -> str:
         "peak RSS MB",
         "vs M",
     )
-    rows = [header]
-    for r in results.values():
-        rss_ratio = ratio(r.peak_rss_mb, base.peak_rss_mb if base else None)
-        rows.append(
-            (
-                LABELS[r.peer],
-                STORES[r.peer],
-                cell(r, "batch1", "acked_per_s", ","),
-                times(r, "batch1", "acked_per_s"),
-                cell(r, "batch20", "acked_per_s", ","),
-                times(r, "batch20", "acked_per_s"),
-                cell(r, "batch20", "delivered_per_s", ","),
-                cell(r, "latency", "live_p50_ms", ".1f"),
-                cell(r, "latency", "live_p99_ms", ".1f"),
-                times(r, "latency", "live_p99_ms"),
-                _fmt(r.peak_rss_mb, ".0f"),
-                "-" if rss_ratio is None else f"x{rss_ratio:.2f}",
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+
+
+def table_row(r: PeerResult, base: PeerResult | None) -> tuple[str, ...]:
+    """One peer's medians, each ratio to the baseline's after its figure."""
+
+    def cell(key: str, attr: str, spec: str) -> str:
+        return _fmt(r.figure(key, attr), spec)
+
+    def times(key: str, attr: str) -> str:
+        return _times(ratio(r.figure(key, attr), base.figure(key, attr) if base else None))
+
+    return (
+        LABELS[r.peer],
+        STORES[r.peer],
+        cell("batch1", "acked_per_s", ","),
+        times("batch1", "acked_per_s"),
+        cell("batch20", "acked_per_s", ","),
+        times("batch20", "acked_per_s"),
+        cell("batch20", "delivered_per_s", ","),
+        cell("latency", "live_p50_ms", ".1f"),
+        cell("latency", "live_p99_ms", ".1f"),
+        times("latency", "live_p99_ms"),
+        _fmt(r.peak_rss_mb, ".0f"),
+        _times(ratio(r.peak_rss_mb, base.peak_rss_mb if base else None)),
+    )
+
+
+def _times(got: float | None) -> str:
+    return "-" if got is None else f"x{got:.2f}"
+
+
+def aligned(rows: list[tuple[str, ...]]) -> list[str]:
+    """The rows in columns, names left and figures right, a rule under the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(
             cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
@@ -492,7 +495,12 @@ def format_table(results: dict[str, PeerResult], rate: int) -> str:
         for row in rows
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append("")
+    return lines
+
+
+def table_footer(results: dict[str, PeerResult], rate: int) -> list[str]:
+    """How many runs the medians are of, the targets met or not, and every run's notes."""
+    lines = []
     repeats = max((len(runs) for r in results.values() for runs in r.runs.values()), default=1)
     if repeats > 1:
         lines.append(f"Medians of {repeats} runs each.")
@@ -507,7 +515,7 @@ def format_table(results: dict[str, PeerResult], rate: int) -> str:
         for peer, run in notes:
             for note in ([f"FAILED: {run.failure.splitlines()[0]}"] if run.failure else []) + run.notes:
                 lines.append(f"  {LABELS[peer]}, {run.key}: {note}")
-    return "\n".join(line.rstrip() for line in lines)
+    return lines
 
 
 def _fmt(value: float | int | None, spec: str) -> str:

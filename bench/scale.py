@@ -3,7 +3,7 @@
 
 What is measured
 - Idle connections (--connections N, default 10,000): N devices connect to `/ws/device`, say
-  hello, get their welcome (PROTOCOL.md section 1) and then stay connected and silent. The figure
+  hello, get their welcome (docs/protocol.md section 1) and then stay connected and silent. The figure
   is the server's RSS per connection: (RSS with N idle connections - RSS with none) / N, both
   taken as the peak over a quiet window (--settle-seconds before, --idle-seconds after). Also
   reported: the time to open all N (handshake, hello, welcome), the server's peak RSS while they
@@ -23,8 +23,9 @@ What is measured
   database time from the HTTP path.
 
 How
-- Every phase starts its own `pulsewire serve` (bench/ingest.py's `Server`: free port, random
-  admin key, PULSEWIRE_* environment ignored, SQLite default settings).
+- Every phase starts its own `pulsewire serve` (the runner the tests use, tests/support/server.py,
+  through bench/harness: free port, random admin key, PULSEWIRE_* environment ignored, SQLite
+  default settings).
 - Idle: registers the devices through `POST /api/devices` (one keep-alive client, one request per
   device: there is no bulk call), then restarts the server on the same data, so the baseline is a
   freshly started server and not one whose heap grew while registering. The devices are Python
@@ -72,20 +73,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH_DIR))
-
-from ingest import (  # noqa: E402
-    WORK_DIR,
-    BenchError,
-    Server,
-    ServerSampler,
-    give_up,
-    positive_float,
-    positive_int,
-    say,
-)
+from harness.cli import BenchError, give_up, positive_float, positive_int, say
+from harness.paths import WORK_DIR
+from harness.sampler import ServerSampler
+from harness.server import RUN_FAILURES, Server, bench_server
 
 TARGET_KB_PER_CONNECTION = 50.0
 TARGET_DAY_VIEW_MS = 100.0
@@ -144,6 +135,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only", choices=("idle", "dayview"), default=None, help="run one of the two measurements (default: both)"
     )
+    add_idle_args(parser)
+    add_dayview_args(parser)
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=WORK_DIR,
+        help=f"folder for the cached day-view databases (default: {WORK_DIR})",
+    )
+    parser.add_argument(
+        "--server-flag",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="extra flag for every `pulsewire serve`, repeatable, e.g. --server-flag=--ping-interval-s=60",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="also print the results as one JSON object on stdout (the table then goes to stderr)",
+    )
+    return parser.parse_args(argv)
+
+
+def add_idle_args(parser: argparse.ArgumentParser) -> None:
     idle = parser.add_argument_group("idle connections")
     idle.add_argument(
         "--connections", type=positive_int, default=10_000, help="idle device connections to hold (default: 10000)"
@@ -166,6 +181,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=2.0,
         help="seconds the restarted server sits unconnected while its baseline RSS is taken (default: 2)",
     )
+
+
+def add_dayview_args(parser: argparse.ArgumentParser) -> None:
     view = parser.add_argument_group("day view")
     view.add_argument(
         "--readings",
@@ -185,25 +203,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeats", type=positive_int, default=20, help="timed day views after one warm-up (default: 20)"
     )
     view.add_argument("--rebuild", action="store_true", help="build the database again even if a cached one exists")
-    parser.add_argument(
-        "--work-dir",
-        type=Path,
-        default=WORK_DIR,
-        help=f"folder for the cached day-view databases (default: {WORK_DIR})",
-    )
-    parser.add_argument(
-        "--server-flag",
-        action="append",
-        default=[],
-        metavar="FLAG",
-        help="extra flag for every `pulsewire serve`, repeatable, e.g. --server-flag=--ping-interval-s=60",
-    )
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="also print the results as one JSON object on stdout (the table then goes to stderr)",
-    )
-    return parser.parse_args(argv)
 
 
 # Shared helpers
@@ -229,7 +228,7 @@ def register_with_progress(server: Server, device_ids: list[str]) -> tuple[list[
     tokens: list[str] = []
     started = time.monotonic()
     for first in range(0, len(device_ids), REGISTER_CHUNK):
-        tokens += server.register(device_ids[first : first + REGISTER_CHUNK])
+        tokens += server.register_many(device_ids[first : first + REGISTER_CHUNK])
         if len(device_ids) > REGISTER_CHUNK:
             elapsed = time.monotonic() - started
             say(f"  registered {len(tokens):,}/{len(device_ids):,} ({len(tokens) / elapsed:,.0f}/s)")
@@ -251,7 +250,7 @@ def hold_process(url: str, tokens: list[str], concurrency: int, counters: Any, r
 
 
 async def _open_device(url: str, token: str) -> Any:
-    """One device: handshake with its token, hello, welcome (PROTOCOL.md section 1); the open connection."""
+    """One device: handshake with its token, hello, welcome (docs/protocol.md section 1); the open connection."""
     from websockets.asyncio.client import connect
     from websockets.typing import Subprotocol
 
@@ -428,18 +427,18 @@ def run_idle(args: argparse.Namespace) -> IdleResult:
     except SetupError as exc:
         give_up(str(exc))
     with tempfile.TemporaryDirectory(prefix="pulsewire-scale-") as tmp:
-        server = Server(Path(tmp), None, args.server_flag)
+        server = bench_server(Path(tmp), None, args.server_flag)
         try:
             say("  starting a server to register the devices...")
             server.start()
             tokens, result.register_s = register_with_progress(server, [f"idle-{i}" for i in range(n)])
             server.stop()
             say("  restarting the server, so the baseline is a fresh process...")
-            server = Server(Path(tmp), None, args.server_flag)
+            server = bench_server(Path(tmp), None, args.server_flag)
             server.start()
             measure_idle(server, tokens, args, result)
             result.ok = True
-        except (BenchError, httpx.HTTPError) as exc:
+        except RUN_FAILURES as exc:
             result.failure = str(exc) or type(exc).__name__
             say("  idle run failed: " + result.failure.replace("\n", "\n    "))
         finally:
@@ -636,7 +635,7 @@ def build_database(layout: Layout, folder: Path, flags: list[str]) -> dict[str, 
     started = time.monotonic()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    server = Server(folder, None, flags)
+    server = bench_server(folder, None, flags)
     try:
         say("  a server creates the schema and registers the devices...")
         server.start()
@@ -773,13 +772,13 @@ def run_dayview(args: argparse.Namespace) -> DayViewResult:
         result.database, result.cached, result.build_s = str(folder), manifest["cached"], manifest["build_s"]
         result.db_mb = mb(sum(p.stat().st_size for p in folder.glob(DB_FILE + "*")))
         say("  starting a server on it...")
-        server = Server(folder, None, args.server_flag)
+        server = bench_server(folder, None, args.server_flag)
         server.start()
         result.views = time_views(server, folder / DB_FILE, layout, manifest, args.repeats, result)
         if (code := server.crashed()) is not None:
             raise BenchError(f"server exited with {code}:\n{server.log_tail()}")
         result.ok = True
-    except (BenchError, httpx.HTTPError, sqlite3.Error) as exc:
+    except (*RUN_FAILURES, sqlite3.Error) as exc:
         result.failure = str(exc) or type(exc).__name__
         say("  day view failed: " + result.failure.replace("\n", "\n    "))
     finally:

@@ -44,6 +44,7 @@ def test_benchmark_runs_and_reports_figures() -> None:
     for figure in ("live_p50_ms", "live_p99_ms"):
         assert isinstance(latency[figure], (int, float)) and not isinstance(latency[figure], bool), latency
     assert isinstance(throughput["server_peak_rss_mb"], (int, float)) and throughput["server_peak_rss_mb"] > 0
+    assert "acked readings/s" in done.stderr and "latency @ 50/s" in done.stderr, done.stderr[-4000:]  # the table
 
 
 @pytest.mark.skipif(
