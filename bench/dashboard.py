@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
+
 from harness.cli import LOG_LINES_KEPT, BenchError, give_up, positive_float, positive_int, say
 from harness.server import RUN_FAILURES, Server, bench_server, summarize_metrics
 

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from harness.cli import BenchError
 from harness.server import bench_server
-
 from pulsewire import firmware
 from pulsewire_devkit.simboard.node import find_node, micropython_dir
 from pulsewire_devkit.simboard.runner import SimBoard

@@ -73,6 +73,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from harness.cli import BenchError, give_up, positive_float, positive_int, say
 from harness.paths import WORK_DIR
 from harness.sampler import ServerSampler
