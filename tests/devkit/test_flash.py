@@ -26,11 +26,11 @@ from pulsewire import firmware
 from pulsewire_devkit.flash import image as flash_image
 from pulsewire_devkit.flash.board import Board, check_port
 from pulsewire_devkit.flash.boardlog import BoardLog
+from pulsewire_devkit.flash.errors import FlashError
+from pulsewire_devkit.flash.image import CHIPS
 from pulsewire_devkit.flash.mpy import compile_firmware
 from pulsewire_devkit.flash.plan import (
-    CHIPS,
     SENSOR_KEYS,
-    FlashError,
     Options,
     build_config,
     load_firmware_sensors,

@@ -6,12 +6,13 @@ The steps, each a module:
   configuration (validated by the firmware's own config.py and sensors.py), the identity, the
   MicroPython image. `--dry-run` prints it.
 - mpy.py: the firmware compiled with mpy-cross (main.py stays source).
-- image.py: MicroPython written with esptool (optional).
+- image.py: the MicroPython image: its header read for the chip, written with esptool (optional).
 - api.py: the server's HTTP API: register or rotate the device, is it online.
 - board.py: the board over mpremote's raw REPL (a serial port or socket://): files, reset, output.
 - boardlog.py: what the board prints after reset, read for the reason it is not online.
 - run.py: the steps in order, with numbered progress lines.
 - command.py: the click command, registered in cli.py.
+- errors.py: FlashError, which every step raises with what to do.
 
 Tests call `plan.make_plan(plan.Options(...))` and `run.run(plan, ui)` directly. Nothing is
 imported here, so registering the command in cli.py costs `pulsewire serve` no start-up time.

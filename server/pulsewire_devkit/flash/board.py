@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pulsewire_devkit.flash.plan import FlashError, ResetMode, is_socket_port
+from pulsewire_devkit.flash.errors import FlashError
+from pulsewire_devkit.flash.plan import ResetMode, is_socket_port
 
 BAUD = 115200
 # One exec on the board: (platform, version, machine, .mpy version word, free bytes or -1).

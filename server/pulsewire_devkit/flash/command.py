@@ -9,7 +9,8 @@ import click
 
 from pulsewire.cli.options import data_dir_option, key_option, stored_admin_key
 from pulsewire_devkit import require
-from pulsewire_devkit.flash.plan import CHIPS, DEFAULT_BAUD, SENSOR_EXAMPLES
+from pulsewire_devkit.flash.image import CHIPS, DEFAULT_BAUD
+from pulsewire_devkit.flash.plan import SENSOR_EXAMPLES
 
 
 @click.command("flash")
@@ -137,7 +138,8 @@ def flash(
     The server must listen where the board can reach it: pulsewire serve --host 0.0.0.0
     """
     require("flash")
-    from pulsewire_devkit.flash.plan import FlashError, Options, make_plan
+    from pulsewire_devkit.flash.errors import FlashError
+    from pulsewire_devkit.flash.plan import Options, make_plan
     from pulsewire_devkit.flash.run import Ui, dry_run_lines, run
 
     interactive = sys.stdin.isatty()

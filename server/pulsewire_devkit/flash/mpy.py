@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pulsewire import firmware
-from pulsewire_devkit.flash.plan import FlashError
+from pulsewire_devkit.flash.errors import FlashError
 
 SOURCE_ONLY = ("main.py", "boot.py")  # run by name at boot: they stay .py
 

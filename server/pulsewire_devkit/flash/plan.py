@@ -17,36 +17,15 @@ from urllib.parse import urlsplit
 
 from pulsewire import firmware
 from pulsewire.netaddr import is_loopback_host, lan_address
+from pulsewire_devkit.flash import image
+from pulsewire_devkit.flash.errors import FlashError
+from pulsewire_devkit.flash.image import DEFAULT_BAUD, Image
 
 CONFIG_NAME = "pulsewire.json"  # the board reads this name (device/firmware/config.py PATH)
 PLACEHOLDER_TOKEN = "pwd_" + "0" * 43  # stands in for a token the server has not issued yet
-DEFAULT_BAUD = 460800
-
-# esptool's chip names this firmware runs on (every ESP32-class chip esptool knows; no ESP8266).
-# tests/test_flash.py checks this list against esptool.targets.CHIP_DEFS.
-CHIPS = (
-    "esp32",
-    "esp32s2",
-    "esp32s3",
-    "esp32c3",
-    "esp32c2",
-    "esp32c6",
-    "esp32c61",
-    "esp32c5",
-    "esp32e22",
-    "esp32h2",
-    "esp32h21",
-    "esp32p4",
-    "esp32h4",
-    "esp32s31",
-)
 
 ResetMode = Literal["hard", "soft"]
 OnExists = Literal["rotate", "ask", "fail"]
-
-
-class FlashError(Exception):
-    """A step cannot go on; the message says why and what to do."""
 
 
 # --- sensors -------------------------------------------------------------------------------------
@@ -253,15 +232,6 @@ class Options:
 
 
 @dataclass(frozen=True)
-class Image:
-    path: Path
-    size: int
-    chip: str | None  # esptool chip name; None: detect it
-    image_chip: str | None  # the chip the image was built for, from its header
-    baud: int
-
-
-@dataclass(frozen=True)
 class Identity:
     device_id: str | None
     name: str | None
@@ -378,8 +348,6 @@ def _identity(opts: Options, file_token: str | None) -> Identity:
 def _image(opts: Options, warnings: list[str]) -> Image | None:
     if opts.firmware_image is None:
         return None
-    from pulsewire_devkit.flash import image
-
     info = image.inspect(opts.firmware_image)
     chip = None if opts.chip == "auto" else opts.chip
     if chip and info.chip and chip != info.chip:

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from typing import TextIO
 from urllib.parse import urlsplit
 
+from pulsewire_devkit.flash import image
 from pulsewire_devkit.flash.api import Api, DeviceExists
 from pulsewire_devkit.flash.board import Board, BoardInfo, check_port
 from pulsewire_devkit.flash.boardlog import BoardLog
+from pulsewire_devkit.flash.errors import FlashError
 from pulsewire_devkit.flash.mpy import BoardFile, Compiled, compile_firmware
-from pulsewire_devkit.flash.plan import CONFIG_NAME, FlashError, Plan, api_url_for, config_bytes, mask_token, masked
+from pulsewire_devkit.flash.plan import CONFIG_NAME, Plan, api_url_for, config_bytes, mask_token, masked
 
 MANIFEST = ".pulsewire-files"  # on the board: the files the last flash wrote, so the next removes leftovers
 NOTE_EVERY_S = 15
@@ -140,8 +142,6 @@ def run(plan: Plan, ui: Ui, *, open_board: Callable[..., Board] = Board.open) ->
         compiled = compile_firmware(plan.firmware_dir)
         s.done(f"{len(compiled.files)} files, {size_text(compiled.size)}, .mpy v{compiled.mpy_version}")
     if plan.image is not None:
-        from pulsewire_devkit.flash import image
-
         with steps.step("image", f"writing MicroPython ({plan.image.path.name}) with esptool") as s:
             result.chip = image.write(plan.image, plan.port, s.note)
             s.done(f"{result.chip}, {size_text(plan.image.size)}")
@@ -482,8 +482,6 @@ def describe(plan: Plan, compiled: Compiled) -> list[str]:
 
 
 def _describe_image(plan: Plan) -> str:
-    from pulsewire_devkit.flash import image
-
     img = plan.image
     assert img is not None
     chip = img.chip or img.image_chip
