@@ -1,9 +1,9 @@
-"""`pulsewire flash` (server/pulsewire/flash/): the plan and its checks, the firmware compiled for
-the board, the board's log read for advice, and whole runs against a real server and a stand-in
-board on socket:// (tests/fakeboard.py) that speaks the raw REPL with the real mpremote.
+"""`pulsewire flash` (server/pulsewire_devkit/flash/): the plan and its checks, the firmware compiled
+for the board, the board's console read for advice, and whole runs against a real server and a
+stand-in raw REPL on socket:// (tests/support/fakerepl.py) driven by the real mpremote.
 
 Not covered here: esptool against a chip, a real serial port, and real MicroPython running the
-copied firmware (tests/test_flash_sim.py does that on the simulated board when it exists).
+copied firmware (tests/devkit/test_board_sim.py does that on the simulated board).
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ import pytest
 
 from pulsewire import firmware
 from pulsewire_devkit.flash import image as flash_image
-from pulsewire_devkit.flash.board import Board, check_port
-from pulsewire_devkit.flash.boardlog import BoardLog
+from pulsewire_devkit.flash.console import ConsoleLog
 from pulsewire_devkit.flash.errors import FlashError
 from pulsewire_devkit.flash.image import CHIPS
 from pulsewire_devkit.flash.mpy import compile_firmware
@@ -38,8 +37,9 @@ from pulsewire_devkit.flash.plan import (
     masked,
     parse_sensor,
 )
-from pulsewire_devkit.flash.run import MANIFEST, Ui, describe, run
-from tests.support.fakerepl import FakeBoard, device_firmware, lines_firmware
+from pulsewire_devkit.flash.repl import Repl, check_port
+from pulsewire_devkit.flash.run import FLASHED_FILES, Ui, describe, run
+from tests.support.fakerepl import FakeRepl, device_firmware, lines_firmware
 from tests.support.server import Server, free_port, start_server
 
 FIRMWARE = firmware.folder()
@@ -54,8 +54,8 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture
-def board(tmp_path: Path) -> Iterator[FakeBoard]:
-    fake = FakeBoard(tmp_path / "board", firmware=device_firmware).start()
+def repl(tmp_path: Path) -> Iterator[FakeRepl]:
+    fake = FakeRepl(tmp_path / "board", firmware=device_firmware).start()
     yield fake
     fake.stop()
 
@@ -77,8 +77,8 @@ def device_ids(server: Server) -> set[str]:
     return {d["id"] for d in server.get("/api/devices").json()}
 
 
-def options(server: Server, board: FakeBoard | str, **kw: Any) -> Options:
-    port = board if isinstance(board, str) else board.url
+def options(server: Server, repl: FakeRepl | str, **kw: Any) -> Options:
+    port = repl if isinstance(repl, str) else repl.url
     given: dict[str, Any] = {"port": port, "server": server.base, "admin_key": server.admin_key, "wait_s": 20}
     return Options(**{**given, **kw})
 
@@ -240,7 +240,7 @@ def test_plan_defaults() -> None:
     plan = make_plan(Options(port="/dev/ttyUSB0", server="ws://10.0.0.2:8000", device_id="shed", admin_key="k"))
     assert plan.api_url == "http://10.0.0.2:8000"  # what this machine calls, from the board's URL
     assert plan.reset == "hard"
-    assert plan.steps() == ["server", "compile", "board", "identity", "copy", "reset", "wait"]
+    assert plan.steps() == ["server", "compile", "connect", "identity", "copy", "reset", "wait"]
     assert plan.identity.on_exists == "fail"  # no terminal, no --rotate-token
     assert make_plan(Options(port="socket://h:1", server="http://h:1", token=TOKEN)).reset == "soft"
     interactive = make_plan(Options(port="x", server="http://h:1", device_id="a", admin_key="k", interactive=True))
@@ -316,7 +316,7 @@ def test_image_for_another_chip_is_refused_before_anything(tmp_path: Path) -> No
     app = esp_image(tmp_path / "app.bin", 0, merged_at=None)
     plan = make_plan(Options(port="/dev/ttyUSB0", server="http://h:1", token=TOKEN, firmware_image=app))
     assert any("no partition table" in w for w in plan.warnings)
-    assert plan.steps()[:3] == ["compile", "image", "board"]
+    assert plan.steps()[:3] == ["compile", "image", "connect"]
 
 
 def test_esptool_failures_are_explained() -> None:
@@ -334,11 +334,11 @@ def test_esptool_failures_are_explained() -> None:
     assert "esptool refused the image for this board ('fw.bin' is not an ESP32-S3 image" in image
 
 
-# --- the board's log -----------------------------------------------------------------------------
+# --- the board's console -----------------------------------------------------------------------------
 
 
-def test_board_log_findings() -> None:
-    log = BoardLog()
+def test_console_log_findings() -> None:
+    log = ConsoleLog()
     assert log.feed(b"wifi: joining home\r\nwifi: wrong pass") == ["wifi: joining home"]
     log.feed(b"word for home\r\n")
     assert "password for 'home' is wrong" in log.findings["wifi"].advice
@@ -355,11 +355,11 @@ def test_board_log_findings() -> None:
     assert "no network named 'home'" in log.findings["wifi"].advice
 
 
-def test_board_log_fatal_lines() -> None:
-    log = BoardLog()
+def test_console_log_fatal_lines() -> None:
+    log = ConsoleLog()
     log.feed(b"pulsewire: cannot start: config: token: required\r\n")
     assert log.fatal is not None and "config: token: required" in log.fatal.advice
-    crash = BoardLog()
+    crash = ConsoleLog()
     crash.feed(b'Traceback (most recent call last):\r\n  File "main.py", line 3\r\n')
     assert crash.fatal is None
     crash.feed(b"MemoryError: memory allocation failed\r\n>>> ")
@@ -385,7 +385,7 @@ def test_port_without_permission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_nothing_listening_on_socket() -> None:
     with pytest.raises(FlashError, match="nothing answers at socket://127.0.0.1:.*board-sim"):
-        Board.open(f"socket://127.0.0.1:{free_port()}", repl_timeout=0.5)
+        Repl.open(f"socket://127.0.0.1:{free_port()}", repl_timeout=0.5)
 
 
 def test_something_that_is_not_micropython() -> None:
@@ -404,7 +404,7 @@ def test_something_that_is_not_micropython() -> None:
     threading.Thread(target=chatter, daemon=True).start()
     try:
         with pytest.raises(FlashError) as err:
-            Board.open(f"socket://127.0.0.1:{listener.getsockname()[1]}", repl_timeout=1)
+            Repl.open(f"socket://127.0.0.1:{listener.getsockname()[1]}", repl_timeout=1)
     finally:
         listener.close()
     assert "does not answer as MicroPython" in str(err.value) and "--firmware-image" in str(err.value)
@@ -433,7 +433,7 @@ def test_help_shows_examples() -> None:
 
 
 def test_dry_run_touches_nothing(server: Server, tmp_path: Path) -> None:
-    fake = FakeBoard(tmp_path / "board").start()
+    fake = FakeRepl(tmp_path / "board").start()
     try:
         out = flash_cli(
             "--port", fake.url, "--server", server.base, "--device-id", "dry-1", "--admin-key", server.admin_key,
@@ -474,33 +474,33 @@ def test_unreachable_server() -> None:
     assert f"cannot reach the server at {url}" in out.stderr and "--host 0.0.0.0" in out.stderr
 
 
-def test_wrong_admin_key(server: Server, board: FakeBoard) -> None:
-    out = flash_cli("--port", board.url, "--server", server.base, "--device-id", "key-1", "--admin-key", "pwa_wrong")
+def test_wrong_admin_key(server: Server, repl: FakeRepl) -> None:
+    out = flash_cli("--port", repl.url, "--server", server.base, "--device-id", "key-1", "--admin-key", "pwa_wrong")
     assert out.returncode == 1
     assert "refused the admin key (403)" in out.stderr
-    assert "key-1" not in device_ids(server) and "main.py" not in board.files()
+    assert "key-1" not in device_ids(server) and "main.py" not in repl.files()
 
 
-def test_existing_device_without_permission_to_rotate(server: Server, board: FakeBoard) -> None:
+def test_existing_device_without_permission_to_rotate(server: Server, repl: FakeRepl) -> None:
     server.register("taken-1")
-    out = flash_cli("--port", board.url, "--server", server.base, "--device-id", "taken-1",
+    out = flash_cli("--port", repl.url, "--server", server.base, "--device-id", "taken-1",
                     "--admin-key", server.admin_key)  # fmt: skip
     assert out.returncode == 1
     assert "taken-1 is already registered" in out.stderr and "--rotate-token" in out.stderr
-    assert board.files() == {}
+    assert repl.files() == {}
 
 
-# --- whole runs against the stand-in board -------------------------------------------------------
+# --- whole runs against the stand-in REPL -----------------------------------------------------
 
 
-def test_flash_registers_copies_and_comes_online(server: Server, board: FakeBoard) -> None:
-    (board.root / "ring.py").write_text("# an old source copy that would hide ring.mpy")
-    (board.root / "old.mpy").write_bytes(b"M\x06")
-    (board.root / MANIFEST).write_text(json.dumps(["old.mpy", "main.py"]))
-    (board.root / "notes.txt").write_text("the user's own file")
-    (board.root / "main.py").write_text("print('the old firmware')")
+def test_flash_registers_copies_and_comes_online(server: Server, repl: FakeRepl) -> None:
+    (repl.root / "ring.py").write_text("# an old source copy that would hide ring.mpy")
+    (repl.root / "old.mpy").write_bytes(b"M\x06")
+    (repl.root / FLASHED_FILES).write_text(json.dumps(["old.mpy", "main.py"]))
+    (repl.root / "notes.txt").write_text("the user's own file")
+    (repl.root / "main.py").write_text("print('the old firmware')")
     out = flash_cli(
-        "--port", board.url, "--server", server.base, "--device-id", "flash-1", "--name", "Flash One",
+        "--port", repl.url, "--server", server.base, "--device-id", "flash-1", "--name", "Flash One",
         "--admin-key", server.admin_key, "--wifi-ssid", "home", "--wifi-password", PASSWORD,
         "--sensor", "mcu_temp", "--sensor", "adc:34,name=light", "--interval-ms", "2000", "--wait-s", "30",
     )  # fmt: skip
@@ -522,7 +522,7 @@ def test_flash_registers_copies_and_comes_online(server: Server, board: FakeBoar
     assert "flash-1 is online" in out.stdout
     assert PASSWORD not in out.stdout + out.stderr
 
-    files = board.files()
+    files = repl.files()
     cfg = json.loads(files["pulsewire.json"])
     assert cfg["server"] == server.base and cfg["token"].startswith("pwd_")
     assert cfg["wifi"] == {"ssid": "home", "password": PASSWORD}
@@ -532,22 +532,22 @@ def test_flash_registers_copies_and_comes_online(server: Server, board: FakeBoar
     assert files["ring.mpy"][:2] == b"M\x06"
     assert "ring.py" not in files and "old.mpy" not in files  # shadowing and leftover files removed
     assert files["notes.txt"] == b"the user's own file"
-    assert set(json.loads(files[MANIFEST])) == set(files) - {MANIFEST, "notes.txt"}
-    assert board.removed[0] == "main.py"  # first, so a reset mid-copy boots a bare REPL
+    assert set(json.loads(files[FLASHED_FILES])) == set(files) - {FLASHED_FILES, "notes.txt"}
+    assert repl.removed[0] == "main.py"  # first, so a reset mid-copy boots a bare REPL
 
     listed = {d["id"]: d for d in server.get("/api/devices").json()}
     assert listed["flash-1"]["online"] and listed["flash-1"]["name"] == "Flash One"
     assert server.telemetry("flash-1")["flash_test"][0]["value"] == 1.5  # what the board sent arrived
 
 
-def test_existing_device_gets_a_new_token_when_asked(server: Server, board: FakeBoard) -> None:
+def test_existing_device_gets_a_new_token_when_asked(server: Server, repl: FakeRepl) -> None:
     _, old = server.register("again-1")
     ui = Recorder(answer=True)
-    plan = make_plan(options(server, board, device_id="again-1", interactive=True))
+    plan = make_plan(options(server, repl, device_id="again-1", interactive=True))
     result = run(plan, ui)
     assert result.online_after_s is not None
     assert ui.questions and "again-1 is already registered" in ui.questions[0]
-    new = json.loads(board.files()["pulsewire.json"])["token"]
+    new = json.loads(repl.files()["pulsewire.json"])["token"]
     assert new != old
     with pytest.raises(Exception, match="401"):  # the old token no longer opens the device channel
         from websockets.sync.client import connect
@@ -556,25 +556,25 @@ def test_existing_device_gets_a_new_token_when_asked(server: Server, board: Fake
                 additional_headers={"Authorization": f"Bearer {old}"}).close()  # fmt: skip
 
 
-def test_saying_no_leaves_the_device_alone(server: Server, board: FakeBoard) -> None:
+def test_saying_no_leaves_the_device_alone(server: Server, repl: FakeRepl) -> None:
     server.register("kept-1")
     with pytest.raises(FlashError, match="kept-1 was left as it is"):
-        run(make_plan(options(server, board, device_id="kept-1", interactive=True)), Recorder(answer=False))
-    assert board.files() == {}
+        run(make_plan(options(server, repl, device_id="kept-1", interactive=True)), Recorder(answer=False))
+    assert repl.files() == {}
 
 
-def test_given_token_registers_nothing(server: Server, board: FakeBoard) -> None:
+def test_given_token_registers_nothing(server: Server, repl: FakeRepl) -> None:
     device_id, token = server.register("given-1")
     before = device_ids(server)
-    result = run(make_plan(options(server, board, device_id=device_id, token=token, admin_key=None)), Recorder())
+    result = run(make_plan(options(server, repl, device_id=device_id, token=token, admin_key=None)), Recorder())
     assert result.online_after_s is not None
     assert device_ids(server) == before
-    assert json.loads(board.files()["pulsewire.json"])["token"] == token
+    assert json.loads(repl.files()["pulsewire.json"])["token"] == token
 
 
-def test_refused_token_is_explained(server: Server, board: FakeBoard) -> None:
+def test_refused_token_is_explained(server: Server, repl: FakeRepl) -> None:
     server.register("refused-1")
-    plan = make_plan(options(server, board, device_id="refused-1", token="pwd_not_the_token", admin_key=None, wait_s=4))
+    plan = make_plan(options(server, repl, device_id="refused-1", token="pwd_not_the_token", admin_key=None, wait_s=4))
     with pytest.raises(FlashError) as err:
         run(plan, Recorder())
     text = str(err.value)
@@ -583,7 +583,7 @@ def test_refused_token_is_explained(server: Server, board: FakeBoard) -> None:
 
 
 def test_wrong_wifi_password_is_surfaced(server: Server, tmp_path: Path) -> None:
-    fake = FakeBoard(tmp_path / "b", firmware=lines_firmware("wifi: joining home", "wifi: wrong password for home",
+    fake = FakeRepl(tmp_path / "b", firmware=lines_firmware("wifi: joining home", "wifi: wrong password for home",
                                                              "wifi: retrying in 1 s")).start()  # fmt: skip
     try:
         out = flash_cli("--port", fake.url, "--server", server.base, "--device-id", "wifi-1", "--admin-key",
@@ -597,9 +597,7 @@ def test_wrong_wifi_password_is_surfaced(server: Server, tmp_path: Path) -> None
 
 
 def test_firmware_that_cannot_start_fails_fast(server: Server, tmp_path: Path) -> None:
-    fake = FakeBoard(
-        tmp_path / "b", firmware=lines_firmware("pulsewire: cannot start: config: token: required")
-    ).start()
+    fake = FakeRepl(tmp_path / "b", firmware=lines_firmware("pulsewire: cannot start: config: token: required")).start()
     try:
         plan = make_plan(options(server, fake, device_id="nostart-1", wait_s=60))
         with pytest.raises(FlashError, match="will not come online: the firmware did not start: config: token"):
@@ -609,7 +607,7 @@ def test_firmware_that_cannot_start_fails_fast(server: Server, tmp_path: Path) -
 
 
 def test_board_reading_another_mpy_version(server: Server, tmp_path: Path) -> None:
-    fake = FakeBoard(tmp_path / "b", mpy=5).start()
+    fake = FakeRepl(tmp_path / "b", mpy=5).start()
     try:
         with pytest.raises(FlashError, match=r"reads \.mpy v5, but mpy-cross writes \.mpy v6"):
             run(make_plan(options(server, fake, device_id="old-mp-1")), Recorder())
@@ -618,14 +616,14 @@ def test_board_reading_another_mpy_version(server: Server, tmp_path: Path) -> No
     assert "old-mp-1" not in device_ids(server) and fake.files() == {}
 
 
-def test_folder_shadowing_a_module(server: Server, board: FakeBoard) -> None:
-    (board.root / "ring").mkdir()
+def test_folder_shadowing_a_module(server: Server, repl: FakeRepl) -> None:
+    (repl.root / "ring").mkdir()
     with pytest.raises(FlashError, match="a folder ring/ that `import ring` finds before ring.mpy"):
-        run(make_plan(options(server, board, device_id="folder-1", wait_s=0)), Recorder())
+        run(make_plan(options(server, repl, device_id="folder-1", wait_s=0)), Recorder())
 
 
 def test_full_board_is_refused(server: Server, tmp_path: Path) -> None:
-    fake = FakeBoard(tmp_path / "b", free=16 * 1024).start()
+    fake = FakeRepl(tmp_path / "b", free=16 * 1024).start()
     try:
         with pytest.raises(FlashError, match="not enough room on the board"):
             run(make_plan(options(server, fake, token=TOKEN, wait_s=0)), Recorder())
@@ -633,10 +631,10 @@ def test_full_board_is_refused(server: Server, tmp_path: Path) -> None:
         fake.stop()
 
 
-def test_run_without_waiting(server: Server, board: FakeBoard) -> None:
+def test_run_without_waiting(server: Server, repl: FakeRepl) -> None:
     ui = Recorder()
-    result = run(make_plan(options(server, board, token=TOKEN, wait_s=0)), ui)
-    assert result.online_after_s is None and board.boots == 1
+    result = run(make_plan(options(server, repl, token=TOKEN, wait_s=0)), ui)
+    assert result.online_after_s is None and repl.boots == 1
     assert "[5/5] resetting the board" in ui.text and "not waited for" in ui.text
 
 
@@ -655,13 +653,13 @@ def test_api_errors_are_flash_errors(server: Server) -> None:
     assert httpx.get(server.base + "/api/devices").status_code == 200
 
 
-def test_questions_on_a_terminal(server: Server, board: FakeBoard) -> None:
+def test_questions_on_a_terminal(server: Server, repl: FakeRepl) -> None:
     """On a terminal the Wi-Fi password is asked for (hidden) and an existing id's rotation too."""
     import pty
     import select
 
     server.register("tty-1")
-    args = ["--port", board.url, "--server", server.base, "--device-id", "tty-1", "--admin-key", server.admin_key,
+    args = ["--port", repl.url, "--server", server.base, "--device-id", "tty-1", "--admin-key", server.admin_key,
             "--wifi-ssid", "home", "--wait-s", "20"]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEWIRE_")}
     pid, fd = pty.fork()
@@ -689,4 +687,4 @@ def test_questions_on_a_terminal(server: Server, board: FakeBoard) -> None:
     assert not answers, text
     assert PASSWORD not in text  # typed, not echoed
     assert "tty-1 is online" in text
-    assert json.loads(board.files()["pulsewire.json"])["wifi"] == {"ssid": "home", "password": PASSWORD}
+    assert json.loads(repl.files()["pulsewire.json"])["wifi"] == {"ssid": "home", "password": PASSWORD}

@@ -38,12 +38,12 @@ class _Reset(Exception):
     pass
 
 
-class FakeBoard:
+class FakeRepl:
     def __init__(
         self,
         root: Path,
         *,
-        firmware: Callable[[FakeBoard], None] | None = None,
+        firmware: Callable[[FakeRepl], None] | None = None,
         mpy: int | None = 6 | (0 << 8) | (9 << 10),
         free: int = 1_500_000,
         platform: str = "esp32",
@@ -72,7 +72,7 @@ class FakeBoard:
     def url(self) -> str:
         return f"socket://127.0.0.1:{self._listener.getsockname()[1]}"
 
-    def start(self) -> FakeBoard:
+    def start(self) -> FakeRepl:
         self._thread.start()
         return self
 
@@ -261,10 +261,10 @@ class FakeBoard:
 # --- stand-ins for main.py -----------------------------------------------------------------------
 
 
-def lines_firmware(*lines: str, every_s: float = 0.2) -> Callable[[FakeBoard], None]:
+def lines_firmware(*lines: str, every_s: float = 0.2) -> Callable[[FakeRepl], None]:
     """main.py that prints `lines` and then keeps printing the last one, as a retrying board does."""
 
-    def firmware(board: FakeBoard) -> None:
+    def firmware(board: FakeRepl) -> None:
         for line in lines:
             if not board.running.is_set():
                 return
@@ -277,7 +277,7 @@ def lines_firmware(*lines: str, every_s: float = 0.2) -> Callable[[FakeBoard], N
     return firmware
 
 
-def device_firmware(board: FakeBoard) -> None:
+def device_firmware(board: FakeRepl) -> None:
     """main.py that does what the real one does to come online, in CPython: read pulsewire.json,
     check it with the firmware's config.py, connect to the server with the token, say hello, stay."""
     from websockets.sync.client import connect

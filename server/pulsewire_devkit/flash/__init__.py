@@ -8,8 +8,10 @@ The steps, each a module:
 - mpy.py: the firmware compiled with mpy-cross (main.py stays source).
 - image.py: the MicroPython image: its header read for the chip, written with esptool (optional).
 - api.py: the server's HTTP API: register or rotate the device, is it online.
-- board.py: the board over mpremote's raw REPL (a serial port or socket://): files, reset, output.
-- boardlog.py: what the board prints after reset, read for the reason it is not online.
+- repl.py: a connection to MicroPython's raw REPL on the board over mpremote (a serial port or
+  socket://): files, reset, what it prints.
+- console.py: what the board prints on its console after the reset, read for the reason it is not
+  online.
 - run.py: the steps in order, with numbered progress lines.
 - command.py: the click command, registered in cli.py.
 - errors.py: FlashError, which every step raises with what to do.

@@ -246,8 +246,8 @@ class Identity:
 @dataclass(frozen=True)
 class Plan:
     port: str
-    api_url: str | None
-    board_url: str
+    api_url: str | None  # the server as this machine reaches it
+    server_url: str  # the server as the board reaches it (pulsewire.json's `server`)
     identity: Identity
     config: CheckedConfig  # token is PLACEHOLDER_TOKEN until the server issues one
     image: Image | None
@@ -270,7 +270,7 @@ class Plan:
         keys = ["server"] if self.checks_server else []
         keys += ["compile"]
         keys += ["image"] if self.image else []
-        keys += ["board", "identity", "copy", "reset"]
+        keys += ["connect", "identity", "copy", "reset"]
         keys += ["wait"] if self.waits else []
         return keys
 
@@ -288,15 +288,15 @@ def is_serial_port(port: str) -> bool:
     return not is_socket_port(port)
 
 
-def api_url_for(board_url: str) -> str:
-    """The HTTP base URL of the server the board reaches at `board_url` (ws:// -> http://)."""
-    parts = urlsplit(board_url)
+def api_url_for(server_url: str) -> str:
+    """The HTTP base URL of the server the board reaches at `server_url` (ws:// -> http://)."""
+    parts = urlsplit(server_url)
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
     return parts._replace(scheme=scheme).geturl().rstrip("/")
 
 
-def _loopback_warning(board_url: str) -> str | None:
-    parts = urlsplit(board_url)
+def _loopback_warning(server_url: str) -> str | None:
+    parts = urlsplit(server_url)
     if not parts.hostname or not is_loopback_host(parts.hostname):
         return None
     lan = lan_address()
@@ -305,7 +305,7 @@ def _loopback_warning(board_url: str) -> str | None:
         port = f":{parts.port}" if parts.port else ""
         suggestion = f" This machine's address is probably {lan}: --server {parts.scheme}://{lan}{port}."
     return (
-        f"--server {board_url} points at the board itself: a board cannot reach this machine's "
+        f"--server {server_url} points at the board itself: a board cannot reach this machine's "
         f"{parts.hostname}. Give an address the board can reach on its network, and run the server with "
         f"--host 0.0.0.0.{suggestion}"
     )
@@ -371,8 +371,8 @@ def make_plan(opts: Options) -> Plan:
     base = _load_config_file(opts.config_file) if opts.config_file else {}
     file_token = base.get("token") if isinstance(base.get("token"), str) else None
     identity = _identity(opts, file_token)
-    board_url = opts.server or (base.get("server") if isinstance(base.get("server"), str) else None)
-    if not board_url:
+    server_url = opts.server or (base.get("server") if isinstance(base.get("server"), str) else None)
+    if not server_url:
         raise FlashError(
             "--server URL is required: the server's address as the board reaches it over Wi-Fi, "
             "like http://192.168.1.20:8000 (not 127.0.0.1: that is the board itself)"
@@ -387,7 +387,7 @@ def make_plan(opts: Options) -> Plan:
             warnings.append(f"no --wifi-password: the board joins {opts.wifi_ssid!r} as an open network")
     raw = build_config(
         base,
-        server=board_url,
+        server=server_url,
         token=identity.token or PLACEHOLDER_TOKEN,
         wifi_ssid=opts.wifi_ssid,
         wifi_password=wifi_password,
@@ -395,13 +395,13 @@ def make_plan(opts: Options) -> Plan:
         sensors=sensors,
     )
     checked = check_config(raw, firmware_dir)
-    board_url = checked.effective["server"]
+    server_url = checked.effective["server"]
     if checked.unknown_keys:
         warnings.append(f"the firmware ignores these configuration keys: {', '.join(checked.unknown_keys)}")
     if "wifi" not in raw:
         warnings.append("no --wifi-ssid: the board must already be on a network (its boot.py joins one)")
     if is_serial_port(opts.port):
-        loopback = _loopback_warning(board_url)
+        loopback = _loopback_warning(server_url)
         if loopback:
             warnings.append(loopback)
     if opts.reset not in ("auto", "hard", "soft"):
@@ -414,8 +414,8 @@ def make_plan(opts: Options) -> Plan:
         warnings.append("no --device-id: the command cannot tell which device to wait for, so it does not wait")
     plan = Plan(
         port=opts.port,
-        api_url=(opts.api_url or api_url_for(board_url)).rstrip("/"),
-        board_url=board_url,
+        api_url=(opts.api_url or api_url_for(server_url)).rstrip("/"),
+        server_url=server_url,
         identity=identity,
         config=checked,
         image=image,

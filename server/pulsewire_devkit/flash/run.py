@@ -1,7 +1,7 @@
 """The flash steps in order, each one numbered progress line: `[3/7] compiling ... done (...)`.
 
 Order, chosen so nothing irreversible happens before everything that can be checked is:
-server (reachable, id taken?) -> compile -> MicroPython image (optional) -> board (raw REPL, .mpy
+server (reachable, id taken?) -> compile -> MicroPython image (optional) -> connect (raw REPL, .mpy
 version) -> identity (register / rotate / given token) -> copy -> reset -> wait until online.
 `describe()` prints the same steps for --dry-run.
 """
@@ -19,13 +19,15 @@ from urllib.parse import urlsplit
 
 from pulsewire_devkit.flash import image
 from pulsewire_devkit.flash.api import Api, DeviceExists
-from pulsewire_devkit.flash.board import Board, BoardInfo, check_port
-from pulsewire_devkit.flash.boardlog import BoardLog
+from pulsewire_devkit.flash.console import ConsoleLog
 from pulsewire_devkit.flash.errors import FlashError
 from pulsewire_devkit.flash.mpy import BoardFile, Compiled, compile_firmware
 from pulsewire_devkit.flash.plan import CONFIG_NAME, Plan, api_url_for, config_bytes, mask_token, masked
+from pulsewire_devkit.flash.repl import MicroPythonInfo, Repl, check_port
 
-MANIFEST = ".pulsewire-files"  # on the board: the files the last flash wrote, so the next removes leftovers
+# On the board: the names of the files the last flash wrote, so the next one removes those it does
+# not write again. Not the firmware's manifest (manifest.txt), which says what to write.
+FLASHED_FILES = ".pulsewire-files"
 NOTE_EVERY_S = 15
 SPACE_MARGIN = 8 * 1024  # filesystems need a few blocks spare to write at all
 
@@ -118,14 +120,14 @@ class Steps:
 @dataclass
 class Result:
     device_id: str | None
-    board: BoardInfo | None = None
+    micropython: MicroPythonInfo | None = None
     chip: str | None = None
     files: list[BoardFile] = field(default_factory=list)
     online_after_s: float | None = None  # None: not waited for
-    log: BoardLog = field(default_factory=BoardLog)
+    log: ConsoleLog = field(default_factory=ConsoleLog)
 
 
-def run(plan: Plan, ui: Ui, *, open_board: Callable[..., Board] = Board.open) -> Result:
+def run(plan: Plan, ui: Ui, *, open_repl: Callable[..., Repl] = Repl.open) -> Result:
     """Do the plan. Raises FlashError (with what to do) at the first step that cannot go on."""
     started = time.monotonic()
     steps = Steps(ui, plan.steps())
@@ -145,22 +147,22 @@ def run(plan: Plan, ui: Ui, *, open_board: Callable[..., Board] = Board.open) ->
         with steps.step("image", f"writing MicroPython ({plan.image.path.name}) with esptool") as s:
             result.chip = image.write(plan.image, plan.port, s.note)
             s.done(f"{result.chip}, {size_text(plan.image.size)}")
-    board: Board | None = None
+    repl: Repl | None = None
     issued = False  # the server made a token that only this run knows, until the board has it
     try:
-        with steps.step("board", f"connecting to the board on {plan.port}") as s:
+        with steps.step("connect", f"connecting to the board on {plan.port}") as s:
             if plan.image:  # MicroPython's first boot creates the filesystem: not to be interrupted
-                board = open_board(plan.port, repl_timeout=30.0, boot_s=15.0)
+                repl = open_repl(plan.port, repl_timeout=30.0, boot_s=15.0)
             else:
-                board = open_board(plan.port, repl_timeout=10.0)
-            result.board = board.info()
-            _check_mpy(result.board, compiled, plan)
-            s.done(result.board.describe())
+                repl = open_repl(plan.port, repl_timeout=10.0)
+            result.micropython = repl.info()
+            _check_mpy(result.micropython, compiled, plan)
+            s.done(result.micropython.describe())
         with steps.step("identity", _identity_title(plan, exists)) as s:
             plan, issued = _identity(plan, api, exists, s)
         files = [BoardFile(CONFIG_NAME, config_bytes(plan.config.raw)), *compiled.files]
         with steps.step("copy", f"copying {len(files)} files to the board") as s:
-            _copy(board, plan, files, result.board, s)
+            _copy(repl, plan, files, result.micropython, s)
             result.files = files
             s.done(f"{len(files)} files, {size_text(sum(f.size for f in files))}")
         issued = False
@@ -169,12 +171,12 @@ def run(plan: Plan, ui: Ui, *, open_board: Callable[..., Board] = Board.open) ->
             with contextlib.suppress(FlashError):
                 was_online = bool((api.device(str(plan.identity.device_id)) or {}).get("online"))
         with steps.step("reset", f"resetting the board ({_reset_text(plan)})"):
-            board.reset(plan.reset)
+            repl.reset(plan.reset)
         if plan.waits and api is not None:
             with steps.step(
                 "wait", f"waiting for {plan.identity.device_id} to come online (up to {plan.wait_s:.0f} s)"
             ) as s:
-                result.online_after_s = _wait_online(plan, api, board, result.log, was_online, s)
+                result.online_after_s = _wait_online(plan, api, repl, result.log, was_online, s)
                 s.done(f"online {result.online_after_s:.0f} s after the reset")
     except FlashError as exc:
         if issued:
@@ -184,8 +186,8 @@ def run(plan: Plan, ui: Ui, *, open_board: Callable[..., Board] = Board.open) ->
             ) from None
         raise
     finally:
-        if board is not None:
-            board.close()
+        if repl is not None:
+            repl.close()
     _summary(plan, result, ui, time.monotonic() - started)
     return result
 
@@ -198,9 +200,9 @@ def _check_server(plan: Plan, api: Api, ui: Ui, s: Step) -> bool:
     devices = api.devices()
     ident = plan.identity
     exists = any(d.get("id") == ident.device_id for d in devices)
-    if plan.api_url and api_url_for(plan.board_url) != plan.api_url and not api.healthy(api_url_for(plan.board_url)):
+    if plan.api_url and api_url_for(plan.server_url) != plan.api_url and not api.healthy(api_url_for(plan.server_url)):
         ui.warn(
-            f"this machine reaches the server at {plan.api_url} but not at {plan.board_url}, the address the "
+            f"this machine reaches the server at {plan.api_url} but not at {plan.server_url}, the address the "
             "board will use: if the server listens on 127.0.0.1 only, restart it with --host 0.0.0.0"
         )
     if not ident.registers:
@@ -227,7 +229,7 @@ def _check_server(plan: Plan, api: Api, ui: Ui, s: Step) -> bool:
     return True
 
 
-def _check_mpy(info: BoardInfo, compiled: Compiled, plan: Plan) -> None:
+def _check_mpy(info: MicroPythonInfo, compiled: Compiled, plan: Plan) -> None:
     if info.mpy_version is None:
         return  # old or unusual builds do not say; an import error after the reset will tell
     if info.mpy_version != compiled.mpy_version:
@@ -269,8 +271,8 @@ def _identity(plan: Plan, api: Api | None, exists: bool, s: Step) -> tuple[Plan,
     return plan.with_token(token), True
 
 
-def _copy(board: Board, plan: Plan, files: list[BoardFile], info: BoardInfo | None, s: Step) -> None:
-    existing = board.listdir()
+def _copy(repl: Repl, plan: Plan, files: list[BoardFile], info: MicroPythonInfo | None, s: Step) -> None:
+    existing = repl.listdir()
     names = {f.name for f in files}
     for f in files:
         if f.module and existing.get(f.module, (False, 0))[0]:
@@ -280,9 +282,9 @@ def _copy(board: Board, plan: Plan, files: list[BoardFile], info: BoardInfo | No
             )
     # MicroPython looks for name.py before name.mpy in each folder: an old ring.py hides ring.mpy.
     stale = {f"{f.module}.py": f"{f.module}.py would be imported instead of {f.name}" for f in files if f.module}
-    if MANIFEST in existing and not existing[MANIFEST][0]:
+    if FLASHED_FILES in existing and not existing[FLASHED_FILES][0]:
         with contextlib.suppress(FlashError, ValueError):
-            for name in json.loads(board.read(MANIFEST)):
+            for name in json.loads(repl.read(FLASHED_FILES)):
                 stale.setdefault(str(name), "left by the previous flash, not part of this firmware")
     stale = {n: why for n, why in stale.items() if n in existing and not existing[n][0] and n not in names}
     freed = sum(existing[n][1] for n in (names | set(stale)) if n in existing and not existing[n][0])
@@ -293,15 +295,15 @@ def _copy(board: Board, plan: Plan, files: list[BoardFile], info: BoardInfo | No
             f"are free; remove files of your own (mpremote connect {plan.port} ls)"
         )
     if "main.py" in existing:  # first: a board that resets mid-copy then boots to a bare REPL
-        board.remove("main.py")
+        repl.remove("main.py")
     for name, why in sorted(stale.items()):
-        board.remove(name)
+        repl.remove(name)
         s.note(f"removed {name} ({why})")
     for f in files:  # main.py is last in `files`
-        board.write(f.name, f.data)
+        repl.write(f.name, f.data)
         s.note(f"{f.name:<18}{size_text(f.size):>9}" + ("  (source)" if f.name.endswith(".py") else ""))
-    board.write(MANIFEST, json.dumps(sorted(names)).encode())
-    after = board.listdir()
+    repl.write(FLASHED_FILES, json.dumps(sorted(names)).encode())
+    after = repl.listdir()
     wrong = [f.name for f in files if after.get(f.name, (False, -1))[1] != f.size]
     if wrong:
         raise FlashError(f"the board holds {', '.join(wrong)} with the wrong size after copying: run the command again")
@@ -311,7 +313,7 @@ def _reset_text(plan: Plan) -> str:
     return "hard: machine.reset()" if plan.reset == "hard" else "soft: Ctrl-D at the REPL"
 
 
-def _wait_online(plan: Plan, api: Api, board: Board, log: BoardLog, was_online: bool, s: Step) -> float:
+def _wait_online(plan: Plan, api: Api, repl: Repl, log: ConsoleLog, was_online: bool, s: Step) -> float:
     """Until the server says the device is online, showing what the board prints meanwhile."""
     device_id = str(plan.identity.device_id)
     start = time.monotonic()
@@ -321,7 +323,7 @@ def _wait_online(plan: Plan, api: Api, board: Board, log: BoardLog, was_online: 
     said_online = False
     api_trouble = False
     while True:
-        for line in log.feed(board.poll()):
+        for line in log.feed(repl.poll()):
             s.note(f"board| {line}")
             said_online = said_online or line.startswith("link: online")
         if log.fatal:
@@ -338,7 +340,7 @@ def _wait_online(plan: Plan, api: Api, board: Board, log: BoardLog, was_online: 
             else:
                 saw_offline = saw_offline or not online
                 if online and (saw_offline or said_online):
-                    _drain(board, log, s, 0.3)
+                    _drain(repl, log, s, 0.3)
                     return now - start
         if now - start >= plan.wait_s:
             raise FlashError(_not_online(plan, log, now - start, fatal=False))
@@ -351,16 +353,16 @@ def _wait_online(plan: Plan, api: Api, board: Board, log: BoardLog, was_online: 
         time.sleep(0.05)
 
 
-def _drain(board: Board, log: BoardLog, s: Step, seconds: float) -> None:
+def _drain(repl: Repl, log: ConsoleLog, s: Step, seconds: float) -> None:
     """Show what the board prints for a moment longer (the lines that led to the success)."""
     until = time.monotonic() + seconds
     while time.monotonic() < until:
-        for line in log.feed(board.poll()):
+        for line in log.feed(repl.poll()):
             s.note(f"board| {line}")
         time.sleep(0.05)
 
 
-def _not_online(plan: Plan, log: BoardLog, waited: float, *, fatal: bool) -> str:
+def _not_online(plan: Plan, log: ConsoleLog, waited: float, *, fatal: bool) -> str:
     device_id = plan.identity.device_id
     if fatal and log.fatal:
         head = f"{device_id} will not come online: {log.fatal.advice}"
@@ -371,11 +373,11 @@ def _not_online(plan: Plan, log: BoardLog, waited: float, *, fatal: bool) -> str
     if findings:
         lines += ["What the board said points at:"] + [f"  - {a}" for a in findings]
     if not fatal:
-        port = urlsplit(plan.board_url).port or (443 if plan.board_url.startswith(("https", "wss")) else 80)
+        port = urlsplit(plan.server_url).port or (443 if plan.server_url.startswith(("https", "wss")) else 80)
         lines += [
             "Check:",
             "  - the Wi-Fi name and password (--wifi-ssid, --wifi-password; an ESP32 joins 2.4 GHz networks only)",
-            f"  - that {plan.board_url} is reachable from the board's network: not 127.0.0.1, and the server "
+            f"  - that {plan.server_url} is reachable from the board's network: not 127.0.0.1, and the server "
             "listening on that address (pulsewire serve --host 0.0.0.0)",
             f"  - a firewall on the server's machine letting port {port} in",
             "The board keeps trying: `pulsewire device list` shows when it is online.",
@@ -392,11 +394,11 @@ def _summary(plan: Plan, result: Result, ui: Ui, seconds: float) -> None:
     cfg = plan.config.effective
     ident = plan.identity.device_id or "the board"
     if result.online_after_s is not None:
-        ui.line(f"Done in {seconds:.0f} s: {ident} is online and sends to {plan.board_url}.")
+        ui.line(f"Done in {seconds:.0f} s: {ident} is online and sends to {plan.server_url}.")
     else:
         ui.line(f"Done in {seconds:.0f} s: {ident} is flashed and restarting (not waited for).")
-    if result.board:
-        ui.line(f"  board:   {result.board.describe()}" + (f", {result.chip}" if result.chip else ""))
+    if result.micropython:
+        ui.line(f"  board:   {result.micropython.describe()}" + (f", {result.chip}" if result.chip else ""))
     ui.line(
         f"  values:  {', '.join(plan.config.values)}, every {cfg['interval_ms']} ms until the server says otherwise"
     )
@@ -436,7 +438,7 @@ def describe(plan: Plan, compiled: Compiled) -> list[str]:
             )
         elif key == "image" and plan.image is not None:
             out.append(head + _describe_image(plan))
-        elif key == "board":
+        elif key == "connect":
             out.append(
                 f"{head}connect to {plan.port}: enter MicroPython's raw REPL, check it reads .mpy "
                 f"v{compiled.mpy_version} and has {size_text(total)} free"
@@ -474,7 +476,7 @@ def describe(plan: Plan, compiled: Compiled) -> list[str]:
     cfg = plan.config.effective
     out += [
         "",
-        f"The board will send {', '.join(plan.config.values)} every {cfg['interval_ms']} ms, to {plan.board_url}.",
+        f"The board will send {', '.join(plan.config.values)} every {cfg['interval_ms']} ms, to {plan.server_url}.",
     ]
     for warning in plan.warnings:
         out.append(f"warning: {warning}")
