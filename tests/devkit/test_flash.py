@@ -25,6 +25,8 @@ import pytest
 from pulsewire import firmware
 from pulsewire_devkit.flash import image as flash_image
 from pulsewire_devkit.flash.console import ConsoleLog
+from pulsewire_devkit.flash.copying import FLASHED_FILES
+from pulsewire_devkit.flash.dryrun import describe
 from pulsewire_devkit.flash.errors import FlashError
 from pulsewire_devkit.flash.image import CHIPS
 from pulsewire_devkit.flash.mpy import compile_firmware
@@ -37,8 +39,9 @@ from pulsewire_devkit.flash.plan import (
     masked,
     parse_sensor,
 )
+from pulsewire_devkit.flash.progress import Ui
 from pulsewire_devkit.flash.repl import Repl, check_port
-from pulsewire_devkit.flash.run import FLASHED_FILES, Ui, describe, run
+from pulsewire_devkit.flash.run import run
 from tests.support.fakerepl import FakeRepl, device_firmware, lines_firmware
 from tests.support.server import Server, free_port, start_server
 

@@ -138,9 +138,11 @@ def flash(
     The server must listen where the board can reach it: pulsewire serve --host 0.0.0.0
     """
     require("flash")
+    from pulsewire_devkit.flash.dryrun import dry_run_lines
     from pulsewire_devkit.flash.errors import FlashError
     from pulsewire_devkit.flash.plan import Options, make_plan
-    from pulsewire_devkit.flash.run import Ui, dry_run_lines, run
+    from pulsewire_devkit.flash.progress import Ui
+    from pulsewire_devkit.flash.run import run
 
     interactive = sys.stdin.isatty()
     if wifi_ssid is not None and wifi_password is None and interactive and not dry_run:

@@ -38,6 +38,7 @@ print(repr((sys.platform, '.'.join([str(v) for v in i.version[:3]]), getattr(i, 
             getattr(i, '_mpy', None), f)))
 """
 _HARD_RESET = "import time, machine\ntime.sleep_ms(100)\nmachine.reset()"
+_RESET_TEXT = {"hard": "hard: machine.reset()", "soft": "soft: Ctrl-D at the REPL"}
 _S_IFDIR = 0x4000
 _CHUNK = 768  # bytes per write command: 1 KB of base64
 
@@ -60,6 +61,11 @@ class MicroPythonInfo:
         where = self.machine or self.platform
         free = f", {self.free / 1024:.0f} KB free" if self.free is not None else ""
         return f"MicroPython {self.version} on {where}{free}"
+
+
+def reset_text(mode: ResetMode) -> str:
+    """How Repl.reset(mode) restarts the board, for the progress line and the dry run."""
+    return _RESET_TEXT[mode]
 
 
 def _serial_ports() -> str:
