@@ -346,6 +346,7 @@ def _identity(opts: Options, file_token: str | None) -> Identity:
 
 
 def _image(opts: Options, warnings: list[str]) -> Image | None:
+    """The MicroPython image to write, its header checked against --chip and the port."""
     if opts.firmware_image is None:
         return None
     info = image.inspect(opts.firmware_image)
@@ -361,7 +362,81 @@ def _image(opts: Options, warnings: list[str]) -> Image | None:
             "is only the application (a build's micropython.bin), the board will not boot; use the full "
             "firmware .bin from https://micropython.org/download/"
         )
+    if is_socket_port(opts.port):
+        raise FlashError("--firmware-image needs a serial port: esptool cannot write MicroPython over socket://")
     return Image(opts.firmware_image, info.size, chip, info.chip, opts.flash_baud)
+
+
+def _text(base: dict[str, Any], key: str) -> str | None:
+    """A string value of --config's file, or None."""
+    value = base.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _wifi_password(opts: Options, base: dict[str, Any], warnings: list[str]) -> str | None:
+    """--wifi-password, or the one --config has for the same network."""
+    if opts.wifi_ssid is None or opts.wifi_password is not None:
+        return opts.wifi_password
+    old = base.get("wifi")
+    if isinstance(old, dict) and old.get("ssid") == opts.wifi_ssid and isinstance(old.get("password"), str):
+        return str(old["password"])
+    warnings.append(f"no --wifi-password: the board joins {opts.wifi_ssid!r} as an open network")
+    return None
+
+
+def _config(
+    opts: Options, base: dict[str, Any], identity: Identity, firmware_dir: Path, warnings: list[str]
+) -> CheckedConfig:
+    """The board's configuration: --config's with the flags on top, checked as the firmware checks it."""
+    server_url = opts.server or _text(base, "server")
+    if not server_url:
+        raise FlashError(
+            "--server URL is required: the server's address as the board reaches it over Wi-Fi, "
+            "like http://192.168.1.20:8000 (not 127.0.0.1: that is the board itself)"
+        )
+    sensors = [parse_sensor(s) for s in opts.sensors]
+    raw = build_config(
+        base,
+        server=server_url,
+        token=identity.token or PLACEHOLDER_TOKEN,
+        wifi_ssid=opts.wifi_ssid,
+        wifi_password=_wifi_password(opts, base, warnings),
+        interval_ms=opts.interval_ms,
+        sensors=sensors,
+    )
+    return check_config(raw, firmware_dir)
+
+
+def _config_warnings(opts: Options, checked: CheckedConfig) -> list[str]:
+    """What the firmware will ignore, and what the board may not manage with this configuration."""
+    warnings = []
+    if checked.unknown_keys:
+        warnings.append(f"the firmware ignores these configuration keys: {', '.join(checked.unknown_keys)}")
+    if "wifi" not in checked.raw:
+        warnings.append("no --wifi-ssid: the board must already be on a network (its boot.py joins one)")
+    loopback = _loopback_warning(checked.effective["server"]) if is_serial_port(opts.port) else None
+    if loopback:
+        warnings.append(loopback)
+    return warnings
+
+
+def _reset_mode(opts: Options) -> ResetMode:
+    """--reset; auto: hard on a serial port (a clean start), soft on socket:// (the link stays up)."""
+    if opts.reset == "hard":
+        return "hard"
+    if opts.reset == "soft":
+        return "soft"
+    if opts.reset == "auto":
+        return "soft" if is_socket_port(opts.port) else "hard"
+    raise FlashError(f"--reset {opts.reset!r}: expected auto, hard or soft")
+
+
+def _check_can_register(opts: Options, identity: Identity) -> None:
+    if identity.registers and not opts.dry_run and not opts.admin_key:
+        raise FlashError(
+            "no admin key to register the device: pass --admin-key or PULSEWIRE_ADMIN_KEY (or run where "
+            "<data-dir>/admin.key is), or pass --token TOKEN to use a token you already have"
+        )
 
 
 def make_plan(opts: Options) -> Plan:
@@ -369,65 +444,25 @@ def make_plan(opts: Options) -> Plan:
     firmware_dir = opts.firmware_dir or firmware.folder()
     warnings: list[str] = []
     base = _load_config_file(opts.config_file) if opts.config_file else {}
-    file_token = base.get("token") if isinstance(base.get("token"), str) else None
-    identity = _identity(opts, file_token)
-    server_url = opts.server or (base.get("server") if isinstance(base.get("server"), str) else None)
-    if not server_url:
-        raise FlashError(
-            "--server URL is required: the server's address as the board reaches it over Wi-Fi, "
-            "like http://192.168.1.20:8000 (not 127.0.0.1: that is the board itself)"
-        )
-    sensors = [parse_sensor(s) for s in opts.sensors]
-    wifi_password = opts.wifi_password
-    if opts.wifi_ssid is not None and wifi_password is None:
-        old = base.get("wifi")
-        if isinstance(old, dict) and old.get("ssid") == opts.wifi_ssid and isinstance(old.get("password"), str):
-            wifi_password = old["password"]
-        else:
-            warnings.append(f"no --wifi-password: the board joins {opts.wifi_ssid!r} as an open network")
-    raw = build_config(
-        base,
-        server=server_url,
-        token=identity.token or PLACEHOLDER_TOKEN,
-        wifi_ssid=opts.wifi_ssid,
-        wifi_password=wifi_password,
-        interval_ms=opts.interval_ms,
-        sensors=sensors,
-    )
-    checked = check_config(raw, firmware_dir)
+    identity = _identity(opts, _text(base, "token"))
+    checked = _config(opts, base, identity, firmware_dir, warnings)
     server_url = checked.effective["server"]
-    if checked.unknown_keys:
-        warnings.append(f"the firmware ignores these configuration keys: {', '.join(checked.unknown_keys)}")
-    if "wifi" not in raw:
-        warnings.append("no --wifi-ssid: the board must already be on a network (its boot.py joins one)")
-    if is_serial_port(opts.port):
-        loopback = _loopback_warning(server_url)
-        if loopback:
-            warnings.append(loopback)
-    if opts.reset not in ("auto", "hard", "soft"):
-        raise FlashError(f"--reset {opts.reset!r}: expected auto, hard or soft")
-    reset: ResetMode = ("soft" if is_socket_port(opts.port) else "hard") if opts.reset == "auto" else opts.reset  # type: ignore[assignment]
-    image = _image(opts, warnings)
-    if image and is_socket_port(opts.port):
-        raise FlashError("--firmware-image needs a serial port: esptool cannot write MicroPython over socket://")
+    warnings += _config_warnings(opts, checked)
+    reset = _reset_mode(opts)
+    planned_image = _image(opts, warnings)
     if identity.device_id is None and opts.wait_s > 0:
         warnings.append("no --device-id: the command cannot tell which device to wait for, so it does not wait")
-    plan = Plan(
+    _check_can_register(opts, identity)
+    return Plan(
         port=opts.port,
         api_url=(opts.api_url or api_url_for(server_url)).rstrip("/"),
         server_url=server_url,
         identity=identity,
         config=checked,
-        image=image,
+        image=planned_image,
         firmware_dir=firmware_dir,
         reset=reset,
         wait_s=opts.wait_s,
         admin_key=opts.admin_key,
         warnings=tuple(warnings),
     )
-    if identity.registers and not opts.dry_run and not opts.admin_key:
-        raise FlashError(
-            "no admin key to register the device: pass --admin-key or PULSEWIRE_ADMIN_KEY (or run where "
-            "<data-dir>/admin.key is), or pass --token TOKEN to use a token you already have"
-        )
-    return plan
