@@ -8,14 +8,19 @@ copied firmware (tests/devkit/test_board_sim.py does that on the simulated board
 
 from __future__ import annotations
 
+import contextlib
 import io
+import itertools
 import json
 import os
+import pty
+import select
+import signal
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +62,21 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture
-def repl(tmp_path: Path) -> Iterator[FakeRepl]:
-    fake = FakeRepl(tmp_path / "board", firmware=device_firmware).start()
-    yield fake
-    fake.stop()
+def new_repl(tmp_path: Path) -> Iterator[Callable[..., FakeRepl]]:
+    """Starts stand-in REPLs (FakeRepl's keywords); each is stopped when the test ends, passed or failed."""
+    numbers = itertools.count()
+    with contextlib.ExitStack() as running:
+
+        def start(**kw: Any) -> FakeRepl:
+            return running.enter_context(FakeRepl(tmp_path / f"board-{next(numbers)}", **kw))
+
+        yield start
+
+
+@pytest.fixture
+def repl(new_repl: Callable[..., FakeRepl]) -> FakeRepl:
+    """A stand-in REPL whose main.py comes online as the real firmware does."""
+    return new_repl(firmware=device_firmware)
 
 
 def flash_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -391,25 +407,52 @@ def test_nothing_listening_on_socket() -> None:
         Repl.open(f"socket://127.0.0.1:{free_port()}", repl_timeout=0.5)
 
 
-def test_something_that_is_not_micropython() -> None:
+@pytest.fixture
+def modem_port() -> Iterator[int]:
+    """A TCP port where something that is not MicroPython answers (a modem, say), until the test ends."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
+    listener.settimeout(0.2)  # how soon the thread sees the test has ended
+    ended = threading.Event()
 
     def chatter() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            conn.sendall(b"AT+OK\r\nhello from a modem\r\n")
-            conn.settimeout(3)
-            while conn.recv(100):
-                pass
+        while not ended.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(b"AT+OK\r\nhello from a modem\r\n")
+                _drain_until(conn, ended)
 
-    threading.Thread(target=chatter, daemon=True).start()
+    thread = threading.Thread(target=chatter, name="modem")
+    thread.start()
     try:
-        with pytest.raises(FlashError) as err:
-            Repl.open(f"socket://127.0.0.1:{listener.getsockname()[1]}", repl_timeout=1)
+        yield listener.getsockname()[1]
     finally:
+        ended.set()
+        thread.join(5)
         listener.close()
+    assert not thread.is_alive()
+
+
+def _drain_until(conn: socket.socket, ended: threading.Event) -> None:
+    """Read what the client sends until it hangs up or the test ends."""
+    conn.settimeout(0.2)
+    while not ended.is_set():
+        try:
+            if not conn.recv(100):
+                return
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+
+
+def test_something_that_is_not_micropython(modem_port: int) -> None:
+    with pytest.raises(FlashError) as err:
+        Repl.open(f"socket://127.0.0.1:{modem_port}", repl_timeout=1)
     assert "does not answer as MicroPython" in str(err.value) and "--firmware-image" in str(err.value)
 
 
@@ -435,15 +478,12 @@ def test_help_shows_examples() -> None:
     assert "flash" in top.stdout
 
 
-def test_dry_run_touches_nothing(server: Server, tmp_path: Path) -> None:
-    fake = FakeRepl(tmp_path / "board").start()
-    try:
-        out = flash_cli(
-            "--port", fake.url, "--server", server.base, "--device-id", "dry-1", "--admin-key", server.admin_key,
-            "--wifi-ssid", "home", "--wifi-password", PASSWORD, "--sensor", "dht22:4", "--dry-run",
-        )  # fmt: skip
-    finally:
-        fake.stop()
+def test_dry_run_touches_nothing(server: Server, new_repl: Callable[..., FakeRepl]) -> None:
+    fake = new_repl()
+    out = flash_cli(
+        "--port", fake.url, "--server", server.base, "--device-id", "dry-1", "--admin-key", server.admin_key,
+        "--wifi-ssid", "home", "--wifi-password", PASSWORD, "--sensor", "dht22:4", "--dry-run",
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "Dry run" in text and "[1/7] check the server" in text and "[7/7] wait up to 60 s" in text
@@ -585,37 +625,29 @@ def test_refused_token_is_explained(server: Server, repl: FakeRepl) -> None:
     assert "the server refused the board's token" in text and "| link: token refused" in text
 
 
-def test_wrong_wifi_password_is_surfaced(server: Server, tmp_path: Path) -> None:
-    fake = FakeRepl(tmp_path / "b", firmware=lines_firmware("wifi: joining home", "wifi: wrong password for home",
-                                                             "wifi: retrying in 1 s")).start()  # fmt: skip
-    try:
-        out = flash_cli("--port", fake.url, "--server", server.base, "--device-id", "wifi-1", "--admin-key",
-                        server.admin_key, "--wifi-ssid", "home", "--wifi-password", "nope", "--wait-s", "3")  # fmt: skip
-    finally:
-        fake.stop()
+def test_wrong_wifi_password_is_surfaced(server: Server, new_repl: Callable[..., FakeRepl]) -> None:
+    fake = new_repl(
+        firmware=lines_firmware("wifi: joining home", "wifi: wrong password for home", "wifi: retrying in 1 s")
+    )
+    out = flash_cli("--port", fake.url, "--server", server.base, "--device-id", "wifi-1", "--admin-key",
+                    server.admin_key, "--wifi-ssid", "home", "--wifi-password", "nope", "--wait-s", "3")  # fmt: skip
     assert out.returncode == 1
     assert "wifi-1 did not come online within 3 s" in out.stderr
     assert "the Wi-Fi password for 'home' is wrong" in out.stderr
     assert "board| wifi: wrong password for home" in out.stdout
 
 
-def test_firmware_that_cannot_start_fails_fast(server: Server, tmp_path: Path) -> None:
-    fake = FakeRepl(tmp_path / "b", firmware=lines_firmware("pulsewire: cannot start: config: token: required")).start()
-    try:
-        plan = make_plan(options(server, fake, device_id="nostart-1", wait_s=60))
-        with pytest.raises(FlashError, match="will not come online: the firmware did not start: config: token"):
-            run(plan, Recorder())
-    finally:
-        fake.stop()
+def test_firmware_that_cannot_start_fails_fast(server: Server, new_repl: Callable[..., FakeRepl]) -> None:
+    fake = new_repl(firmware=lines_firmware("pulsewire: cannot start: config: token: required"))
+    plan = make_plan(options(server, fake, device_id="nostart-1", wait_s=60))
+    with pytest.raises(FlashError, match="will not come online: the firmware did not start: config: token"):
+        run(plan, Recorder())
 
 
-def test_board_reading_another_mpy_version(server: Server, tmp_path: Path) -> None:
-    fake = FakeRepl(tmp_path / "b", mpy=5).start()
-    try:
-        with pytest.raises(FlashError, match=r"reads \.mpy v5, but mpy-cross writes \.mpy v6"):
-            run(make_plan(options(server, fake, device_id="old-mp-1")), Recorder())
-    finally:
-        fake.stop()
+def test_board_reading_another_mpy_version(server: Server, new_repl: Callable[..., FakeRepl]) -> None:
+    fake = new_repl(mpy=5)
+    with pytest.raises(FlashError, match=r"reads \.mpy v5, but mpy-cross writes \.mpy v6"):
+        run(make_plan(options(server, fake, device_id="old-mp-1")), Recorder())
     assert "old-mp-1" not in device_ids(server) and fake.files() == {}
 
 
@@ -625,18 +657,16 @@ def test_folder_shadowing_a_module(server: Server, repl: FakeRepl) -> None:
         run(make_plan(options(server, repl, device_id="folder-1", wait_s=0)), Recorder())
 
 
-def test_full_board_is_refused(server: Server, tmp_path: Path) -> None:
-    fake = FakeRepl(tmp_path / "b", free=16 * 1024).start()
-    try:
-        with pytest.raises(FlashError, match="not enough room on the board"):
-            run(make_plan(options(server, fake, token=TOKEN, wait_s=0)), Recorder())
-    finally:
-        fake.stop()
+def test_full_board_is_refused(server: Server, new_repl: Callable[..., FakeRepl]) -> None:
+    fake = new_repl(free=16 * 1024)
+    with pytest.raises(FlashError, match="not enough room on the board"):
+        run(make_plan(options(server, fake, token=TOKEN, wait_s=0)), Recorder())
 
 
 def test_run_without_waiting(server: Server, repl: FakeRepl) -> None:
     ui = Recorder()
     result = run(make_plan(options(server, repl, token=TOKEN, wait_s=0)), ui)
+    assert repl.wait_for_boots(1)  # the reset is sent as the flash ends; the stand-in answers it after
     assert result.online_after_s is None and repl.boots == 1
     assert "[5/5] resetting the board" in ui.text and "not waited for" in ui.text
 
@@ -656,21 +686,32 @@ def test_api_errors_are_flash_errors(server: Server) -> None:
     assert httpx.get(server.base + "/api/devices").status_code == 200
 
 
-def test_questions_on_a_terminal(server: Server, repl: FakeRepl) -> None:
-    """On a terminal the Wi-Fi password is asked for (hidden) and an existing id's rotation too."""
-    import pty
-    import select
-
-    server.register("tty-1")
-    args = ["--port", repl.url, "--server", server.base, "--device-id", "tty-1", "--admin-key", server.admin_key,
-            "--wifi-ssid", "home", "--wait-s", "20"]  # fmt: skip
+@contextlib.contextmanager
+def flash_on_a_terminal(*args: str) -> Iterator[tuple[int, int]]:
+    """`pulsewire flash ARGS` in a child whose terminal is a pty: (its pid, the pty). A child still
+    running when the block ends (an assertion failed, the test timed out) is killed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEWIRE_")}
     pid, fd = pty.fork()
     if pid == 0:  # the child: pulsewire flash with the pty as its terminal
         os.execve(sys.executable, [sys.executable, "-m", "pulsewire", "flash", *args], env)
+    try:
+        yield pid, fd
+    finally:
+        with contextlib.suppress(ChildProcessError):  # the test has reaped it already
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def test_questions_on_a_terminal(server: Server, repl: FakeRepl) -> None:
+    """On a terminal the Wi-Fi password is asked for (hidden) and an existing id's rotation too."""
+    server.register("tty-1")
+    args = ["--port", repl.url, "--server", server.base, "--device-id", "tty-1", "--admin-key", server.admin_key,
+            "--wifi-ssid", "home", "--wait-s", "20"]  # fmt: skip
     seen = b""
     answers = [(b"Wi-Fi password for home", PASSWORD.encode() + b"\r"), (b"Give it a new token?", b"y\r")]
-    try:
+    with flash_on_a_terminal(*args) as (pid, fd):
         while True:
             ready, _, _ = select.select([fd], [], [], 60)
             assert ready, seen.decode(errors="replace")
@@ -683,7 +724,6 @@ def test_questions_on_a_terminal(server: Server, repl: FakeRepl) -> None:
             seen += chunk
             if answers and answers[0][0] in seen:
                 os.write(fd, answers.pop(0)[1])
-    finally:
         _, status = os.waitpid(pid, 0)
     text = seen.decode(errors="replace")
     assert os.waitstatus_to_exitcode(status) == 0, text
