@@ -15,6 +15,7 @@ import json
 import os
 import pty
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -661,6 +662,34 @@ def test_full_board_is_refused(server: Server, new_repl: Callable[..., FakeRepl]
     fake = new_repl(free=16 * 1024)
     with pytest.raises(FlashError, match="not enough room on the board"):
         run(make_plan(options(server, fake, token=TOKEN, wait_s=0)), Recorder())
+
+
+def test_only_the_manifests_files_reach_the_board(
+    server: Server, new_repl: Callable[..., FakeRepl], tmp_path: Path
+) -> None:
+    """A file in the firmware folder that the manifest does not name is neither compiled, listed nor copied."""
+    folder = tmp_path / "firmware"
+    shutil.copytree(FIRMWARE, folder)
+    (folder / "scratch.py").write_text("print('a module the manifest does not name')\n")
+    (folder / "notes.txt").write_text("a developer's notes\n")
+    manifest = firmware.manifest(folder)
+    assert "scratch.py" not in manifest and "notes.txt" not in manifest
+    fake = new_repl()
+    plan = make_plan(options(server, fake, token=TOKEN, wait_s=0, firmware_dir=folder))
+
+    shown = "\n".join(describe(plan, compile_firmware(folder)))
+    assert f"pulsewire.json and the {len(manifest)} files of the firmware's manifest" in shown
+    assert "scratch" not in shown and "notes.txt" not in shown
+
+    ui = Recorder()
+    result = run(plan, ui)
+    written = {name.removesuffix(".py") + (".py" if name in ("main.py", "boot.py") else ".mpy") for name in manifest}
+    on_board = set(fake.files())
+    assert on_board == written | {"pulsewire.json", FLASHED_FILES}
+    assert not {"scratch.py", "scratch.mpy", "notes.txt"} & on_board
+    assert set(json.loads(fake.files()[FLASHED_FILES])) == written | {"pulsewire.json"}
+    assert result.copied is not None and [f.source.name for f in result.copied.firmware if f.source] == manifest
+    assert f"files:   pulsewire.json and the {len(manifest)} files of the firmware's manifest" in ui.text
 
 
 def test_run_without_waiting(server: Server, repl: FakeRepl) -> None:

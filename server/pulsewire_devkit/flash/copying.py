@@ -32,7 +32,7 @@ class FilesToCopy:
     """What the copy step writes, in order: pulsewire.json, then the manifest's files (main.py last)."""
 
     config: BoardFile
-    firmware: list[BoardFile]  # one per file the firmware's manifest names, compiled to .mpy but main.py
+    firmware: list[BoardFile]  # one per file the firmware's manifest names (mpy.compile_firmware)
 
     @property
     def files(self) -> list[BoardFile]:

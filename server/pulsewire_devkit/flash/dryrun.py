@@ -51,8 +51,8 @@ def _server(plan: Plan, compiled: Compiled, to_copy: FilesToCopy) -> list[str]:
 def _compile(plan: Plan, compiled: Compiled, to_copy: FilesToCopy) -> list[str]:
     modules = sum(1 for f in compiled.files if f.module)
     return [
-        f"compile {modules} firmware modules to .mpy v{compiled.mpy_version} with mpy-cross (done for this "
-        "dry run; main.py stays source)"
+        f"compile the {modules} modules the firmware's manifest names to .mpy v{compiled.mpy_version} with "
+        "mpy-cross (done for this dry run; main.py stays source)"
     ]
 
 
@@ -86,7 +86,8 @@ def _identity(plan: Plan, compiled: Compiled, to_copy: FilesToCopy) -> list[str]
 def _copy(plan: Plan, compiled: Compiled, to_copy: FilesToCopy) -> list[str]:
     files = to_copy.files
     lines = [
-        f"copy {len(files)} files ({size_text(to_copy.size)}) to the board; main.py is removed first and written last:"
+        f"copy {len(files)} files ({size_text(to_copy.size)}) to the board, {to_copy.describe()}; main.py is "
+        "removed first and written last:"
     ]
     for f in files:
         src = f"  from {f.source.name}" if f.source is not None and f.source.name != f.name else ""

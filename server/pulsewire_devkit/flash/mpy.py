@@ -1,4 +1,5 @@
-"""The firmware as the board gets it: every module compiled to .mpy bytecode, main.py as source.
+"""The firmware as the board gets it: exactly the files its manifest (manifest.txt) names, every
+module compiled to .mpy bytecode, main.py as source.
 
 Plain bytecode (no -march) loads on every port whose MicroPython reads the same .mpy major
 version: the header's second byte. The board reports the version it reads in

@@ -169,6 +169,8 @@ def _summary(plan: Plan, result: Result, ui: Ui, seconds: float) -> None:
         ui.line(f"Done in {seconds:.0f} s: {ident} is flashed and restarting (not waited for).")
     if result.micropython:
         ui.line(f"  board:   {result.micropython.describe()}" + (f", {result.chip}" if result.chip else ""))
+    if result.copied:
+        ui.line(f"  files:   {result.copied.describe()}, {size_text(result.copied.size)}")
     ui.line(
         f"  values:  {', '.join(plan.config.values)}, every {cfg['interval_ms']} ms until the server says otherwise"
     )
