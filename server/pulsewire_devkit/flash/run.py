@@ -30,12 +30,14 @@ OpenRepl = Callable[..., Repl]
 
 @dataclass
 class Result:
+    """What a run did: for the summary, and for whoever called run()."""
+
     device_id: str | None
     micropython: MicroPythonInfo | None = None
     chip: str | None = None
     copied: FilesToCopy | None = None
     online_after_s: float | None = None  # None: not waited for
-    log: ConsoleLog = field(default_factory=ConsoleLog)
+    console: ConsoleLog = field(default_factory=ConsoleLog)  # what the board printed after the reset
 
 
 def run(plan: Plan, ui: Ui, *, open_repl: OpenRepl = Repl.open) -> Result:
@@ -133,7 +135,7 @@ def _reset_and_wait_steps(plan: Plan, api: Api | None, repl: Repl, result: Resul
     if waits and api is not None:
         title = f"waiting for {plan.identity.device_id} to come online (up to {plan.wait_s:.0f} s)"
         with steps.step("wait", title) as s:
-            result.online_after_s = wait_online(plan, api, repl, result.log, was_online, s)
+            result.online_after_s = wait_online(plan, api, repl, result.console, was_online, s)
             s.done(f"online {result.online_after_s:.0f} s after the reset")
 
 

@@ -16,7 +16,7 @@ from pulsewire_devkit.flash.repl import Repl
 NOTE_EVERY_S = 15
 
 
-def wait_online(plan: Plan, api: Api, repl: Repl, log: ConsoleLog, was_online: bool, s: Step) -> float:
+def wait_online(plan: Plan, api: Api, repl: Repl, console: ConsoleLog, was_online: bool, s: Step) -> float:
     """Until the server says the device is online, showing what the board prints meanwhile."""
     device_id = str(plan.identity.device_id)
     start = time.monotonic()
@@ -26,11 +26,11 @@ def wait_online(plan: Plan, api: Api, repl: Repl, log: ConsoleLog, was_online: b
     said_online = False
     api_trouble = False
     while True:
-        for line in log.feed(repl.poll()):
+        for line in console.feed(repl.poll()):
             s.note(f"board| {line}")
             said_online = said_online or line.startswith("link: online")
-        if log.fatal:
-            raise FlashError(_not_online(plan, log, time.monotonic() - start, fatal=True))
+        if console.fatal:
+            raise FlashError(_not_online(plan, console, time.monotonic() - start, fatal=True))
         now = time.monotonic()
         if now >= next_poll:
             next_poll = now + 1.0
@@ -43,36 +43,40 @@ def wait_online(plan: Plan, api: Api, repl: Repl, log: ConsoleLog, was_online: b
             else:
                 saw_offline = saw_offline or not online
                 if online and (saw_offline or said_online):
-                    _drain(repl, log, s, 0.3)
+                    _drain(repl, console, s, 0.3)
                     return now - start
         if now - start >= plan.wait_s:
-            raise FlashError(_not_online(plan, log, now - start, fatal=False))
+            raise FlashError(_not_online(plan, console, now - start, fatal=False))
         if now >= next_note:
             next_note += NOTE_EVERY_S
             s.note(
                 f"still waiting ({now - start:.0f} s of {plan.wait_s:.0f}): "
-                + (f"the board's last word: {log.last_event}" if log.last_event else "the board has said nothing yet")
+                + (
+                    f"the board's last word: {console.last_event}"
+                    if console.last_event
+                    else "the board has said nothing yet"
+                )
             )
         time.sleep(0.05)
 
 
-def _drain(repl: Repl, log: ConsoleLog, s: Step, seconds: float) -> None:
+def _drain(repl: Repl, console: ConsoleLog, s: Step, seconds: float) -> None:
     """Show what the board prints for a moment longer (the lines that led to the success)."""
     until = time.monotonic() + seconds
     while time.monotonic() < until:
-        for line in log.feed(repl.poll()):
+        for line in console.feed(repl.poll()):
             s.note(f"board| {line}")
         time.sleep(0.05)
 
 
-def _not_online(plan: Plan, log: ConsoleLog, waited: float, *, fatal: bool) -> str:
+def _not_online(plan: Plan, console: ConsoleLog, waited: float, *, fatal: bool) -> str:
     device_id = plan.identity.device_id
-    if fatal and log.fatal:
-        head = f"{device_id} will not come online: {log.fatal.advice}"
+    if fatal and console.fatal:
+        head = f"{device_id} will not come online: {console.fatal.advice}"
     else:
         head = f"{device_id} did not come online within {waited:.0f} s."
     lines = [head]
-    findings = [f.advice for f in log.findings.values() if not f.fatal]
+    findings = [f.advice for f in console.findings.values() if not f.fatal]
     if findings:
         lines += ["What the board said points at:"] + [f"  - {a}" for a in findings]
     if not fatal:
@@ -85,7 +89,7 @@ def _not_online(plan: Plan, log: ConsoleLog, waited: float, *, fatal: bool) -> s
             f"  - a firewall on the server's machine letting port {port} in",
             "The board keeps trying: `pulsewire device list` shows when it is online.",
         ]
-    tail = log.tail()
+    tail = console.tail()
     if tail:
         lines += ["The board's last output:"] + [f"  | {line}" for line in tail]
     else:
