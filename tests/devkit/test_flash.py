@@ -1,21 +1,27 @@
-"""`pulsewire flash` (server/pulsewire/flash/): the plan and its checks, the firmware compiled for
-the board, the board's log read for advice, and whole runs against a real server and a stand-in
-board on socket:// (tests/fakeboard.py) that speaks the raw REPL with the real mpremote.
+"""`pulsewire flash` (server/pulsewire_devkit/flash/): the plan and its checks, the firmware compiled
+for the board, the board's console read for advice, and whole runs against a real server and a
+stand-in raw REPL on socket:// (tests/support/fakerepl.py) driven by the real mpremote.
 
 Not covered here: esptool against a chip, a real serial port, and real MicroPython running the
-copied firmware (tests/test_flash_sim.py does that on the simulated board when it exists).
+copied firmware (tests/devkit/test_board_sim.py does that on the simulated board).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import itertools
 import json
 import os
+import pty
+import select
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +30,14 @@ import pytest
 
 from pulsewire import firmware
 from pulsewire_devkit.flash import image as flash_image
-from pulsewire_devkit.flash.board import Board, check_port
-from pulsewire_devkit.flash.boardlog import BoardLog
+from pulsewire_devkit.flash.console import ConsoleLog
+from pulsewire_devkit.flash.copying import FLASHED_FILES
+from pulsewire_devkit.flash.dryrun import describe
+from pulsewire_devkit.flash.errors import FlashError
+from pulsewire_devkit.flash.image import CHIPS
 from pulsewire_devkit.flash.mpy import compile_firmware
 from pulsewire_devkit.flash.plan import (
-    CHIPS,
     SENSOR_KEYS,
-    FlashError,
     Options,
     build_config,
     load_firmware_sensors,
@@ -38,8 +45,10 @@ from pulsewire_devkit.flash.plan import (
     masked,
     parse_sensor,
 )
-from pulsewire_devkit.flash.run import MANIFEST, Ui, describe, run
-from tests.support.fakerepl import FakeBoard, device_firmware, lines_firmware
+from pulsewire_devkit.flash.progress import Ui
+from pulsewire_devkit.flash.repl import Repl, check_port
+from pulsewire_devkit.flash.run import run
+from tests.support.fakerepl import FakeRepl, device_firmware, lines_firmware
 from tests.support.server import Server, free_port, start_server
 
 FIRMWARE = firmware.folder()
@@ -54,10 +63,21 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture
-def board(tmp_path: Path) -> Iterator[FakeBoard]:
-    fake = FakeBoard(tmp_path / "board", firmware=device_firmware).start()
-    yield fake
-    fake.stop()
+def new_repl(tmp_path: Path) -> Iterator[Callable[..., FakeRepl]]:
+    """Starts stand-in REPLs (FakeRepl's keywords); each is stopped when the test ends, passed or failed."""
+    numbers = itertools.count()
+    with contextlib.ExitStack() as running:
+
+        def start(**kw: Any) -> FakeRepl:
+            return running.enter_context(FakeRepl(tmp_path / f"board-{next(numbers)}", **kw))
+
+        yield start
+
+
+@pytest.fixture
+def repl(new_repl: Callable[..., FakeRepl]) -> FakeRepl:
+    """A stand-in REPL whose main.py comes online as the real firmware does."""
+    return new_repl(firmware=device_firmware)
 
 
 def flash_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -77,8 +97,8 @@ def device_ids(server: Server) -> set[str]:
     return {d["id"] for d in server.get("/api/devices").json()}
 
 
-def options(server: Server, board: FakeBoard | str, **kw: Any) -> Options:
-    port = board if isinstance(board, str) else board.url
+def options(server: Server, repl: FakeRepl | str, **kw: Any) -> Options:
+    port = repl if isinstance(repl, str) else repl.url
     given: dict[str, Any] = {"port": port, "server": server.base, "admin_key": server.admin_key, "wait_s": 20}
     return Options(**{**given, **kw})
 
@@ -240,7 +260,7 @@ def test_plan_defaults() -> None:
     plan = make_plan(Options(port="/dev/ttyUSB0", server="ws://10.0.0.2:8000", device_id="shed", admin_key="k"))
     assert plan.api_url == "http://10.0.0.2:8000"  # what this machine calls, from the board's URL
     assert plan.reset == "hard"
-    assert plan.steps() == ["server", "compile", "board", "identity", "copy", "reset", "wait"]
+    assert plan.steps() == ["server", "compile", "connect", "identity", "copy", "reset", "wait"]
     assert plan.identity.on_exists == "fail"  # no terminal, no --rotate-token
     assert make_plan(Options(port="socket://h:1", server="http://h:1", token=TOKEN)).reset == "soft"
     interactive = make_plan(Options(port="x", server="http://h:1", device_id="a", admin_key="k", interactive=True))
@@ -316,7 +336,7 @@ def test_image_for_another_chip_is_refused_before_anything(tmp_path: Path) -> No
     app = esp_image(tmp_path / "app.bin", 0, merged_at=None)
     plan = make_plan(Options(port="/dev/ttyUSB0", server="http://h:1", token=TOKEN, firmware_image=app))
     assert any("no partition table" in w for w in plan.warnings)
-    assert plan.steps()[:3] == ["compile", "image", "board"]
+    assert plan.steps()[:3] == ["compile", "image", "connect"]
 
 
 def test_esptool_failures_are_explained() -> None:
@@ -334,11 +354,11 @@ def test_esptool_failures_are_explained() -> None:
     assert "esptool refused the image for this board ('fw.bin' is not an ESP32-S3 image" in image
 
 
-# --- the board's log -----------------------------------------------------------------------------
+# --- the board's console -----------------------------------------------------------------------------
 
 
-def test_board_log_findings() -> None:
-    log = BoardLog()
+def test_console_log_findings() -> None:
+    log = ConsoleLog()
     assert log.feed(b"wifi: joining home\r\nwifi: wrong pass") == ["wifi: joining home"]
     log.feed(b"word for home\r\n")
     assert "password for 'home' is wrong" in log.findings["wifi"].advice
@@ -355,11 +375,11 @@ def test_board_log_findings() -> None:
     assert "no network named 'home'" in log.findings["wifi"].advice
 
 
-def test_board_log_fatal_lines() -> None:
-    log = BoardLog()
+def test_console_log_fatal_lines() -> None:
+    log = ConsoleLog()
     log.feed(b"pulsewire: cannot start: config: token: required\r\n")
     assert log.fatal is not None and "config: token: required" in log.fatal.advice
-    crash = BoardLog()
+    crash = ConsoleLog()
     crash.feed(b'Traceback (most recent call last):\r\n  File "main.py", line 3\r\n')
     assert crash.fatal is None
     crash.feed(b"MemoryError: memory allocation failed\r\n>>> ")
@@ -385,28 +405,55 @@ def test_port_without_permission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_nothing_listening_on_socket() -> None:
     with pytest.raises(FlashError, match="nothing answers at socket://127.0.0.1:.*board-sim"):
-        Board.open(f"socket://127.0.0.1:{free_port()}", repl_timeout=0.5)
+        Repl.open(f"socket://127.0.0.1:{free_port()}", repl_timeout=0.5)
 
 
-def test_something_that_is_not_micropython() -> None:
+@pytest.fixture
+def modem_port() -> Iterator[int]:
+    """A TCP port where something that is not MicroPython answers (a modem, say), until the test ends."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
+    listener.settimeout(0.2)  # how soon the thread sees the test has ended
+    ended = threading.Event()
 
     def chatter() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            conn.sendall(b"AT+OK\r\nhello from a modem\r\n")
-            conn.settimeout(3)
-            while conn.recv(100):
-                pass
+        while not ended.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(b"AT+OK\r\nhello from a modem\r\n")
+                _drain_until(conn, ended)
 
-    threading.Thread(target=chatter, daemon=True).start()
+    thread = threading.Thread(target=chatter, name="modem")
+    thread.start()
     try:
-        with pytest.raises(FlashError) as err:
-            Board.open(f"socket://127.0.0.1:{listener.getsockname()[1]}", repl_timeout=1)
+        yield listener.getsockname()[1]
     finally:
+        ended.set()
+        thread.join(5)
         listener.close()
+    assert not thread.is_alive()
+
+
+def _drain_until(conn: socket.socket, ended: threading.Event) -> None:
+    """Read what the client sends until it hangs up or the test ends."""
+    conn.settimeout(0.2)
+    while not ended.is_set():
+        try:
+            if not conn.recv(100):
+                return
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+
+
+def test_something_that_is_not_micropython(modem_port: int) -> None:
+    with pytest.raises(FlashError) as err:
+        Repl.open(f"socket://127.0.0.1:{modem_port}", repl_timeout=1)
     assert "does not answer as MicroPython" in str(err.value) and "--firmware-image" in str(err.value)
 
 
@@ -432,15 +479,12 @@ def test_help_shows_examples() -> None:
     assert "flash" in top.stdout
 
 
-def test_dry_run_touches_nothing(server: Server, tmp_path: Path) -> None:
-    fake = FakeBoard(tmp_path / "board").start()
-    try:
-        out = flash_cli(
-            "--port", fake.url, "--server", server.base, "--device-id", "dry-1", "--admin-key", server.admin_key,
-            "--wifi-ssid", "home", "--wifi-password", PASSWORD, "--sensor", "dht22:4", "--dry-run",
-        )  # fmt: skip
-    finally:
-        fake.stop()
+def test_dry_run_touches_nothing(server: Server, new_repl: Callable[..., FakeRepl]) -> None:
+    fake = new_repl()
+    out = flash_cli(
+        "--port", fake.url, "--server", server.base, "--device-id", "dry-1", "--admin-key", server.admin_key,
+        "--wifi-ssid", "home", "--wifi-password", PASSWORD, "--sensor", "dht22:4", "--dry-run",
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "Dry run" in text and "[1/7] check the server" in text and "[7/7] wait up to 60 s" in text
@@ -474,33 +518,33 @@ def test_unreachable_server() -> None:
     assert f"cannot reach the server at {url}" in out.stderr and "--host 0.0.0.0" in out.stderr
 
 
-def test_wrong_admin_key(server: Server, board: FakeBoard) -> None:
-    out = flash_cli("--port", board.url, "--server", server.base, "--device-id", "key-1", "--admin-key", "pwa_wrong")
+def test_wrong_admin_key(server: Server, repl: FakeRepl) -> None:
+    out = flash_cli("--port", repl.url, "--server", server.base, "--device-id", "key-1", "--admin-key", "pwa_wrong")
     assert out.returncode == 1
     assert "refused the admin key (403)" in out.stderr
-    assert "key-1" not in device_ids(server) and "main.py" not in board.files()
+    assert "key-1" not in device_ids(server) and "main.py" not in repl.files()
 
 
-def test_existing_device_without_permission_to_rotate(server: Server, board: FakeBoard) -> None:
+def test_existing_device_without_permission_to_rotate(server: Server, repl: FakeRepl) -> None:
     server.register("taken-1")
-    out = flash_cli("--port", board.url, "--server", server.base, "--device-id", "taken-1",
+    out = flash_cli("--port", repl.url, "--server", server.base, "--device-id", "taken-1",
                     "--admin-key", server.admin_key)  # fmt: skip
     assert out.returncode == 1
     assert "taken-1 is already registered" in out.stderr and "--rotate-token" in out.stderr
-    assert board.files() == {}
+    assert repl.files() == {}
 
 
-# --- whole runs against the stand-in board -------------------------------------------------------
+# --- whole runs against the stand-in REPL -----------------------------------------------------
 
 
-def test_flash_registers_copies_and_comes_online(server: Server, board: FakeBoard) -> None:
-    (board.root / "ring.py").write_text("# an old source copy that would hide ring.mpy")
-    (board.root / "old.mpy").write_bytes(b"M\x06")
-    (board.root / MANIFEST).write_text(json.dumps(["old.mpy", "main.py"]))
-    (board.root / "notes.txt").write_text("the user's own file")
-    (board.root / "main.py").write_text("print('the old firmware')")
+def test_flash_registers_copies_and_comes_online(server: Server, repl: FakeRepl) -> None:
+    (repl.root / "ring.py").write_text("# an old source copy that would hide ring.mpy")
+    (repl.root / "old.mpy").write_bytes(b"M\x06")
+    (repl.root / FLASHED_FILES).write_text(json.dumps(["old.mpy", "main.py"]))
+    (repl.root / "notes.txt").write_text("the user's own file")
+    (repl.root / "main.py").write_text("print('the old firmware')")
     out = flash_cli(
-        "--port", board.url, "--server", server.base, "--device-id", "flash-1", "--name", "Flash One",
+        "--port", repl.url, "--server", server.base, "--device-id", "flash-1", "--name", "Flash One",
         "--admin-key", server.admin_key, "--wifi-ssid", "home", "--wifi-password", PASSWORD,
         "--sensor", "mcu_temp", "--sensor", "adc:34,name=light", "--interval-ms", "2000", "--wait-s", "30",
     )  # fmt: skip
@@ -522,7 +566,7 @@ def test_flash_registers_copies_and_comes_online(server: Server, board: FakeBoar
     assert "flash-1 is online" in out.stdout
     assert PASSWORD not in out.stdout + out.stderr
 
-    files = board.files()
+    files = repl.files()
     cfg = json.loads(files["pulsewire.json"])
     assert cfg["server"] == server.base and cfg["token"].startswith("pwd_")
     assert cfg["wifi"] == {"ssid": "home", "password": PASSWORD}
@@ -532,22 +576,22 @@ def test_flash_registers_copies_and_comes_online(server: Server, board: FakeBoar
     assert files["ring.mpy"][:2] == b"M\x06"
     assert "ring.py" not in files and "old.mpy" not in files  # shadowing and leftover files removed
     assert files["notes.txt"] == b"the user's own file"
-    assert set(json.loads(files[MANIFEST])) == set(files) - {MANIFEST, "notes.txt"}
-    assert board.removed[0] == "main.py"  # first, so a reset mid-copy boots a bare REPL
+    assert set(json.loads(files[FLASHED_FILES])) == set(files) - {FLASHED_FILES, "notes.txt"}
+    assert repl.removed[0] == "main.py"  # first, so a reset mid-copy boots a bare REPL
 
     listed = {d["id"]: d for d in server.get("/api/devices").json()}
     assert listed["flash-1"]["online"] and listed["flash-1"]["name"] == "Flash One"
     assert server.telemetry("flash-1")["flash_test"][0]["value"] == 1.5  # what the board sent arrived
 
 
-def test_existing_device_gets_a_new_token_when_asked(server: Server, board: FakeBoard) -> None:
+def test_existing_device_gets_a_new_token_when_asked(server: Server, repl: FakeRepl) -> None:
     _, old = server.register("again-1")
     ui = Recorder(answer=True)
-    plan = make_plan(options(server, board, device_id="again-1", interactive=True))
+    plan = make_plan(options(server, repl, device_id="again-1", interactive=True))
     result = run(plan, ui)
     assert result.online_after_s is not None
     assert ui.questions and "again-1 is already registered" in ui.questions[0]
-    new = json.loads(board.files()["pulsewire.json"])["token"]
+    new = json.loads(repl.files()["pulsewire.json"])["token"]
     assert new != old
     with pytest.raises(Exception, match="401"):  # the old token no longer opens the device channel
         from websockets.sync.client import connect
@@ -556,25 +600,25 @@ def test_existing_device_gets_a_new_token_when_asked(server: Server, board: Fake
                 additional_headers={"Authorization": f"Bearer {old}"}).close()  # fmt: skip
 
 
-def test_saying_no_leaves_the_device_alone(server: Server, board: FakeBoard) -> None:
+def test_saying_no_leaves_the_device_alone(server: Server, repl: FakeRepl) -> None:
     server.register("kept-1")
     with pytest.raises(FlashError, match="kept-1 was left as it is"):
-        run(make_plan(options(server, board, device_id="kept-1", interactive=True)), Recorder(answer=False))
-    assert board.files() == {}
+        run(make_plan(options(server, repl, device_id="kept-1", interactive=True)), Recorder(answer=False))
+    assert repl.files() == {}
 
 
-def test_given_token_registers_nothing(server: Server, board: FakeBoard) -> None:
+def test_given_token_registers_nothing(server: Server, repl: FakeRepl) -> None:
     device_id, token = server.register("given-1")
     before = device_ids(server)
-    result = run(make_plan(options(server, board, device_id=device_id, token=token, admin_key=None)), Recorder())
+    result = run(make_plan(options(server, repl, device_id=device_id, token=token, admin_key=None)), Recorder())
     assert result.online_after_s is not None
     assert device_ids(server) == before
-    assert json.loads(board.files()["pulsewire.json"])["token"] == token
+    assert json.loads(repl.files()["pulsewire.json"])["token"] == token
 
 
-def test_refused_token_is_explained(server: Server, board: FakeBoard) -> None:
+def test_refused_token_is_explained(server: Server, repl: FakeRepl) -> None:
     server.register("refused-1")
-    plan = make_plan(options(server, board, device_id="refused-1", token="pwd_not_the_token", admin_key=None, wait_s=4))
+    plan = make_plan(options(server, repl, device_id="refused-1", token="pwd_not_the_token", admin_key=None, wait_s=4))
     with pytest.raises(FlashError) as err:
         run(plan, Recorder())
     text = str(err.value)
@@ -582,61 +626,77 @@ def test_refused_token_is_explained(server: Server, board: FakeBoard) -> None:
     assert "the server refused the board's token" in text and "| link: token refused" in text
 
 
-def test_wrong_wifi_password_is_surfaced(server: Server, tmp_path: Path) -> None:
-    fake = FakeBoard(tmp_path / "b", firmware=lines_firmware("wifi: joining home", "wifi: wrong password for home",
-                                                             "wifi: retrying in 1 s")).start()  # fmt: skip
-    try:
-        out = flash_cli("--port", fake.url, "--server", server.base, "--device-id", "wifi-1", "--admin-key",
-                        server.admin_key, "--wifi-ssid", "home", "--wifi-password", "nope", "--wait-s", "3")  # fmt: skip
-    finally:
-        fake.stop()
+def test_wrong_wifi_password_is_surfaced(server: Server, new_repl: Callable[..., FakeRepl]) -> None:
+    fake = new_repl(
+        firmware=lines_firmware("wifi: joining home", "wifi: wrong password for home", "wifi: retrying in 1 s")
+    )
+    out = flash_cli("--port", fake.url, "--server", server.base, "--device-id", "wifi-1", "--admin-key",
+                    server.admin_key, "--wifi-ssid", "home", "--wifi-password", "nope", "--wait-s", "3")  # fmt: skip
     assert out.returncode == 1
     assert "wifi-1 did not come online within 3 s" in out.stderr
     assert "the Wi-Fi password for 'home' is wrong" in out.stderr
     assert "board| wifi: wrong password for home" in out.stdout
 
 
-def test_firmware_that_cannot_start_fails_fast(server: Server, tmp_path: Path) -> None:
-    fake = FakeBoard(
-        tmp_path / "b", firmware=lines_firmware("pulsewire: cannot start: config: token: required")
-    ).start()
-    try:
-        plan = make_plan(options(server, fake, device_id="nostart-1", wait_s=60))
-        with pytest.raises(FlashError, match="will not come online: the firmware did not start: config: token"):
-            run(plan, Recorder())
-    finally:
-        fake.stop()
+def test_firmware_that_cannot_start_fails_fast(server: Server, new_repl: Callable[..., FakeRepl]) -> None:
+    fake = new_repl(firmware=lines_firmware("pulsewire: cannot start: config: token: required"))
+    plan = make_plan(options(server, fake, device_id="nostart-1", wait_s=60))
+    with pytest.raises(FlashError, match="will not come online: the firmware did not start: config: token"):
+        run(plan, Recorder())
 
 
-def test_board_reading_another_mpy_version(server: Server, tmp_path: Path) -> None:
-    fake = FakeBoard(tmp_path / "b", mpy=5).start()
-    try:
-        with pytest.raises(FlashError, match=r"reads \.mpy v5, but mpy-cross writes \.mpy v6"):
-            run(make_plan(options(server, fake, device_id="old-mp-1")), Recorder())
-    finally:
-        fake.stop()
+def test_board_reading_another_mpy_version(server: Server, new_repl: Callable[..., FakeRepl]) -> None:
+    fake = new_repl(mpy=5)
+    with pytest.raises(FlashError, match=r"reads \.mpy v5, but mpy-cross writes \.mpy v6"):
+        run(make_plan(options(server, fake, device_id="old-mp-1")), Recorder())
     assert "old-mp-1" not in device_ids(server) and fake.files() == {}
 
 
-def test_folder_shadowing_a_module(server: Server, board: FakeBoard) -> None:
-    (board.root / "ring").mkdir()
+def test_folder_shadowing_a_module(server: Server, repl: FakeRepl) -> None:
+    (repl.root / "ring").mkdir()
     with pytest.raises(FlashError, match="a folder ring/ that `import ring` finds before ring.mpy"):
-        run(make_plan(options(server, board, device_id="folder-1", wait_s=0)), Recorder())
+        run(make_plan(options(server, repl, device_id="folder-1", wait_s=0)), Recorder())
 
 
-def test_full_board_is_refused(server: Server, tmp_path: Path) -> None:
-    fake = FakeBoard(tmp_path / "b", free=16 * 1024).start()
-    try:
-        with pytest.raises(FlashError, match="not enough room on the board"):
-            run(make_plan(options(server, fake, token=TOKEN, wait_s=0)), Recorder())
-    finally:
-        fake.stop()
+def test_full_board_is_refused(server: Server, new_repl: Callable[..., FakeRepl]) -> None:
+    fake = new_repl(free=16 * 1024)
+    with pytest.raises(FlashError, match="not enough room on the board"):
+        run(make_plan(options(server, fake, token=TOKEN, wait_s=0)), Recorder())
 
 
-def test_run_without_waiting(server: Server, board: FakeBoard) -> None:
+def test_only_the_manifests_files_reach_the_board(
+    server: Server, new_repl: Callable[..., FakeRepl], tmp_path: Path
+) -> None:
+    """A file in the firmware folder that the manifest does not name is neither compiled, listed nor copied."""
+    folder = tmp_path / "firmware"
+    shutil.copytree(FIRMWARE, folder)
+    (folder / "scratch.py").write_text("print('a module the manifest does not name')\n")
+    (folder / "notes.txt").write_text("a developer's notes\n")
+    manifest = firmware.manifest(folder)
+    assert "scratch.py" not in manifest and "notes.txt" not in manifest
+    fake = new_repl()
+    plan = make_plan(options(server, fake, token=TOKEN, wait_s=0, firmware_dir=folder))
+
+    shown = "\n".join(describe(plan, compile_firmware(folder)))
+    assert f"pulsewire.json and the {len(manifest)} files of the firmware's manifest" in shown
+    assert "scratch" not in shown and "notes.txt" not in shown
+
     ui = Recorder()
-    result = run(make_plan(options(server, board, token=TOKEN, wait_s=0)), ui)
-    assert result.online_after_s is None and board.boots == 1
+    result = run(plan, ui)
+    written = {name.removesuffix(".py") + (".py" if name in ("main.py", "boot.py") else ".mpy") for name in manifest}
+    on_board = set(fake.files())
+    assert on_board == written | {"pulsewire.json", FLASHED_FILES}
+    assert not {"scratch.py", "scratch.mpy", "notes.txt"} & on_board
+    assert set(json.loads(fake.files()[FLASHED_FILES])) == written | {"pulsewire.json"}
+    assert result.copied is not None and [f.source.name for f in result.copied.firmware if f.source] == manifest
+    assert f"files:   pulsewire.json and the {len(manifest)} files of the firmware's manifest" in ui.text
+
+
+def test_run_without_waiting(server: Server, repl: FakeRepl) -> None:
+    ui = Recorder()
+    result = run(make_plan(options(server, repl, token=TOKEN, wait_s=0)), ui)
+    assert repl.wait_for_boots(1)  # the reset is sent as the flash ends; the stand-in answers it after
+    assert result.online_after_s is None and repl.boots == 1
     assert "[5/5] resetting the board" in ui.text and "not waited for" in ui.text
 
 
@@ -655,21 +715,32 @@ def test_api_errors_are_flash_errors(server: Server) -> None:
     assert httpx.get(server.base + "/api/devices").status_code == 200
 
 
-def test_questions_on_a_terminal(server: Server, board: FakeBoard) -> None:
-    """On a terminal the Wi-Fi password is asked for (hidden) and an existing id's rotation too."""
-    import pty
-    import select
-
-    server.register("tty-1")
-    args = ["--port", board.url, "--server", server.base, "--device-id", "tty-1", "--admin-key", server.admin_key,
-            "--wifi-ssid", "home", "--wait-s", "20"]  # fmt: skip
+@contextlib.contextmanager
+def flash_on_a_terminal(*args: str) -> Iterator[tuple[int, int]]:
+    """`pulsewire flash ARGS` in a child whose terminal is a pty: (its pid, the pty). A child still
+    running when the block ends (an assertion failed, the test timed out) is killed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEWIRE_")}
     pid, fd = pty.fork()
     if pid == 0:  # the child: pulsewire flash with the pty as its terminal
         os.execve(sys.executable, [sys.executable, "-m", "pulsewire", "flash", *args], env)
+    try:
+        yield pid, fd
+    finally:
+        with contextlib.suppress(ChildProcessError):  # the test has reaped it already
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def test_questions_on_a_terminal(server: Server, repl: FakeRepl) -> None:
+    """On a terminal the Wi-Fi password is asked for (hidden) and an existing id's rotation too."""
+    server.register("tty-1")
+    args = ["--port", repl.url, "--server", server.base, "--device-id", "tty-1", "--admin-key", server.admin_key,
+            "--wifi-ssid", "home", "--wait-s", "20"]  # fmt: skip
     seen = b""
     answers = [(b"Wi-Fi password for home", PASSWORD.encode() + b"\r"), (b"Give it a new token?", b"y\r")]
-    try:
+    with flash_on_a_terminal(*args) as (pid, fd):
         while True:
             ready, _, _ = select.select([fd], [], [], 60)
             assert ready, seen.decode(errors="replace")
@@ -682,11 +753,10 @@ def test_questions_on_a_terminal(server: Server, board: FakeBoard) -> None:
             seen += chunk
             if answers and answers[0][0] in seen:
                 os.write(fd, answers.pop(0)[1])
-    finally:
         _, status = os.waitpid(pid, 0)
     text = seen.decode(errors="replace")
     assert os.waitstatus_to_exitcode(status) == 0, text
     assert not answers, text
     assert PASSWORD not in text  # typed, not echoed
     assert "tty-1 is online" in text
-    assert json.loads(board.files()["pulsewire.json"])["wifi"] == {"ssid": "home", "password": PASSWORD}
+    assert json.loads(repl.files()["pulsewire.json"])["wifi"] == {"ssid": "home", "password": PASSWORD}

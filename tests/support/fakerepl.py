@@ -1,13 +1,14 @@
-"""A stand-in MicroPython board on socket://127.0.0.1:PORT, for the flash tests.
+"""A stand-in for MicroPython's raw REPL on a board, on socket://127.0.0.1:PORT, for the flash tests.
 
-It speaks MicroPython's raw REPL as mpremote uses it (Ctrl-A enters it; Ctrl-D on an empty
+It speaks the raw REPL as mpremote uses it (Ctrl-A enters it; Ctrl-D on an empty
 command soft-resets; the raw-paste request is declined, as the simulated board does; a command
 answers OK, its output, \\x04, its error, \\x04, >), and runs each command with CPython against a
 folder that plays the board's filesystem, through stand-ins for `os`, `sys`, `machine` and `time`.
 
-A reset (machine.reset(), or Ctrl-D at the friendly REPL) "boots": the board prints what an
-ESP32 prints and, when main.py is there, calls `firmware(board)` in a thread: the test's stand-in
-for main.py (print log lines; connect to the server with the token from pulsewire.json).
+A reset (machine.reset(), or Ctrl-D at the friendly REPL) "boots": it prints what an ESP32
+prints and, when main.py is there, calls `firmware(main)` in a thread: the test's stand-in for
+main.py (print log lines; connect to the server with the token from pulsewire.json), which runs
+until Ctrl-C, the next reset or stop().
 
 This checks the flash command's side of the conversation with the real mpremote; it does not run
 the firmware (the simulated board, `pulsewire board-sim`, runs real MicroPython).
@@ -38,12 +39,40 @@ class _Reset(Exception):
     pass
 
 
-class FakeBoard:
+class MainPy:
+    """One run of the stand-in main.py, from a boot until Ctrl-C, the next reset or stop()."""
+
+    def __init__(self, repl: FakeRepl) -> None:
+        self.repl = repl
+        self._stopped = threading.Event()
+
+    @property
+    def running(self) -> bool:
+        return not self._stopped.is_set()
+
+    def print(self, text: str) -> None:
+        self.repl.print(text)
+
+    def pause(self, seconds: float) -> bool:
+        """time.sleep() in main.py, cut short when it is stopped; True while it still runs."""
+        return not self._stopped.wait(seconds)
+
+    def wait_stopped(self) -> None:
+        self._stopped.wait()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+Firmware = Callable[[MainPy], None]
+
+
+class FakeRepl:
     def __init__(
         self,
         root: Path,
         *,
-        firmware: Callable[[FakeBoard], None] | None = None,
+        firmware: Firmware | None = None,
         mpy: int | None = 6 | (0 << 8) | (9 << 10),
         free: int = 1_500_000,
         platform: str = "esp32",
@@ -58,7 +87,9 @@ class FakeBoard:
         self._globals: dict[str, Any] = {}  # the REPL's globals: they last until a reset, as on a board
         self.boots = 0
         self.removed: list[str] = []
-        self.running = threading.Event()  # the stand-in main.py runs while this is set
+        self._booted = threading.Condition()  # notified at each boot
+        self._main: MainPy | None = None  # the stand-in main.py's current run
+        self._main_threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._conn: socket.socket | None = None
         self._send_lock = threading.Lock()
@@ -72,15 +103,30 @@ class FakeBoard:
     def url(self) -> str:
         return f"socket://127.0.0.1:{self._listener.getsockname()[1]}"
 
-    def start(self) -> FakeBoard:
+    def start(self) -> FakeRepl:
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving and stop main.py; every thread this started has ended when it returns."""
         self._stop.set()
-        self.running.clear()
+        self._stop_main()
         self._listener.close()
-        self._thread.join(5)
+        for thread in [self._thread, *self._main_threads]:
+            if thread.is_alive():  # it may never have started
+                thread.join(10)
+            assert not thread.is_alive(), f"{thread.name} did not stop"
+
+    def __enter__(self) -> FakeRepl:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_for_boots(self, n: int, timeout: float = 10) -> bool:
+        """Until the stand-in has booted `n` times (a reset is answered after the flash has moved on)."""
+        with self._booted:
+            return self._booted.wait_for(lambda: self.boots >= n, timeout)
 
     def files(self) -> dict[str, bytes]:
         return {p.name: p.read_bytes() for p in self.root.iterdir() if p.is_file()}
@@ -140,9 +186,9 @@ class FakeBoard:
                         break  # the rest of the request is on its way
                 c, pending = pending[:1], pending[1:]
                 if c == b"\x03":  # Ctrl-C: interrupt main.py
-                    self.running.clear()
+                    self._stop_main()
                 elif c == b"\x01":
-                    self.running.clear()
+                    self._stop_main()
                     self.mode = "raw"
                     code.clear()
                     self.send(RAW_PROMPT)
@@ -184,16 +230,25 @@ class FakeBoard:
         self.send(out.getvalue().encode() + b"\x04\x04>")
 
     def _boot(self, *, hard: bool) -> None:
-        self.boots += 1
+        self._stop_main()
         self._globals = {}
         self.mode = "friendly"
         if hard:
             self.send(ROM_BOOT.encode())
         if (self.root / "main.py").exists() and self.firmware is not None:
-            self.running.set()
-            threading.Thread(target=self.firmware, args=(self,), daemon=True).start()
+            self._main = MainPy(self)
+            thread = threading.Thread(target=self.firmware, args=(self._main,), name="stand-in main.py", daemon=True)
+            self._main_threads.append(thread)
+            thread.start()
         else:
             self.send(BANNER)
+        with self._booted:
+            self.boots += 1
+            self._booted.notify_all()
+
+    def _stop_main(self) -> None:
+        if self._main is not None:
+            self._main.stop()
 
     # --- the board's modules, on CPython ---------------------------------------------------------
 
@@ -261,23 +316,22 @@ class FakeBoard:
 # --- stand-ins for main.py -----------------------------------------------------------------------
 
 
-def lines_firmware(*lines: str, every_s: float = 0.2) -> Callable[[FakeBoard], None]:
+def lines_firmware(*lines: str, every_s: float = 0.2) -> Firmware:
     """main.py that prints `lines` and then keeps printing the last one, as a retrying board does."""
 
-    def firmware(board: FakeBoard) -> None:
+    def firmware(main: MainPy) -> None:
         for line in lines:
-            if not board.running.is_set():
+            if not main.running:
                 return
-            board.print(line)
-            time.sleep(every_s)
-        while board.running.wait(0) and lines:
-            time.sleep(every_s * 5)
-            board.print(lines[-1])
+            main.print(line)
+            main.pause(every_s)
+        while lines and main.pause(every_s * 5):
+            main.print(lines[-1])
 
     return firmware
 
 
-def device_firmware(board: FakeBoard) -> None:
+def device_firmware(main: MainPy) -> None:
     """main.py that does what the real one does to come online, in CPython: read pulsewire.json,
     check it with the firmware's config.py, connect to the server with the token, say hello, stay."""
     from websockets.sync.client import connect
@@ -285,38 +339,38 @@ def device_firmware(board: FakeBoard) -> None:
     from pulsewire import firmware
 
     config = firmware.load("config")
-    for name in board.root.iterdir():  # what MicroPython's import would find: .py before .mpy
-        if name.suffix == ".mpy" and (board.root / (name.stem + ".py")).exists():
-            board.print(f'Traceback (most recent call last):\n  File "main.py"\nImportError: {name.stem}.py shadows')
+    root = main.repl.root
+    for name in root.iterdir():  # what MicroPython's import would find: .py before .mpy
+        if name.suffix == ".mpy" and (root / (name.stem + ".py")).exists():
+            main.print(f'Traceback (most recent call last):\n  File "main.py"\nImportError: {name.stem}.py shadows')
             return
         if name.suffix == ".mpy" and name.read_bytes()[:2] != b"M\x06":
-            board.print('Traceback (most recent call last):\n  File "main.py"\nValueError: incompatible .mpy file')
+            main.print('Traceback (most recent call last):\n  File "main.py"\nValueError: incompatible .mpy file')
             return
     try:
-        cfg = config.load(str(board.root / "pulsewire.json"))
+        cfg = config.load(str(root / "pulsewire.json"))
     except ValueError as exc:
-        board.print(f"pulsewire: cannot start: {exc}")
+        main.print(f"pulsewire: cannot start: {exc}")
         return
     secure, host, port, path = config.parse_url(cfg["server"])
-    board.print(f"pulsewire 0.1.0: 3 values per reading, every {cfg['interval_ms']} ms")
+    main.print(f"pulsewire 0.1.0: 3 values per reading, every {cfg['interval_ms']} ms")
     if cfg.get("wifi"):
-        board.print(f"wifi: joining {cfg['wifi']['ssid']}")
-        board.print("wifi: connected, rssi -58")
+        main.print(f"wifi: joining {cfg['wifi']['ssid']}")
+        main.print("wifi: connected, rssi -58")
     url = f"{'wss' if secure else 'ws'}://{host}:{port}{path}"
     try:
         ws = connect(url, subprotocols=["pulsewire.v1"], additional_headers={"Authorization": f"Bearer {cfg['token']}"})  # type: ignore[list-item]
     except Exception as exc:  # what the firmware would print, whatever went wrong
         status = getattr(getattr(exc, "response", None), "status_code", None)
         if status == 401:
-            board.print("link: token refused (HTTP 401); check the token, next try in 60 s")
+            main.print("link: token refused (HTTP 401); check the token, next try in 60 s")
         else:
-            board.print(f"link: cannot connect to {host}:{port}: {exc!r}")
+            main.print(f"link: cannot connect to {host}:{port}: {exc!r}")
         return
     with ws:
         ws.send(json.dumps({"type": "hello", "fw": "0.1.0", "uptime": 1000}))
         welcome = json.loads(ws.recv(timeout=5))
-        board.print(f"link: online, interval {welcome.get('interval', 0)} ms, 0 readings waiting")
+        main.print(f"link: online, interval {welcome.get('interval', 0)} ms, 0 readings waiting")
         now = int(time.time() * 1000)
         ws.send(json.dumps({"type": "telemetry", "seq": 1, "data": [{"ts": now, "values": {"flash_test": 1.5}}]}))
-        while board.running.is_set():
-            time.sleep(0.1)
+        main.wait_stopped()  # online until Ctrl-C, a reset or stop()

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from pulsewire_devkit.flash.plan import FlashError
+from pulsewire_devkit.flash.errors import FlashError
 
 
 class DeviceExists(Exception):

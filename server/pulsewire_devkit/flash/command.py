@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
 from pulsewire.cli.options import data_dir_option, key_option, stored_admin_key
 from pulsewire_devkit import require
-from pulsewire_devkit.flash.plan import CHIPS, DEFAULT_BAUD, SENSOR_EXAMPLES
+from pulsewire_devkit.flash.errors import FlashError
+from pulsewire_devkit.flash.image import CHIPS, DEFAULT_BAUD
+from pulsewire_devkit.flash.plan import SENSOR_EXAMPLES, Options, make_plan
 
 
 @click.command("flash")
@@ -93,29 +97,7 @@ from pulsewire_devkit.flash.plan import CHIPS, DEFAULT_BAUD, SENSOR_EXAMPLES
 @click.option(
     "--dry-run", is_flag=True, help="Print the plan (secrets masked); touch neither the server nor the board."
 )
-def flash(
-    port: str,
-    server: str | None,
-    api_url: str | None,
-    device_id: str | None,
-    name: str | None,
-    token: str | None,
-    rotate_token: bool,
-    yes: bool,
-    admin_key: str | None,
-    data_dir: Path,
-    wifi_ssid: str | None,
-    wifi_password: str | None,
-    interval_ms: int | None,
-    sensors: tuple[str, ...],
-    config_file: Path | None,
-    firmware_image: Path | None,
-    chip: str,
-    flash_baud: int,
-    reset: str,
-    wait_s: float,
-    dry_run: bool,
-) -> None:
+def flash(data_dir: Path, **options: Any) -> None:
     """Put the Pulsewire firmware on a board and see it come online: optionally write MicroPython
     (esptool), register the device, write its configuration, compile and copy the firmware
     (mpremote), reset it, and wait until the server reports it online.
@@ -137,52 +119,42 @@ def flash(
     The server must listen where the board can reach it: pulsewire serve --host 0.0.0.0
     """
     require("flash")
-    from pulsewire_devkit.flash.plan import FlashError, Options, make_plan
-    from pulsewire_devkit.flash.run import Ui, dry_run_lines, run
+    opts = Options(**options, interactive=sys.stdin.isatty())  # every other flag is an Options field
+    opts = replace(_with_wifi_password(opts), admin_key=opts.admin_key or stored_admin_key(data_dir) or None)
+    try:
+        _flash(opts)
+    except FlashError as exc:
+        raise click.ClickException(str(exc)) from None
 
-    interactive = sys.stdin.isatty()
-    if wifi_ssid is not None and wifi_password is None and interactive and not dry_run:
-        wifi_password = _password_in(config_file, wifi_ssid)
-    if wifi_ssid is not None and wifi_password is None and interactive and not dry_run:
-        wifi_password = click.prompt(
-            f"Wi-Fi password for {wifi_ssid} (empty for an open network)",
+
+def _with_wifi_password(opts: Options) -> Options:
+    """On a terminal, the Wi-Fi password --config has for the network, else asked for (hidden)."""
+    if opts.wifi_ssid is None or opts.wifi_password is not None or not opts.interactive or opts.dry_run:
+        return opts
+    password = _password_in(opts.config_file, opts.wifi_ssid)
+    if password is None:
+        password = click.prompt(
+            f"Wi-Fi password for {opts.wifi_ssid} (empty for an open network)",
             hide_input=True,
             default="",
             show_default=False,
         )
-    admin_key = admin_key or stored_admin_key(data_dir) or None
-    opts = Options(
-        port=port,
-        server=server,
-        api_url=api_url,
-        device_id=device_id,
-        name=name,
-        token=token,
-        rotate_token=rotate_token,
-        yes=yes,
-        interactive=interactive,
-        admin_key=admin_key,
-        wifi_ssid=wifi_ssid,
-        wifi_password=wifi_password,
-        interval_ms=interval_ms,
-        sensors=sensors,
-        config_file=config_file,
-        firmware_image=firmware_image,
-        chip=chip,
-        flash_baud=flash_baud,
-        reset=reset,
-        wait_s=wait_s,
-        dry_run=dry_run,
-    )
-    try:
-        plan = make_plan(opts)
-        if dry_run:
-            for line in dry_run_lines(plan):
-                click.echo(line)
-            return
-        run(plan, Ui(ask=lambda q: click.confirm(q, default=False)))
-    except FlashError as exc:
-        raise click.ClickException(str(exc)) from None
+    return replace(opts, wifi_password=password)
+
+
+def _flash(opts: Options) -> None:
+    """The plan, then either its dry run printed or the run itself, asking on the terminal."""
+    # Imported when the command runs, not whenever the command line lists its commands.
+    from pulsewire_devkit.flash.dryrun import dry_run_lines
+    from pulsewire_devkit.flash.progress import Ui
+    from pulsewire_devkit.flash.run import run
+
+    plan = make_plan(opts)
+    if opts.dry_run:
+        for line in dry_run_lines(plan):
+            click.echo(line)
+        return
+    run(plan, Ui(ask=lambda q: click.confirm(q, default=False)))
 
 
 def _password_in(config_file: Path | None, ssid: str) -> str | None:

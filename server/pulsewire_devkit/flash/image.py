@@ -16,14 +16,45 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pulsewire_devkit.flash.plan import CHIPS, FlashError, Image
+from pulsewire_devkit.flash.errors import FlashError
 
+# esptool's chip names this firmware runs on (every ESP32-class chip esptool knows; no ESP8266).
+# tests/devkit/test_flash.py checks this list against esptool.targets.CHIP_DEFS.
+CHIPS = (
+    "esp32",
+    "esp32s2",
+    "esp32s3",
+    "esp32c3",
+    "esp32c2",
+    "esp32c6",
+    "esp32c61",
+    "esp32c5",
+    "esp32e22",
+    "esp32h2",
+    "esp32h21",
+    "esp32p4",
+    "esp32h4",
+    "esp32s31",
+)
+
+DEFAULT_BAUD = 460800  # esptool's --baud while writing
 ESP_IMAGE_MAGIC = 0xE9
 PARTITION_TABLE_AT = 0x8000  # flash address of the partition table in ESP-IDF's default layout
 PARTITION_MAGIC = b"\xaa\x50"
 _PERCENT = re.compile(r"(\d{1,3})(?:\.\d+)?\s*%")
 
 Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Image:
+    """The MicroPython image the plan writes, checked: its file, the chip, the baud rate."""
+
+    path: Path
+    size: int
+    chip: str | None  # esptool chip name; None: detect it
+    image_chip: str | None  # the chip the image was built for, from its header
+    baud: int
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The firmware as the board gets it: every module compiled to .mpy bytecode, main.py as source.
+"""The firmware as the board gets it: exactly the files its manifest (manifest.txt) names, every
+module compiled to .mpy bytecode, main.py as source.
 
 Plain bytecode (no -march) loads on every port whose MicroPython reads the same .mpy major
 version: the header's second byte. The board reports the version it reads in
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pulsewire import firmware
-from pulsewire_devkit.flash.plan import FlashError
+from pulsewire_devkit.flash.errors import FlashError
 
 SOURCE_ONLY = ("main.py", "boot.py")  # run by name at boot: they stay .py
 

@@ -17,36 +17,15 @@ from urllib.parse import urlsplit
 
 from pulsewire import firmware
 from pulsewire.netaddr import is_loopback_host, lan_address
+from pulsewire_devkit.flash import image
+from pulsewire_devkit.flash.errors import FlashError
+from pulsewire_devkit.flash.image import DEFAULT_BAUD, Image
 
 CONFIG_NAME = "pulsewire.json"  # the board reads this name (device/firmware/config.py PATH)
 PLACEHOLDER_TOKEN = "pwd_" + "0" * 43  # stands in for a token the server has not issued yet
-DEFAULT_BAUD = 460800
-
-# esptool's chip names this firmware runs on (every ESP32-class chip esptool knows; no ESP8266).
-# tests/test_flash.py checks this list against esptool.targets.CHIP_DEFS.
-CHIPS = (
-    "esp32",
-    "esp32s2",
-    "esp32s3",
-    "esp32c3",
-    "esp32c2",
-    "esp32c6",
-    "esp32c61",
-    "esp32c5",
-    "esp32e22",
-    "esp32h2",
-    "esp32h21",
-    "esp32p4",
-    "esp32h4",
-    "esp32s31",
-)
 
 ResetMode = Literal["hard", "soft"]
 OnExists = Literal["rotate", "ask", "fail"]
-
-
-class FlashError(Exception):
-    """A step cannot go on; the message says why and what to do."""
 
 
 # --- sensors -------------------------------------------------------------------------------------
@@ -253,15 +232,6 @@ class Options:
 
 
 @dataclass(frozen=True)
-class Image:
-    path: Path
-    size: int
-    chip: str | None  # esptool chip name; None: detect it
-    image_chip: str | None  # the chip the image was built for, from its header
-    baud: int
-
-
-@dataclass(frozen=True)
 class Identity:
     device_id: str | None
     name: str | None
@@ -276,8 +246,8 @@ class Identity:
 @dataclass(frozen=True)
 class Plan:
     port: str
-    api_url: str | None
-    board_url: str
+    api_url: str | None  # the server as this machine reaches it
+    server_url: str  # the server as the board reaches it (pulsewire.json's `server`)
     identity: Identity
     config: CheckedConfig  # token is PLACEHOLDER_TOKEN until the server issues one
     image: Image | None
@@ -300,7 +270,7 @@ class Plan:
         keys = ["server"] if self.checks_server else []
         keys += ["compile"]
         keys += ["image"] if self.image else []
-        keys += ["board", "identity", "copy", "reset"]
+        keys += ["connect", "identity", "copy", "reset"]
         keys += ["wait"] if self.waits else []
         return keys
 
@@ -318,15 +288,15 @@ def is_serial_port(port: str) -> bool:
     return not is_socket_port(port)
 
 
-def api_url_for(board_url: str) -> str:
-    """The HTTP base URL of the server the board reaches at `board_url` (ws:// -> http://)."""
-    parts = urlsplit(board_url)
+def api_url_for(server_url: str) -> str:
+    """The HTTP base URL of the server the board reaches at `server_url` (ws:// -> http://)."""
+    parts = urlsplit(server_url)
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
     return parts._replace(scheme=scheme).geturl().rstrip("/")
 
 
-def _loopback_warning(board_url: str) -> str | None:
-    parts = urlsplit(board_url)
+def _loopback_warning(server_url: str) -> str | None:
+    parts = urlsplit(server_url)
     if not parts.hostname or not is_loopback_host(parts.hostname):
         return None
     lan = lan_address()
@@ -335,7 +305,7 @@ def _loopback_warning(board_url: str) -> str | None:
         port = f":{parts.port}" if parts.port else ""
         suggestion = f" This machine's address is probably {lan}: --server {parts.scheme}://{lan}{port}."
     return (
-        f"--server {board_url} points at the board itself: a board cannot reach this machine's "
+        f"--server {server_url} points at the board itself: a board cannot reach this machine's "
         f"{parts.hostname}. Give an address the board can reach on its network, and run the server with "
         f"--host 0.0.0.0.{suggestion}"
     )
@@ -376,10 +346,9 @@ def _identity(opts: Options, file_token: str | None) -> Identity:
 
 
 def _image(opts: Options, warnings: list[str]) -> Image | None:
+    """The MicroPython image to write, its header checked against --chip and the port."""
     if opts.firmware_image is None:
         return None
-    from pulsewire_devkit.flash import image
-
     info = image.inspect(opts.firmware_image)
     chip = None if opts.chip == "auto" else opts.chip
     if chip and info.chip and chip != info.chip:
@@ -393,7 +362,81 @@ def _image(opts: Options, warnings: list[str]) -> Image | None:
             "is only the application (a build's micropython.bin), the board will not boot; use the full "
             "firmware .bin from https://micropython.org/download/"
         )
+    if is_socket_port(opts.port):
+        raise FlashError("--firmware-image needs a serial port: esptool cannot write MicroPython over socket://")
     return Image(opts.firmware_image, info.size, chip, info.chip, opts.flash_baud)
+
+
+def _text(base: dict[str, Any], key: str) -> str | None:
+    """A string value of --config's file, or None."""
+    value = base.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _wifi_password(opts: Options, base: dict[str, Any], warnings: list[str]) -> str | None:
+    """--wifi-password, or the one --config has for the same network."""
+    if opts.wifi_ssid is None or opts.wifi_password is not None:
+        return opts.wifi_password
+    old = base.get("wifi")
+    if isinstance(old, dict) and old.get("ssid") == opts.wifi_ssid and isinstance(old.get("password"), str):
+        return str(old["password"])
+    warnings.append(f"no --wifi-password: the board joins {opts.wifi_ssid!r} as an open network")
+    return None
+
+
+def _config(
+    opts: Options, base: dict[str, Any], identity: Identity, firmware_dir: Path, warnings: list[str]
+) -> CheckedConfig:
+    """The board's configuration: --config's with the flags on top, checked as the firmware checks it."""
+    server_url = opts.server or _text(base, "server")
+    if not server_url:
+        raise FlashError(
+            "--server URL is required: the server's address as the board reaches it over Wi-Fi, "
+            "like http://192.168.1.20:8000 (not 127.0.0.1: that is the board itself)"
+        )
+    sensors = [parse_sensor(s) for s in opts.sensors]
+    raw = build_config(
+        base,
+        server=server_url,
+        token=identity.token or PLACEHOLDER_TOKEN,
+        wifi_ssid=opts.wifi_ssid,
+        wifi_password=_wifi_password(opts, base, warnings),
+        interval_ms=opts.interval_ms,
+        sensors=sensors,
+    )
+    return check_config(raw, firmware_dir)
+
+
+def _config_warnings(opts: Options, checked: CheckedConfig) -> list[str]:
+    """What the firmware will ignore, and what the board may not manage with this configuration."""
+    warnings = []
+    if checked.unknown_keys:
+        warnings.append(f"the firmware ignores these configuration keys: {', '.join(checked.unknown_keys)}")
+    if "wifi" not in checked.raw:
+        warnings.append("no --wifi-ssid: the board must already be on a network (its boot.py joins one)")
+    loopback = _loopback_warning(checked.effective["server"]) if is_serial_port(opts.port) else None
+    if loopback:
+        warnings.append(loopback)
+    return warnings
+
+
+def _reset_mode(opts: Options) -> ResetMode:
+    """--reset; auto: hard on a serial port (a clean start), soft on socket:// (the link stays up)."""
+    if opts.reset == "hard":
+        return "hard"
+    if opts.reset == "soft":
+        return "soft"
+    if opts.reset == "auto":
+        return "soft" if is_socket_port(opts.port) else "hard"
+    raise FlashError(f"--reset {opts.reset!r}: expected auto, hard or soft")
+
+
+def _check_can_register(opts: Options, identity: Identity) -> None:
+    if identity.registers and not opts.dry_run and not opts.admin_key:
+        raise FlashError(
+            "no admin key to register the device: pass --admin-key or PULSEWIRE_ADMIN_KEY (or run where "
+            "<data-dir>/admin.key is), or pass --token TOKEN to use a token you already have"
+        )
 
 
 def make_plan(opts: Options) -> Plan:
@@ -401,65 +444,25 @@ def make_plan(opts: Options) -> Plan:
     firmware_dir = opts.firmware_dir or firmware.folder()
     warnings: list[str] = []
     base = _load_config_file(opts.config_file) if opts.config_file else {}
-    file_token = base.get("token") if isinstance(base.get("token"), str) else None
-    identity = _identity(opts, file_token)
-    board_url = opts.server or (base.get("server") if isinstance(base.get("server"), str) else None)
-    if not board_url:
-        raise FlashError(
-            "--server URL is required: the server's address as the board reaches it over Wi-Fi, "
-            "like http://192.168.1.20:8000 (not 127.0.0.1: that is the board itself)"
-        )
-    sensors = [parse_sensor(s) for s in opts.sensors]
-    wifi_password = opts.wifi_password
-    if opts.wifi_ssid is not None and wifi_password is None:
-        old = base.get("wifi")
-        if isinstance(old, dict) and old.get("ssid") == opts.wifi_ssid and isinstance(old.get("password"), str):
-            wifi_password = old["password"]
-        else:
-            warnings.append(f"no --wifi-password: the board joins {opts.wifi_ssid!r} as an open network")
-    raw = build_config(
-        base,
-        server=board_url,
-        token=identity.token or PLACEHOLDER_TOKEN,
-        wifi_ssid=opts.wifi_ssid,
-        wifi_password=wifi_password,
-        interval_ms=opts.interval_ms,
-        sensors=sensors,
-    )
-    checked = check_config(raw, firmware_dir)
-    board_url = checked.effective["server"]
-    if checked.unknown_keys:
-        warnings.append(f"the firmware ignores these configuration keys: {', '.join(checked.unknown_keys)}")
-    if "wifi" not in raw:
-        warnings.append("no --wifi-ssid: the board must already be on a network (its boot.py joins one)")
-    if is_serial_port(opts.port):
-        loopback = _loopback_warning(board_url)
-        if loopback:
-            warnings.append(loopback)
-    if opts.reset not in ("auto", "hard", "soft"):
-        raise FlashError(f"--reset {opts.reset!r}: expected auto, hard or soft")
-    reset: ResetMode = ("soft" if is_socket_port(opts.port) else "hard") if opts.reset == "auto" else opts.reset  # type: ignore[assignment]
-    image = _image(opts, warnings)
-    if image and is_socket_port(opts.port):
-        raise FlashError("--firmware-image needs a serial port: esptool cannot write MicroPython over socket://")
+    identity = _identity(opts, _text(base, "token"))
+    checked = _config(opts, base, identity, firmware_dir, warnings)
+    server_url = checked.effective["server"]
+    warnings += _config_warnings(opts, checked)
+    reset = _reset_mode(opts)
+    planned_image = _image(opts, warnings)
     if identity.device_id is None and opts.wait_s > 0:
         warnings.append("no --device-id: the command cannot tell which device to wait for, so it does not wait")
-    plan = Plan(
+    _check_can_register(opts, identity)
+    return Plan(
         port=opts.port,
-        api_url=(opts.api_url or api_url_for(board_url)).rstrip("/"),
-        board_url=board_url,
+        api_url=(opts.api_url or api_url_for(server_url)).rstrip("/"),
+        server_url=server_url,
         identity=identity,
         config=checked,
-        image=image,
+        image=planned_image,
         firmware_dir=firmware_dir,
         reset=reset,
         wait_s=opts.wait_s,
         admin_key=opts.admin_key,
         warnings=tuple(warnings),
     )
-    if identity.registers and not opts.dry_run and not opts.admin_key:
-        raise FlashError(
-            "no admin key to register the device: pass --admin-key or PULSEWIRE_ADMIN_KEY (or run where "
-            "<data-dir>/admin.key is), or pass --token TOKEN to use a token you already have"
-        )
-    return plan

@@ -1,4 +1,4 @@
-"""What a board prints after its reset, read for why it is not online (yet).
+"""The board's console after its reset: what the firmware prints, read for why it is not online (yet).
 
 The firmware logs one line per event (docs/firmware.md, "The status LED and the log"). The lines
 that explain a device staying offline become findings that say what to do; a finding is fatal
@@ -75,8 +75,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str, str | None, bool]] = [
 ]
 
 
-class BoardLog:
-    """Lines the board printed, the last `keep` of them kept, and the findings they lead to."""
+class ConsoleLog:
+    """Lines the board printed on its console, the last `keep` of them kept, and the findings they lead to."""
 
     def __init__(self, keep: int = 40) -> None:
         self.lines: deque[str] = deque(maxlen=keep)

@@ -1,4 +1,4 @@
-"""The board over MicroPython's raw REPL, through mpremote's transport.
+"""A connection to MicroPython's raw REPL on the board, through mpremote's transport.
 
 The port is a serial device (/dev/ttyUSB0, COM3), rfc2217:// or socket://host:port (a simulated
 board serving the raw REPL over TCP). Every failure becomes a FlashError that says what to do:
@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pulsewire_devkit.flash.plan import FlashError, ResetMode, is_socket_port
+from pulsewire_devkit.flash.errors import FlashError
+from pulsewire_devkit.flash.plan import ResetMode, is_socket_port
 
 BAUD = 115200
 # One exec on the board: (platform, version, machine, .mpy version word, free bytes or -1).
@@ -37,12 +38,15 @@ print(repr((sys.platform, '.'.join([str(v) for v in i.version[:3]]), getattr(i, 
             getattr(i, '_mpy', None), f)))
 """
 _HARD_RESET = "import time, machine\ntime.sleep_ms(100)\nmachine.reset()"
+_RESET_TEXT = {"hard": "hard: machine.reset()", "soft": "soft: Ctrl-D at the REPL"}
 _S_IFDIR = 0x4000
 _CHUNK = 768  # bytes per write command: 1 KB of base64
 
 
 @dataclass(frozen=True)
-class BoardInfo:
+class MicroPythonInfo:
+    """What MicroPython on the board reports about itself and its filesystem."""
+
     platform: str  # sys.platform: esp32, ...
     version: str  # MicroPython's version, 1.29.0
     machine: str  # sys.implementation._machine: "Generic ESP32 module with ESP32"
@@ -57,6 +61,11 @@ class BoardInfo:
         where = self.machine or self.platform
         free = f", {self.free / 1024:.0f} KB free" if self.free is not None else ""
         return f"MicroPython {self.version} on {where}{free}"
+
+
+def reset_text(mode: ResetMode) -> str:
+    """How Repl.reset(mode) restarts the board, for the progress line and the dry run."""
+    return _RESET_TEXT[mode]
 
 
 def _serial_ports() -> str:
@@ -107,8 +116,8 @@ def _not_micropython(port: str, said: str) -> str:
     )
 
 
-class Board:
-    """One open connection to a board in the raw REPL (mpremote's SerialTransport)."""
+class Repl:
+    """One open connection to MicroPython's raw REPL on a board (mpremote's SerialTransport)."""
 
     def __init__(self, port: str, transport: Any) -> None:
         self.port = port
@@ -117,7 +126,7 @@ class Board:
         self._base64: bool | None = None  # can the board decode base64 (binascii)? Asked once
 
     @classmethod
-    def open(cls, port: str, *, repl_timeout: float = 10.0, boot_s: float = 0.0) -> Board:
+    def open(cls, port: str, *, repl_timeout: float = 10.0, boot_s: float = 0.0) -> Repl:
         """Connect and enter the raw REPL (interrupting whatever runs), retrying for `repl_timeout` s.
 
         `boot_s`: a board that has just been written boots and creates its filesystem first; wait
@@ -191,11 +200,11 @@ class Board:
                 raise
             raise FlashError(f"lost {self.port} while {what} ({exc}): is the board still plugged in?") from None
 
-    def info(self) -> BoardInfo:
+    def info(self) -> MicroPythonInfo:
         with self._doing("reading its MicroPython version"):
             out = self._t.exec(_INFO)
         platform, version, machine, mpy, free = ast.literal_eval(out.decode().strip())
-        return BoardInfo(platform, version, machine, mpy, None if free < 0 else free)
+        return MicroPythonInfo(platform, version, machine, mpy, None if free < 0 else free)
 
     def listdir(self) -> dict[str, tuple[bool, int]]:
         """name -> (is a folder, size) of the board's current folder."""
