@@ -398,7 +398,38 @@ def test_admin_actions_need_the_key_and_never_keep_it_in_sight(server: Server, o
     live(page)
     add = page.locator(".overview-head button", has_text="Add device")
     expect(add).to_be_hidden()
+    _unlock_admin(page, log, server)
+    expect(add).to_be_visible()
+    token = _add_a_device(page, add)
+    board = Device(server, token)
+    expect(card(page, "dash-added").locator(".name")).to_have_text("Added by the dashboard")
+    assert server.admin_key not in _in_sight(page)
+    assert token not in _in_sight(page)
+    _command_it(page, board)
+    board.close()
+    _rotate_its_token(page, server, token)
+    _remove_it(page, server)
+    assert server.admin_key not in _in_sight(page)
 
+    page.locator("#admin-toggle").click()
+    expect(add).to_be_hidden()
+    page.reload()
+    live(page)
+    expect(page.locator(".overview-head button", has_text="Add device")).to_be_hidden()
+
+
+def _in_sight(page: Page) -> str:
+    """Everything the page keeps where a person or a script could find it later."""
+    return str(
+        page.evaluate(
+            "JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie"
+            " + location.href + document.documentElement.outerHTML"
+        )
+    )
+
+
+def _unlock_admin(page: Page, log: ConsoleLog, server: Server) -> None:
+    """A wrong key is refused; the right one unlocks the admin actions."""
     page.locator("#admin-toggle").click()
     page.locator("#admin-key").fill("not-the-key")
     page.locator("#admin-key").press("Enter")
@@ -407,9 +438,10 @@ def test_admin_actions_need_the_key_and_never_keep_it_in_sight(server: Server, o
     page.locator("#admin-key").fill(server.admin_key)
     page.locator("#admin-key").press("Enter")
     expect(page.locator("#admin-dialog")).to_be_hidden()
-    expect(add).to_be_visible()
 
-    # Register: the token is shown once, works, and is gone from the page when the dialog closes.
+
+def _add_a_device(page: Page, add: Any) -> str:
+    """Register dash-added: its token is shown once, and is gone from the page when the dialog closes."""
     add.click()
     page.locator('#add-dialog input[name="id"]').fill("bad id!")
     page.locator('#add-dialog input[name="id"]').press("Enter")
@@ -421,23 +453,13 @@ def test_admin_actions_need_the_key_and_never_keep_it_in_sight(server: Server, o
     expect(page.locator("#token-dialog")).to_be_visible()
     token = page.locator("#token-value").input_value()
     assert token
-    board = Device(server, token)
     page.locator("#token-dialog button.primary").click()
     expect(page.locator("#token-value")).to_have_value("")
-    expect(card(page, "dash-added").locator(".name")).to_have_text("Added by the dashboard")
+    return token
 
-    def in_sight() -> str:
-        return str(
-            page.evaluate(
-                "JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie"
-                " + location.href + document.documentElement.outerHTML"
-            )
-        )
 
-    assert server.admin_key not in in_sight()
-    assert token not in in_sight()
-
-    # Commands reach the connected device, and its answer is shown.
+def _command_it(page: Page, board: Device) -> None:
+    """Commands reach the connected device, and its answer is shown."""
     card(page, "dash-added").click()
     expect(page.locator(".device-admin")).to_be_visible()
     page.locator('.device-admin input[name="interval"]').fill("2.5")
@@ -451,9 +473,10 @@ def test_admin_actions_need_the_key_and_never_keep_it_in_sight(server: Server, o
     page.locator('.device-admin input[name="interval"]').fill("0")
     page.locator(".device-admin button", has_text="Set sampling interval").click()
     expect(page.locator(".action-status")).to_have_text("Give the sampling interval in seconds, for example 5.")
-    board.close()
 
-    # Rotate: a new token is shown, the old one is refused at once.
+
+def _rotate_its_token(page: Page, server: Server, token: str) -> None:
+    """A new token is shown; the old one is refused at once."""
     page.locator(".device-admin button", has_text="Rotate token").click()
     page.locator("#confirm-dialog button.primary").click()
     expect(page.locator("#token-dialog")).to_be_visible()
@@ -464,20 +487,15 @@ def test_admin_actions_need_the_key_and_never_keep_it_in_sight(server: Server, o
         Device(server, token)
     Device(server, new_token).close()
 
-    # Remove: asked first; then the device is gone from the server and from the page.
+
+def _remove_it(page: Page, server: Server) -> None:
+    """Asked first; then the device is gone from the server and from the page."""
     page.locator(".device-admin button", has_text="Remove device").click()
     page.locator("#confirm-dialog .option input").check()
     page.locator("#confirm-dialog button.primary").click()
     expect(page).to_have_url(re.compile("#/$"))
     expect(card(page, "dash-added")).to_have_count(0)
     assert "dash-added" not in [d["id"] for d in httpx.get(server.base + "/api/devices").json()]
-    assert server.admin_key not in in_sight()
-
-    page.locator("#admin-toggle").click()
-    expect(add).to_be_hidden()
-    page.reload()
-    live(page)
-    expect(page.locator(".overview-head button", has_text="Add device")).to_be_hidden()
 
 
 def test_a_server_with_a_read_key_asks_for_it(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
 
 from pulsewire import __version__
 from pulsewire.app.adminkey import resolve_admin_key
@@ -33,40 +34,17 @@ def shipped_dashboard() -> Path:
 
 
 def create_app(settings: Settings) -> FastAPI:
+    """The app: its routes now; its services (database, writer, hub) when it starts (`lifespan`)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        metrics = Metrics()
         engine = open_engine(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
         if engine.dialect.name == "sqlite":
             check_sqlite()  # before the schema is touched
         migrate(engine)
-        hub = LiveHub(metrics, settings.live_queue_messages)
-
-        def push_committed(group: list[Batch]) -> None:
-            hub.publish_readings((b.device_id, b.data) for b in group)
-
-        def settle(group: list[Batch]) -> None:  # pushed on arrival (channels/device.py), now stored or not
-            for batch in group:
-                hub.settled(batch.device_id, batch.data)
-
-        writer = BatchingWriter(
-            engine,
-            metrics,
-            queue_batches=settings.write_queue_batches,
-            group_values=settings.group_commit_readings,
-            on_commit=push_committed if settings.live_after_commit else settle,
-            on_unstored=None if settings.live_after_commit else settle,
-        )
-        await writer.start()
-        app.state.services = Services(
-            settings=settings,
-            writer=writer,
-            reads=Reads(engine),
-            hub=hub,
-            presence=Presence(),
-            metrics=metrics,
-            admin_key=resolve_admin_key(settings),
-        )
+        services = _services(settings, engine)
+        await services.writer.start()
+        app.state.services = services
         log.info(
             "pulsewire ready",
             extra={"version": __version__, "database": engine.url.render_as_string(hide_password=True)},
@@ -74,7 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            await writer.stop()
+            await services.writer.stop()
             engine.dispose()
             log.info("pulsewire stopped")
 
@@ -93,3 +71,34 @@ def create_app(settings: Settings) -> FastAPI:
     dashboard = settings.dashboard_dir or shipped_dashboard()
     app.mount("/", StaticFiles(directory=dashboard, html=True), name="dashboard")
     return app
+
+
+def _services(settings: Settings, engine: Engine) -> Services:
+    """The running parts over an open, migrated database; the writer is not started yet."""
+    metrics = Metrics()
+    hub = LiveHub(metrics, settings.live_queue_messages)
+
+    def push_committed(group: list[Batch]) -> None:
+        hub.publish_readings((b.device_id, b.data) for b in group)
+
+    def settle(group: list[Batch]) -> None:  # pushed on arrival (channels/device.py), now stored or not
+        for batch in group:
+            hub.settled(batch.device_id, batch.data)
+
+    writer = BatchingWriter(
+        engine,
+        metrics,
+        queue_batches=settings.write_queue_batches,
+        group_values=settings.group_commit_readings,
+        on_commit=push_committed if settings.live_after_commit else settle,
+        on_unstored=None if settings.live_after_commit else settle,
+    )
+    return Services(
+        settings=settings,
+        writer=writer,
+        reads=Reads(engine),
+        hub=hub,
+        presence=Presence(),
+        metrics=metrics,
+        admin_key=resolve_admin_key(settings),
+    )
