@@ -86,7 +86,7 @@ function addDialog(api, onAdded) {
     event.preventDefault();
     const id = form.elements.id.value.trim();
     const name = form.elements.name.value.trim();
-    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(id)) {
+    if (!id || !form.elements.id.checkValidity()) { // the field's pattern is the page's one rule for ids
       error.textContent = "The id is 1 to 64 letters, digits, '_', '.' or '-'.";
       return;
     }
