@@ -10,8 +10,8 @@ import asyncio
 import random
 import time
 
-import board
 import config
+import hardware
 import wifi
 import wsclient
 import wsframe
@@ -61,7 +61,7 @@ async def run(dev: "Device", cfg: dict, session: "Session") -> None:
     failures = 0
     refusals = 0
     while True:
-        if cfg.get("wifi") and not board.wifi_connected():
+        if cfg.get("wifi") and not hardware.wifi_connected():
             await wifi.join(cfg["wifi"]["ssid"], cfg["wifi"].get("password", ""), dev)
         dev.status = "connecting"
         delay = 0
@@ -106,7 +106,7 @@ async def serve(dev: "Device", cfg: dict, session: "Session", conn: wsclient.Con
         await conn.send_text(n - room)
         while True:
             message: "tuple[int, memoryview]" = await asyncio.wait_for_ms(conn.recv(), answer_ms)
-            if session.handle(message[1], board.ticks_ms()) == WELCOME:
+            if session.handle(message[1], hardware.ticks_ms()) == WELCOME:
                 break
         if session.interval_ms:
             dev.interval_ms = session.interval_ms
@@ -151,7 +151,7 @@ async def _receive(dev: "Device", session: "Session", conn: wsclient.Conn, ended
                 print("link: ignored a binary message")
                 continue
             try:
-                kind = session.handle(payload, board.ticks_ms())
+                kind = session.handle(payload, hardware.ticks_ms())
             except (ValueError, TypeError) as exc:
                 print("link: ignored a bad message from the server:", exc)
                 continue
@@ -200,4 +200,4 @@ async def _command(dev: "Device", session: "Session", conn: wsclient.Conn) -> No
     if ok and name == "reboot":
         print("link: rebooting on the server's command")
         await conn.close(wsframe.CLOSE_GOING_AWAY, "rebooting")
-        board.reset()
+        hardware.reset()

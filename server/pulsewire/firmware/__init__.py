@@ -52,7 +52,7 @@ def load(name: str, *, source: Path | None = None, stand_ins: Mapping[str, Modul
     """Run firmware module `name` under CPython and return it.
 
     A pure module from the shipped firmware is loaded once per process. Any other module needs
-    `stand_ins` for the board-only modules it imports (`import board` then gets the stand-in);
+    `stand_ins` for the board-only modules it imports (`import hardware` then gets the stand-in);
     it is loaded afresh on every call, as is any module from another `source` folder.
     """
     source = source or folder()

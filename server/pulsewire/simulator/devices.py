@@ -81,8 +81,8 @@ def ticks_ms() -> int:
 
 
 @dataclass
-class Board:
-    """What a board keeps in RAM between connections: its ring, its session, its sampling."""
+class VirtualDevice:
+    """What a virtual device keeps in RAM between connections: its ring, its session, its sampling."""
 
     device_id: str
     seed: int
@@ -104,25 +104,25 @@ class Board:
         self.booted = ticks_ms()
 
 
-async def sample(board: Board, stop: asyncio.Event) -> None:
+async def sample(device: VirtualDevice, stop: asyncio.Event) -> None:
     values = array("f", bytes(4 * len(METRICS)))
     while not stop.is_set():
-        session = board.session
+        session = device.session
         now = ticks_ms()
-        for k, v in enumerate(board.sensors.read(int(time.time() * 1000)).values()):
+        for k, v in enumerate(device.sensors.read(int(time.time() * 1000)).values()):
             values[k] = v
         # As on a board: stamped now if the clock is known, else at welcome from its ticks.
         stamp = session.stamp(now) if session.knows_time() else 0
         session.ring.push(now, stamp, values, (1 << len(METRICS)) - 1)
-        board.wake.set()
-        board.retime.clear()
+        device.wake.set()
+        device.retime.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(_either(stop, board.retime), board.interval_ms / 1000)
+            await asyncio.wait_for(_either(stop, device.retime), device.interval_ms / 1000)
 
 
 async def run_device(base: str, device_id: str, token: str, *, seed: int, stop: asyncio.Event) -> None:
-    board = Board(device_id, seed)
-    sampler = asyncio.create_task(sample(board, stop))
+    device = VirtualDevice(device_id, seed)
+    sampler = asyncio.create_task(sample(device, stop))
     backoff = 1.0
     try:
         while not stop.is_set():
@@ -134,7 +134,7 @@ async def run_device(base: str, device_id: str, token: str, *, seed: int, stop: 
                     open_timeout=10,
                 ) as ws:
                     backoff = 1.0
-                    await _connection(ws, board, stop)
+                    await _connection(ws, device, stop)
             except (TimeoutError, OSError, websockets.WebSocketException) as exc:
                 if stop.is_set():
                     return
@@ -149,59 +149,59 @@ async def run_device(base: str, device_id: str, token: str, *, seed: int, stop: 
         await asyncio.gather(sampler, return_exceptions=True)
 
 
-async def _connection(ws: ClientConnection, board: Board, stop: asyncio.Event) -> None:
-    session = board.session
+async def _connection(ws: ClientConnection, device: VirtualDevice, stop: asyncio.Event) -> None:
+    session = device.session
     session_mod = firmware.load("session")
     buf = bytearray(FRAME_BYTES)
     session.connected()
-    end = session.hello(buf, 0, "sim-0.1.0", ticks_ms() - board.booted)
+    end = session.hello(buf, 0, "sim-0.1.0", ticks_ms() - device.booted)
     await ws.send(bytes(buf[:end]).decode())
     while session.handle(_utf8(await asyncio.wait_for(ws.recv(), 10)), ticks_ms()) != session_mod.WELCOME:
         pass
-    if session.interval_ms and session.interval_ms != board.interval_ms:
-        board.interval_ms = session.interval_ms
-        board.retime.set()
+    if session.interval_ms and session.interval_ms != device.interval_ms:
+        device.interval_ms = session.interval_ms
+        device.retime.set()
     reboot = asyncio.Event()
 
     async def receive() -> None:
         async for raw in ws:
             kind = session.handle(_utf8(raw), ticks_ms())
             if kind in (session_mod.ACKED, session_mod.REJECTED):
-                board.wake.set()
+                device.wake.set()
             elif kind == session_mod.COMMAND:
-                ok, detail = _obey(board, session.command_name, session.command_args)
+                ok, detail = _obey(device, session.command_name, session.command_args)
                 end = session.result(buf, 0, ok, detail)
                 await ws.send(bytes(buf[:end]).decode())
                 if ok and session.command_name == "reboot":
                     reboot.set()
-                    board.wake.set()
+                    device.wake.set()
                     return
 
     reader = asyncio.create_task(receive())
     try:
         while not stop.is_set() and not reader.done():
-            board.wake.clear()
+            device.wake.clear()
             while session.can_send():
                 end = session.next_batch(buf, 0, len(buf))
                 if end:
                     await ws.send(bytes(buf[:end]).decode())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(board.wake.wait(), 1.0)
+                await asyncio.wait_for(device.wake.wait(), 1.0)
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
     if reboot.is_set():
-        log.info("simulated device rebooting", extra={"device": board.device_id})
+        log.info("simulated device rebooting", extra={"device": device.device_id})
         await ws.close(1001, "rebooting")
-        board.boot()
+        device.boot()
 
 
-def _obey(board: Board, name: str, args: dict[str, Any]) -> tuple[bool, str]:
+def _obey(device: VirtualDevice, name: str, args: dict[str, Any]) -> tuple[bool, str]:
     if name == "set_interval":
         ms = args.get("ms")
         if type(ms) is int and 100 <= ms <= 86_400_000:
-            board.interval_ms = ms
-            board.retime.set()
+            device.interval_ms = ms
+            device.retime.set()
             return True, ""
         return False, "ms: expected an integer in 100..86400000"
     if name == "reboot":

@@ -7,7 +7,7 @@
 // output comes back. What a board does around its REPL, the simulation does too:
 //
 // - Boot: boot.py then main.py, their output on the line and on this process's stdout
-//   ("board: ..."). main.py runs the firmware on bridge.mjs (TCP from Node, the fake board.py).
+//   ("board: ..."). main.py runs the firmware on bridge.mjs (TCP from Node, the fake hardware.py).
 // - Ctrl-D at an empty raw REPL (what `mpremote` sends first) or sys.exit(): soft reset, then
 //   boot.py, then the raw REPL again; from the friendly REPL, boot.py and main.py.
 // - `machine.reset()` (what `mpremote reset` runs), the firmware's reset, the watchdog: hard

@@ -3,7 +3,7 @@
 // bootBoard() loads MicroPython, writes the firmware and its configuration into the board's
 // (in-memory) filesystem, registers the JS module `pwsim_host` (TCP and TLS sockets from Node,
 // sha1, sensors, watchdog, reset), puts the Python half of the simulation (mpy/: pwsim.py and
-// the fake board.py) first on sys.path, and runs boot.py and main.py as the board does.
+// the fake hardware.py) first on sys.path, and runs boot.py and main.py as the board does.
 //
 // One board per JS realm: the port keeps its proxy tables on globalThis, so a second
 // loadMicroPython() in the same realm breaks the first. Run each boot in its own

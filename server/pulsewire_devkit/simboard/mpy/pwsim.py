@@ -19,7 +19,7 @@ import __main__
 
 
 class TLSContext:
-    """What board.tls_context() gives on the simulated board: open_connection hands it to Node's tls."""
+    """What hardware.tls_context() gives on the simulated board: open_connection hands it to Node's tls."""
 
     def __init__(self, cadata: str, verify: bool) -> None:
         self.cadata = cadata
