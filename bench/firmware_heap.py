@@ -85,7 +85,7 @@ def simulation_baseline() -> int:
 
 
 def code_alloc() -> int:
-    modules = "config, hardware, link, ring, sensors, session, wifi, wsclient, wsframe"  # main.py's, less main
+    modules = "config, hardware, link, ring, sensors, session, state, wifi, wsclient, wsframe"  # main.py's, less main
     program = f"{BASELINE}\nimport {modules}\nprint('ready')\n"
     with SimBoard(firmware.folder(), files={"/main.py": program}, stay=True) as board:
         board.wait_for_line("ready", timeout=30)

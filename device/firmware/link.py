@@ -23,8 +23,8 @@ except ImportError:
     TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from main import Device
     from session import Session
+    from state import Device
 
 try:
     from micropython import const

@@ -2,6 +2,7 @@
 
 Tasks: the sampler (one reading per interval into the ring), the link (link.py), the status LED,
 and the watchdog feeder, which feeds only while the sampler keeps going, so a wedged board resets.
+What they share is one state.Device, handed to each.
 """
 
 import asyncio
@@ -16,27 +17,9 @@ import sensors
 import wifi
 from ring import Ring
 from session import Session
+from state import Device
 
 FW_VERSION = "0.1.0"
-
-
-class Device:
-    """What the tasks share: the state of this board, passed to each task (never a global)."""
-
-    def __init__(self, cfg: dict) -> None:
-        self.fw = FW_VERSION
-        self.status = "starting"  # starting, wifi, connecting, online, offline, refused
-        self.interval_ms = cfg["interval_ms"]
-        self.wake = asyncio.Event()  # a reading was taken or a batch settled: the link may send
-        self.sampled_at = hardware.ticks_ms()
-        self.up_ms = 0
-        self.up_ticks = time.ticks_ms()
-
-    def uptime_ms(self) -> int:
-        now = time.ticks_ms()
-        self.up_ms += time.ticks_diff(now, self.up_ticks)  # summed, so ticks wrapping is harmless
-        self.up_ticks = now
-        return self.up_ms
 
 
 async def sample(dev: Device, session: Session, readers: list, width: int) -> None:
@@ -92,7 +75,7 @@ async def show_status(dev: Device, pin: int) -> None:
 
 
 async def run(cfg: dict, names: list, readers: list) -> None:
-    dev = Device(cfg)
+    dev = Device(FW_VERSION, cfg["interval_ms"])
     ring = Ring(cfg["buffer"], len(names))
     session = Session(ring, names, cfg["window"], cfg["batch"])
     if cfg["watchdog_ms"]:

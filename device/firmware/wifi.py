@@ -10,7 +10,7 @@ except ImportError:
     TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from main import Device
+    from state import Device
 
 
 async def join(ssid: str, password: str, dev: "Device") -> None:
