@@ -12,6 +12,7 @@ import time
 
 import config
 import hardware
+import rules
 import wifi
 import wsclient
 import wsframe
@@ -40,7 +41,6 @@ _RX_BYTES = const(512)  # the server's messages are short: ack, welcome, error, 
 _RX_MESSAGE = const(1024)
 _STABLE_MS = const(60000)  # a connection that lasted this long resets the backoff
 _REFUSED_BASE_MS = const(60000)  # a refused token waits long: hammering will not fix it
-_INTERVAL_RANGE = (100, 86_400_000)
 
 
 def backoff_ms(failures: int, base: int, cap: int) -> int:
@@ -177,27 +177,13 @@ async def _receive(dev: "Device", session: "Session", conn: wsclient.Conn, ended
 
 
 async def _command(dev: "Device", session: "Session", conn: wsclient.Conn) -> None:
-    name = session.command_name
-    args = session.command_args
-    ok = True
-    detail = ""
-    if name == "set_interval":
-        ms = args.get("ms")
-        lo, hi = _INTERVAL_RANGE
-        if isinstance(ms, int) and not isinstance(ms, bool) and lo <= ms <= hi:
-            dev.interval_ms = ms
-            print("link: interval set to %d ms" % ms)
-        else:
-            ok = False
-            detail = "ms: expected an integer in %d..%d" % (lo, hi)
-    elif name == "reboot":
-        pass
-    else:
-        ok = False
-        detail = "unknown command %r" % name[:40]
+    ok, detail, interval_ms = rules.answer(session.command_name, session.command_args)
+    if interval_ms:
+        dev.interval_ms = interval_ms
+        print("link: interval set to %d ms" % interval_ms)
     n = session.result(conn.ctl, wsframe.HEADER_ROOM, ok, detail)
     await conn.send_ctl_text(n - wsframe.HEADER_ROOM)
-    if ok and name == "reboot":
+    if ok and session.command_name == rules.REBOOT:
         print("link: rebooting on the server's command")
         await conn.close(wsframe.CLOSE_GOING_AWAY, "rebooting")
         hardware.reset()

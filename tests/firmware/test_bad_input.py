@@ -11,6 +11,8 @@ import asyncio
 import time
 from typing import Any
 
+from pulsewire import firmware
+from pulsewire_devkit.simboard.runner import EXIT_RESET
 from tests.support.fakeserver import Conn, FakeServer, silent, well_behaved
 from tests.support.simboard import board, firmware_config, wait_until
 
@@ -112,6 +114,40 @@ def test_a_server_gone_silent_after_welcome_is_detected() -> None:
     ):
         sim.wait_for_line("link: disconnected: server silent for", 12)
         wait_until(lambda: len(server.connections) == 2 and sent_on(server, 1), 15, "a new connection")
+
+
+COMMANDS = [
+    ("c-1", "set_interval", {"ms": 50}),  # below the bounds: the real server never sends it
+    ("c-2", "self_destruct", {}),
+    ("c-3", "set_interval", {"ms": 300}),
+    ("c-4", "reboot", {}),
+]
+
+
+async def commands_then_reboot(conn: Conn) -> None:
+    await conn.welcome()
+    await conn.recv()
+    for cid, name, args in COMMANDS:
+        conn.send({"type": "command", "id": cid, "name": name, "args": args})
+    await conn.ack_everything()  # until the board closes for its reboot
+
+
+def test_commands_are_answered_by_the_shared_rule_and_reboot_closes_then_resets() -> None:
+    rules = firmware.load("rules")  # the same file, under CPython
+    with (
+        FakeServer([commands_then_reboot]) as server,
+        board(config=firmware_config(server.url, "pwd_test")) as sim,
+    ):
+        assert sim.wait_exit(20) == EXIT_RESET
+    assert "link: interval set to 300 ms" in sim.lines
+    assert "pwsim: reset (machine.reset())" in sim.lines
+    assert server.connections[0].close_code == 1001  # going away, before the reset
+    results = [m for m in server.connections[0].received if m.get("type") == "result"]
+    expected = []
+    for cid, name, args in COMMANDS:
+        ok, detail, _ = rules.answer(name, args)
+        expected.append({"type": "result", "id": cid, "ok": ok, **({"detail": detail} if detail else {})})
+    assert results == expected
 
 
 def test_a_refused_token_backs_off_instead_of_hammering() -> None:

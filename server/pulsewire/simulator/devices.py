@@ -1,10 +1,10 @@
 """Virtual devices that speak the device channel with plausible readings.
 
 Each device registers itself through the admin API (or takes a fresh token if its id exists),
-and then runs the firmware's own protocol code (device/firmware/session.py and ring.py, loaded
-under CPython): hello, the server's clock and interval from welcome, one reading per interval
-into a bounded ring, batches within the un-acked window, acks and errors freeing the ring,
-`set_interval` and `reboot` commands. Only the transport differs from a board: the `websockets`
+and then runs the firmware's own protocol code (device/firmware/session.py, ring.py and
+rules.py, loaded under CPython): hello, the server's clock and interval from welcome, one
+reading per interval into a bounded ring, batches within the un-acked window, acks and errors
+freeing the ring, `set_interval` and `reboot` commands answered as the board answers them. Only the transport differs from a board: the `websockets`
 library instead of the firmware's own client.
 """
 
@@ -103,6 +103,14 @@ class VirtualDevice:
         self.sensors = Sensors(random.Random(self.seed), phase=self.seed * 0.7)
         self.booted = ticks_ms()
 
+    def obey(self, name: str, args: dict[str, Any]) -> tuple[bool, str]:
+        """Answer a command as the board does (the firmware's rules.py); a new interval applies at once."""
+        ok, detail, interval_ms = firmware.load("rules").answer(name, args)
+        if interval_ms:
+            self.interval_ms = interval_ms
+            self.retime.set()
+        return ok, detail
+
 
 async def sample(device: VirtualDevice, stop: asyncio.Event) -> None:
     values = array("f", bytes(4 * len(METRICS)))
@@ -169,10 +177,10 @@ async def _connection(ws: ClientConnection, device: VirtualDevice, stop: asyncio
             if kind in (session_mod.ACKED, session_mod.REJECTED):
                 device.wake.set()
             elif kind == session_mod.COMMAND:
-                ok, detail = _obey(device, session.command_name, session.command_args)
+                ok, detail = device.obey(session.command_name, session.command_args)
                 end = session.result(buf, 0, ok, detail)
                 await ws.send(bytes(buf[:end]).decode())
-                if ok and session.command_name == "reboot":
+                if ok and session.command_name == firmware.load("rules").REBOOT:
                     reboot.set()
                     device.wake.set()
                     return
@@ -194,19 +202,6 @@ async def _connection(ws: ClientConnection, device: VirtualDevice, stop: asyncio
         log.info("simulated device rebooting", extra={"device": device.device_id})
         await ws.close(1001, "rebooting")
         device.boot()
-
-
-def _obey(device: VirtualDevice, name: str, args: dict[str, Any]) -> tuple[bool, str]:
-    if name == "set_interval":
-        ms = args.get("ms")
-        if type(ms) is int and 100 <= ms <= 86_400_000:
-            device.interval_ms = ms
-            device.retime.set()
-            return True, ""
-        return False, "ms: expected an integer in 100..86400000"
-    if name == "reboot":
-        return True, ""
-    return False, f"unknown command {name[:40]!r}"
 
 
 async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
