@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import datetime
+import gc
 import hashlib
 import ipaddress
 import socket
@@ -23,9 +24,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from pulsewire_devkit.simboard.runner import EXIT_RAISED, EXIT_RESET, EXIT_STOPPED
+from pulsewire_devkit.simboard.runner import EXIT_RAISED, EXIT_RESET, EXIT_STOPPED, SimBoard
 from tests.support.env import ROOT
-from tests.support.simboard import FIRMWARE, board
+from tests.support.simboard import FIRMWARE, board, require_node
 
 SIM_HARDWARE = ROOT / "server" / "pulsewire_devkit" / "simboard" / "mpy" / "hardware.py"
 
@@ -433,3 +434,26 @@ def test_the_firmware_dir_is_the_board_s_filesystem() -> None:
         assert sim.wait_exit() == EXIT_STOPPED
     listed = next(line for line in sim.lines if line.startswith("["))
     assert ast.literal_eval(listed) == sorted(p.name for p in FIRMWARE.glob("*.py"))
+
+
+# --- the Node process ------------------------------------------------------------------------------
+
+FOREVER = "import asyncio\nprint('up')\nasyncio.run(asyncio.sleep(600))\n"
+
+
+def test_a_failing_test_leaves_no_node_process_running() -> None:
+    with pytest.raises(RuntimeError, match="the test failed"), board(None, files={"/main.py": FOREVER}) as sim:
+        sim.wait_for_line("up")
+        raise RuntimeError("the test failed")
+    assert sim.proc is not None and sim.proc.poll() is not None  # ended, not left running
+
+
+def test_a_board_dropped_without_stop_takes_its_node_process_with_it() -> None:
+    require_node()
+    sim = SimBoard(None, files={"/main.py": FOREVER}).start()
+    sim.wait_for_line("up")
+    proc = sim.proc
+    assert proc is not None and proc.poll() is None
+    del sim
+    gc.collect()
+    assert proc.wait(10) is not None

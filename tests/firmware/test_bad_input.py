@@ -8,7 +8,6 @@ upgrades the connection and then does the wrong thing on purpose. The MCU sensor
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from pulsewire import firmware
@@ -153,7 +152,10 @@ def test_commands_are_answered_by_the_shared_rule_and_reboot_closes_then_resets(
 def test_a_refused_token_backs_off_instead_of_hammering() -> None:
     with FakeServer([silent], status=401) as server, board(config=firmware_config(server.url, "pwd_revoked")) as sim:
         sim.wait_for_line("link: token refused (HTTP 401", 10)
-        time.sleep(5)
+        # The board's own clock: 15 readings at 200 ms are 3 s, in which a plain failure would
+        # have been retried at least twice (0.5-1 s, then 1-2 s).
+        taken = sim.status()["readings"]
+        wait_until(lambda: sim.status()["readings"] >= taken + 15, 10, "15 readings after the refusal")
         assert len(server.attempts) == 1  # the next try is a minute or more away
         line = next(li for li in sim.lines if "token refused" in li)
         assert int(line.rsplit("next try in ", 1)[1].split()[0]) >= 30
@@ -169,7 +171,8 @@ def test_a_full_buffer_drops_the_oldest_and_reports_how_many() -> None:
             sim.pause_net()  # no new connection succeeds
             sim.cut()
             sim.wait_for_line("link: cannot connect", 10, since)
-            time.sleep(2)  # about 20 readings into a ring of 5
+            taken = sim.status()["readings"]
+            wait_until(lambda: sim.status()["readings"] >= taken + 20, 10, "20 readings into a ring of 5")
             sim.resume_net()
             sim.wait_for_line("link: online", 15, since)
 
