@@ -1,7 +1,7 @@
 """`pulsewire board-sim`: a simulated ESP32 on TCP, driven here by the real mpremote as a board is.
 
 Each test starts the command for real on a free port with its own filesystem folder; mpremote
-connects with `socket://127.0.0.1:PORT`. Node.js is required (tests/simboard.require_node: a
+connects with `socket://127.0.0.1:PORT`. Node.js is required (tests/support/simboard.require_node: a
 workstation without it skips, CI fails).
 """
 

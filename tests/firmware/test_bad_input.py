@@ -1,8 +1,9 @@
 """The firmware, on real MicroPython, against a server that misbehaves: it survives and recovers.
 
-Each test points the unmodified firmware (tests/simboard.py) at tests/fakeserver.py, which
-upgrades the connection and then does the wrong thing on purpose. The MCU sensor counts readings
-(1, 2, 3, ...), so what reaches the server says exactly which readings were lost or sent again.
+Each test points the unmodified firmware (tests/support/simboard.py) at tests/support/fakeserver.py,
+which upgrades the connection and then does the wrong thing on purpose (commands the real server
+would never send included). The MCU sensor counts readings (1, 2, 3, ...), so what reaches the
+server says exactly which readings were lost or sent again.
 """
 
 from __future__ import annotations
