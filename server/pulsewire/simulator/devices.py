@@ -4,8 +4,9 @@ Each device registers itself through the admin API (or takes a fresh token if it
 and then runs the firmware's own protocol code (device/firmware/session.py, ring.py and
 rules.py, loaded under CPython): hello, the server's clock and interval from welcome, one
 reading per interval into a bounded ring, batches within the un-acked window, acks and errors
-freeing the ring, `set_interval` and `reboot` commands answered as the board answers them. Only the transport differs from a board: the `websockets`
-library instead of the firmware's own client.
+freeing the ring, `set_interval` and `reboot` commands answered as the board answers them.
+Only the transport differs from a board: the `websockets` library instead of the firmware's own
+client.
 """
 
 from __future__ import annotations
