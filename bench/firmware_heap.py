@@ -82,7 +82,8 @@ def simulation_baseline() -> int:
 
 
 def code_alloc() -> int:
-    modules = "board, config, link, ring, sensors, session, wifi, wsclient, wsframe"  # main.py's, less main
+    # main.py's modules, less main
+    modules = "config, hardware, link, ring, rules, sensors, session, state, wifi, wsclient, wsframe"
     program = f"{BASELINE}\nimport {modules}\nprint('ready')\n"
     with SimBoard(firmware.folder(), files={"/main.py": program}, stay=True) as board:
         board.wait_for_line("ready", timeout=30)

@@ -6,6 +6,8 @@ confusing failure; main.py prints it and blinks the LED rather than crashing int
 
 import json
 
+import rules
+
 PATH = "pulsewire.json"
 
 DEFAULTS = {
@@ -23,7 +25,7 @@ DEFAULTS = {
 }
 
 _LIMITS = {
-    "interval_ms": (100, 86_400_000),
+    "interval_ms": (rules.MIN_INTERVAL_MS, rules.MAX_INTERVAL_MS),
     "batch": (1, 1000),
     "window": (1, 16),
     "buffer": (1, 5000),
@@ -99,9 +101,8 @@ def check_names(names: list) -> None:
     """Value names must be metric names the server accepts, and unique."""
     seen = set()
     for name in names:
-        ok = 0 < len(name) <= 64 and all(c.isalpha() or c.isdigit() or c in "_.-" for c in name)
-        if not ok or not all(ord(c) < 128 for c in name):
-            raise ConfigError("config: sensors: %r is not a valid metric name ([A-Za-z0-9_.-]{1,64})" % name)
+        if not rules.is_metric_name(name):
+            raise ConfigError("config: sensors: %r is not a valid metric name (%s)" % (name, rules.NAME_CHARS))
         if name in seen:
             raise ConfigError("config: sensors: two values are named %r; give one sensor a prefix" % name)
         seen.add(name)

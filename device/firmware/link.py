@@ -10,8 +10,9 @@ import asyncio
 import random
 import time
 
-import board
 import config
+import hardware
+import rules
 import wifi
 import wsclient
 import wsframe
@@ -23,8 +24,8 @@ except ImportError:
     TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from main import Device
     from session import Session
+    from state import Device
 
 try:
     from micropython import const
@@ -40,7 +41,6 @@ _RX_BYTES = const(512)  # the server's messages are short: ack, welcome, error, 
 _RX_MESSAGE = const(1024)
 _STABLE_MS = const(60000)  # a connection that lasted this long resets the backoff
 _REFUSED_BASE_MS = const(60000)  # a refused token waits long: hammering will not fix it
-_INTERVAL_RANGE = (100, 86_400_000)
 
 
 def backoff_ms(failures: int, base: int, cap: int) -> int:
@@ -61,7 +61,7 @@ async def run(dev: "Device", cfg: dict, session: "Session") -> None:
     failures = 0
     refusals = 0
     while True:
-        if cfg.get("wifi") and not board.wifi_connected():
+        if cfg.get("wifi") and not hardware.wifi_connected():
             await wifi.join(cfg["wifi"]["ssid"], cfg["wifi"].get("password", ""), dev)
         dev.status = "connecting"
         delay = 0
@@ -106,7 +106,7 @@ async def serve(dev: "Device", cfg: dict, session: "Session", conn: wsclient.Con
         await conn.send_text(n - room)
         while True:
             message: "tuple[int, memoryview]" = await asyncio.wait_for_ms(conn.recv(), answer_ms)
-            if session.handle(message[1], board.ticks_ms()) == WELCOME:
+            if session.handle(message[1], hardware.ticks_ms()) == WELCOME:
                 break
         if session.interval_ms:
             dev.interval_ms = session.interval_ms
@@ -151,7 +151,7 @@ async def _receive(dev: "Device", session: "Session", conn: wsclient.Conn, ended
                 print("link: ignored a binary message")
                 continue
             try:
-                kind = session.handle(payload, board.ticks_ms())
+                kind = session.handle(payload, hardware.ticks_ms())
             except (ValueError, TypeError) as exc:
                 print("link: ignored a bad message from the server:", exc)
                 continue
@@ -177,27 +177,13 @@ async def _receive(dev: "Device", session: "Session", conn: wsclient.Conn, ended
 
 
 async def _command(dev: "Device", session: "Session", conn: wsclient.Conn) -> None:
-    name = session.command_name
-    args = session.command_args
-    ok = True
-    detail = ""
-    if name == "set_interval":
-        ms = args.get("ms")
-        lo, hi = _INTERVAL_RANGE
-        if isinstance(ms, int) and not isinstance(ms, bool) and lo <= ms <= hi:
-            dev.interval_ms = ms
-            print("link: interval set to %d ms" % ms)
-        else:
-            ok = False
-            detail = "ms: expected an integer in %d..%d" % (lo, hi)
-    elif name == "reboot":
-        pass
-    else:
-        ok = False
-        detail = "unknown command %r" % name[:40]
+    ok, detail, interval_ms = rules.answer(session.command_name, session.command_args)
+    if interval_ms:
+        dev.interval_ms = interval_ms
+        print("link: interval set to %d ms" % interval_ms)
     n = session.result(conn.ctl, wsframe.HEADER_ROOM, ok, detail)
     await conn.send_ctl_text(n - wsframe.HEADER_ROOM)
-    if ok and name == "reboot":
+    if ok and session.command_name == rules.REBOOT:
         print("link: rebooting on the server's command")
         await conn.close(wsframe.CLOSE_GOING_AWAY, "rebooting")
-        board.reset()
+        hardware.reset()

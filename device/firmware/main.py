@@ -2,6 +2,7 @@
 
 Tasks: the sampler (one reading per interval into the ring), the link (link.py), the status LED,
 and the watchdog feeder, which feeds only while the sampler keeps going, so a wedged board resets.
+What they share is one state.Device, handed to each.
 """
 
 import asyncio
@@ -9,34 +10,16 @@ import gc
 import time
 from array import array
 
-import board
 import config
+import hardware
 import link
 import sensors
 import wifi
 from ring import Ring
 from session import Session
+from state import Device
 
 FW_VERSION = "0.1.0"
-
-
-class Device:
-    """What the tasks share: the state of this board, passed to each task (never a global)."""
-
-    def __init__(self, cfg: dict) -> None:
-        self.fw = FW_VERSION
-        self.status = "starting"  # starting, wifi, connecting, online, offline, refused
-        self.interval_ms = cfg["interval_ms"]
-        self.wake = asyncio.Event()  # a reading was taken or a batch settled: the link may send
-        self.sampled_at = board.ticks_ms()
-        self.up_ms = 0
-        self.up_ticks = time.ticks_ms()
-
-    def uptime_ms(self) -> int:
-        now = time.ticks_ms()
-        self.up_ms += time.ticks_diff(now, self.up_ticks)  # summed, so ticks wrapping is harmless
-        self.up_ticks = now
-        return self.up_ms
 
 
 async def sample(dev: Device, session: Session, readers: list, width: int) -> None:
@@ -51,7 +34,7 @@ async def sample(dev: Device, session: Session, readers: list, width: int) -> No
         if ring.dropped:
             values[width - 1] = ring.dropped
             mask |= dropped_bit
-        now = board.ticks_ms()
+        now = hardware.ticks_ms()
         if mask & ~dropped_bit:
             ring.push(now, session.stamp(now) if session.knows_time() else 0, values, mask)
             dev.wake.set()
@@ -70,7 +53,7 @@ async def sample(dev: Device, session: Session, readers: list, width: int) -> No
 
 
 async def feed_watchdog(dev: Device, timeout_ms: int) -> None:
-    wdt = board.watchdog(timeout_ms)
+    wdt = hardware.watchdog(timeout_ms)
     while True:
         if time.ticks_diff(time.ticks_ms(), dev.sampled_at) < 2 * dev.interval_ms + 10000:
             wdt.feed()
@@ -82,7 +65,7 @@ _BLINK_MS = {"online": 0, "refused": 100, "starting": 500, "wifi": 500, "connect
 
 async def show_status(dev: Device, pin: int) -> None:
     """Solid: streaming. Slow blink: joining Wi-Fi or reaching the server. Fast blink: token refused."""
-    led = board.led(pin)
+    led = hardware.led(pin)
     on = 0
     while True:
         period = _BLINK_MS.get(dev.status, 500)
@@ -92,7 +75,7 @@ async def show_status(dev: Device, pin: int) -> None:
 
 
 async def run(cfg: dict, names: list, readers: list) -> None:
-    dev = Device(cfg)
+    dev = Device(FW_VERSION, cfg["interval_ms"])
     ring = Ring(cfg["buffer"], len(names))
     session = Session(ring, names, cfg["window"], cfg["batch"])
     if cfg["watchdog_ms"]:
@@ -104,12 +87,12 @@ async def run(cfg: dict, names: list, readers: list) -> None:
     asyncio.create_task(sample(dev, session, readers, len(names)))
     if cfg.get("wifi"):
         await wifi.join(cfg["wifi"]["ssid"], cfg["wifi"].get("password", ""), dev)
-    clock_ms = board.rtc_epoch_ms()
-    if not clock_ms and cfg["ntp"] and board.ntp_sync(cfg["ntp"]):
-        clock_ms = board.rtc_epoch_ms()
+    clock_ms = hardware.rtc_epoch_ms()
+    if not clock_ms and cfg["ntp"] and hardware.ntp_sync(cfg["ntp"]):
+        clock_ms = hardware.rtc_epoch_ms()
     if clock_ms:  # the board's own clock; otherwise the server's, from welcome
         session.own_clock = True
-        session.set_clock(clock_ms, board.ticks_ms())
+        session.set_clock(clock_ms, hardware.ticks_ms())
     await link.run(dev, cfg, session)
 
 

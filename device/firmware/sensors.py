@@ -13,7 +13,7 @@ try:
 except ImportError:
     TYPE_CHECKING = False
 
-import board
+import hardware
 
 if TYPE_CHECKING:
     from typing import Callable
@@ -32,7 +32,7 @@ def _pin(spec: dict) -> int:
 
 def mcu_temp(spec: dict) -> "tuple[list[str], Read]":
     def read(values: array, offset: int) -> int:
-        values[offset] = board.mcu_temperature()
+        values[offset] = hardware.mcu_temperature()
         return 1
 
     return [spec.get("name", "mcu_temperature")], read
@@ -42,7 +42,7 @@ def adc(spec: dict) -> "tuple[list[str], Read]":
     pin = _pin(spec)
     scale = float(spec.get("scale", 1.0))
     offset_v = float(spec.get("offset", 0.0))
-    a = board.adc(pin)
+    a = hardware.adc(pin)
 
     def read(values: array, offset: int) -> int:
         values[offset] = a.read_uv() / 1_000_000 * scale + offset_v  # volts, then the user's scale
@@ -52,7 +52,7 @@ def adc(spec: dict) -> "tuple[list[str], Read]":
 
 
 def dht22(spec: dict) -> "tuple[list[str], Read]":
-    d = board.dht22(_pin(spec))
+    d = hardware.dht22(_pin(spec))
     prefix = spec.get("prefix", "")
 
     def read(values: array, offset: int) -> int:
@@ -67,7 +67,7 @@ def dht22(spec: dict) -> "tuple[list[str], Read]":
 def bme280(spec: dict) -> "tuple[list[str], Read]":
     import bme280
 
-    bus = board.i2c(spec.get("sda", 21), spec.get("scl", 22))
+    bus = hardware.i2c(spec.get("sda", 21), spec.get("scl", 22))
     address = spec.get("address", 0x76)
     prefix = spec.get("prefix", "")
     chip: "list[driver.BME280 | None]" = [None]  # found on first good read: a late sensor still starts
@@ -89,8 +89,8 @@ def system(spec: dict) -> "tuple[list[str], Read]":
     """The board's own vitals: free heap and Wi-Fi signal."""
 
     def read(values: array, offset: int) -> int:
-        values[offset] = board.free_heap()
-        rssi = board.wifi_rssi()
+        values[offset] = hardware.free_heap()
+        rssi = hardware.wifi_rssi()
         if rssi:
             values[offset + 1] = rssi
             return 0b11

@@ -1,4 +1,4 @@
-"""The device side of the device channel (PROTOCOL.md section 1), without I/O.
+"""The device side of the device channel (docs/protocol.md section 1), without I/O.
 
 It writes outgoing messages as JSON text into a caller's buffer and reads the server's messages
 from bytes; the caller (link.py on the board, the simulator under CPython) moves the bytes. It

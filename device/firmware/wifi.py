@@ -2,7 +2,7 @@
 
 import asyncio
 
-import board
+import hardware
 
 try:
     from typing import TYPE_CHECKING
@@ -10,7 +10,7 @@ except ImportError:
     TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from main import Device
+    from state import Device
 
 
 async def join(ssid: str, password: str, dev: "Device") -> None:
@@ -19,25 +19,25 @@ async def join(ssid: str, password: str, dev: "Device") -> None:
     `dev.status` says "wifi" meanwhile, for the status LED.
     """
     pause_ms = 1000
-    while not board.wifi_connected():
+    while not hardware.wifi_connected():
         dev.status = "wifi"
         print("wifi: joining", ssid)
-        board.wifi_begin(ssid, password)
+        hardware.wifi_begin(ssid, password)
         waited = 0
-        while waited < 15000 and not board.wifi_connected():
-            st = board.wifi_status()
-            if st == board.STAT_WRONG_PASSWORD:
+        while waited < 15000 and not hardware.wifi_connected():
+            st = hardware.wifi_status()
+            if st == hardware.STAT_WRONG_PASSWORD:
                 print("wifi: wrong password for", ssid)
                 break
-            if st == board.STAT_NO_AP_FOUND:
+            if st == hardware.STAT_NO_AP_FOUND:
                 print("wifi: no network named", ssid, "in range")
                 break
             await asyncio.sleep_ms(250)
             waited += 250
-        if board.wifi_connected():
+        if hardware.wifi_connected():
             break
-        board.wifi_reset()
+        hardware.wifi_reset()
         print("wifi: retrying in", pause_ms // 1000, "s")
         await asyncio.sleep_ms(pause_ms)
         pause_ms = min(pause_ms * 2, 60000)
-    print("wifi: connected, rssi", board.wifi_rssi())
+    print("wifi: connected, rssi", hardware.wifi_rssi())

@@ -10,7 +10,7 @@ import binascii
 import random
 import time
 
-import board
+import hardware
 import wsframe
 
 try:
@@ -162,7 +162,7 @@ async def connect(
     ca: str = "",
 ) -> Conn:
     """Open the connection and do the opening handshake (RFC 6455 section 4.1)."""
-    ctx = board.tls_context(ca) if secure else None
+    ctx = hardware.tls_context(ca) if secure else None
     if ctx is None:
         reader, writer = await asyncio.open_connection(host, port)
     else:
@@ -222,7 +222,7 @@ def _check_response(head: bytes, key: bytes, subprotocol: str, rx: wsframe.Reade
         raise HandshakeError(status, ("HTTP %d " % status) + _text(body))
     if fields.get(b"upgrade", b"").lower() != b"websocket":
         raise HandshakeError(status, "response does not upgrade to websocket")
-    expected = binascii.b2a_base64(board.sha1(key + _GUID).digest())[:-1]
+    expected = binascii.b2a_base64(hardware.sha1(key + _GUID).digest())[:-1]
     if fields.get(b"sec-websocket-accept") != expected:
         raise HandshakeError(status, "Sec-WebSocket-Accept does not match the key (section 4.2.2)")
     if fields.get(b"sec-websocket-protocol", b"").decode() != subprotocol:

@@ -1,7 +1,7 @@
 """`pulsewire board-sim`: a simulated ESP32 on TCP, driven here by the real mpremote as a board is.
 
 Each test starts the command for real on a free port with its own filesystem folder; mpremote
-connects with `socket://127.0.0.1:PORT`. Node.js is required (tests/simboard.require_node: a
+connects with `socket://127.0.0.1:PORT`. Node.js is required (tests/support/simboard.require_node: a
 workstation without it skips, CI fails).
 """
 
@@ -22,7 +22,7 @@ import pytest
 
 from tests.support.cli import cli
 from tests.support.server import Server, start_server
-from tests.support.simboard import FIRMWARE, firmware_config, require_node
+from tests.support.simboard import FIRMWARE, firmware_config, require_node, wait_until
 
 LISTENING = re.compile(r"^board-sim: MicroPython 1\.27 \(WebAssembly\) listening on socket://127\.0\.0\.1:(\d+)$")
 
@@ -45,10 +45,20 @@ class BoardSim:
             text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
-        found = self.wait_for(LISTENING.pattern, timeout=120)  # a first run installs MicroPython
-        self.port = int(LISTENING.match(found).group(1))  # type: ignore[union-attr]
-        self.wait_for(r"^board-sim: boot ", timeout=30)
+        try:
+            found = self.wait_for(LISTENING.pattern, timeout=120)  # a first run installs MicroPython
+            self.port = int(LISTENING.match(found).group(1))  # type: ignore[union-attr]
+            self.wait_for(r"^board-sim: boot ", timeout=30)
+        except BaseException:
+            self.stop()  # a simulation that did not come up is not left running
+            raise
         return self
+
+    def __enter__(self) -> BoardSim:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -118,11 +128,8 @@ def fs_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def sim(fs_dir: Path) -> Iterator[BoardSim]:
     require_node()
-    board = BoardSim(fs_dir).start()
-    try:
+    with BoardSim(fs_dir) as board:
         yield board
-    finally:
-        board.stop()
 
 
 def test_prints_its_address_and_how_to_flash_it(sim: BoardSim) -> None:
@@ -162,8 +169,7 @@ def test_files_copied_with_mpremote_survive_soft_reset_reset_and_a_restart(sim: 
     # The host folder holds the board's files; a new simulation on it finds them.
     assert (sim.fs_dir / "notes.txt").read_bytes() == local.read_bytes()
     sim.stop()
-    again = BoardSim(sim.fs_dir).start()
-    try:
+    with BoardSim(sim.fs_dir) as again:
         assert "notes.txt" in again.mpremote("fs", "ls").stdout
         assert again.mpremote("fs", "cat", "text.txt").stdout == "written on the board"
         again.mpremote("fs", "rm", ":lib/copy.txt")
@@ -171,8 +177,6 @@ def test_files_copied_with_mpremote_survive_soft_reset_reset_and_a_restart(sim: 
         assert again.mpremote("fs", "ls", "lib", check=False).returncode != 0
         missing = again.mpremote("fs", "cat", "nothing.txt", check=False)
         assert "No such file or directory" in missing.stdout + missing.stderr  # ENOENT, as a board says it
-    finally:
-        again.stop()
     assert not (sim.fs_dir / "lib").exists()
 
 
@@ -199,6 +203,15 @@ def test_reset_runs_boot_py_then_main_py_on_the_console(sim: BoardSim, tmp_path:
     sim.wait_for(r"^board: main marker 2$", since=mark)
 
 
+def test_files_boot_py_writes_reach_the_host_folder(sim: BoardSim, tmp_path: Path) -> None:
+    (tmp_path / "boot.py").write_text("with open('booted.txt', 'a') as f:\n    f.write('boot\\n')\n")
+    sim.mpremote("fs", "cp", str(tmp_path / "boot.py"), ":")
+    mark = sim.mark()
+    sim.mpremote("reset")
+    sim.wait_for(r"^board-sim: fs: wrote /booted\.txt", since=mark)
+    assert (sim.fs_dir / "booted.txt").read_text().startswith("boot\n")
+
+
 def test_ctrl_c_stops_a_main_py_that_never_returns(sim: BoardSim, tmp_path: Path) -> None:
     (tmp_path / "main.py").write_text(
         "import time\nn = 0\nwhile True:\n    n += 1\n    print('tick', n)\n    time.sleep(0.1)\n"
@@ -210,7 +223,8 @@ def test_ctrl_c_stops_a_main_py_that_never_returns(sim: BoardSim, tmp_path: Path
     assert sim.mpremote("exec", "print('still', 'here')").stdout.strip() == "still here"
     sim.wait_for(r"^board-sim: Ctrl-C: stopped main\.py$", since=mark)
     ticks = sim.count(r"^board: tick")
-    time.sleep(0.5)
+    # Another whole command on the board (a second or so: ten ticks of a main.py still running).
+    assert sim.mpremote("exec", "print('and again')").stdout.strip() == "and again"
     assert sim.count(r"^board: tick") == ticks, "main.py went on after Ctrl-C"
 
 
@@ -275,20 +289,20 @@ def test_the_firmware_flashed_with_mpremote_streams_to_a_server(
     sim.mpremote("reset")
     sim.wait_for(r"^board-sim: main\.py is running", since=mark, timeout=20)
 
-    deadline = time.monotonic() + 20
-    readings: list[object] = []
-    while time.monotonic() < deadline and len(readings) < 3:
-        readings = server.telemetry(device_id, keys="mcu_temperature").get("mcu_temperature", [])
-        time.sleep(0.3)
-    assert len(readings) >= 3, f"no readings from {device_id} within 20 s"
+    def readings() -> int:
+        resp = server.get(f"/api/devices/{device_id}/telemetry", params={"keys": "mcu_temperature"})
+        if resp.status_code == 404 and "has no metric" in resp.text:
+            return 0  # nothing stored yet
+        assert resp.status_code == 200, resp.text
+        return len(resp.json().get("mcu_temperature", []))
+
+    wait_until(lambda: readings() >= 3, 20, f"3 readings from {device_id}")
     assert online(server, device_id)
 
     # Ctrl-C (what mpremote sends first) stops the firmware; its connection closes with it.
     sim.mpremote("exec", "pass")
     sim.wait_for(r"^board-sim: Ctrl-C: stopped main\.py$", since=mark)
-    deadline = time.monotonic() + 10
-    while online(server, device_id) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: not online(server, device_id), 10, f"{device_id} offline")
     assert not online(server, device_id)
 
 
@@ -315,3 +329,19 @@ def test_pulsewire_flash_puts_the_firmware_on_the_simulated_board(
     assert "flashed-sim is online" in done.stdout, done.stdout
     assert (sim.fs_dir / "pulsewire.json").is_file() and (sim.fs_dir / "session.mpy").is_file()
     sim.wait_for(r"^board: link: online")
+
+
+def test_the_simulation_is_stopped_when_a_test_fails_or_it_does_not_come_up(fs_dir: Path) -> None:
+    require_node()
+    with pytest.raises(RuntimeError, match="the test failed"), BoardSim(fs_dir) as failing:
+        raise RuntimeError("the test failed")
+    assert failing.proc is not None and failing.proc.poll() is not None
+
+    class NeverUp(BoardSim):
+        def wait_for(self, pattern: str, timeout: float = 20, since: int = 0) -> str:
+            raise AssertionError("board-sim printed no line matching it")
+
+    never = NeverUp(fs_dir)
+    with pytest.raises(AssertionError):
+        never.start()
+    assert never.proc is not None and never.proc.poll() is not None

@@ -1,12 +1,13 @@
-"""The simulated board itself (pulsewire_devkit.simboard): its board.py, streams, TLS, watchdog, resets, exits.
+"""The simulated board itself (pulsewire_devkit.simboard): its hardware.py, streams, TLS, watchdog, resets, exits.
 
-Small MicroPython programs stand in for main.py here; tests/test_firmware_mpy.py runs the firmware.
+Small MicroPython programs stand in for main.py here; tests/firmware/ runs the firmware.
 """
 
 from __future__ import annotations
 
 import ast
 import datetime
+import gc
 import hashlib
 import ipaddress
 import socket
@@ -23,14 +24,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from pulsewire_devkit.simboard.runner import EXIT_RAISED, EXIT_RESET, EXIT_STOPPED
+from pulsewire_devkit.simboard.runner import EXIT_RAISED, EXIT_RESET, EXIT_STOPPED, SimBoard
 from tests.support.env import ROOT
-from tests.support.simboard import FIRMWARE, board
+from tests.support.simboard import FIRMWARE, board, require_node
 
-SIM_BOARD = ROOT / "server" / "pulsewire_devkit" / "simboard" / "mpy" / "board.py"
+SIM_HARDWARE = ROOT / "server" / "pulsewire_devkit" / "simboard" / "mpy" / "hardware.py"
 
 
-# --- board.py ------------------------------------------------------------------------------------
+# --- hardware.py ---------------------------------------------------------------------------------
 
 
 def public_api(path: Path) -> tuple[dict[str, tuple[list[str], int]], set[str], set[str]]:
@@ -53,30 +54,30 @@ def public_api(path: Path) -> tuple[dict[str, tuple[list[str], int]], set[str], 
     return functions, callables - {"TYPE_CHECKING"}, constants - {"TYPE_CHECKING"}
 
 
-def test_simulated_board_py_has_the_firmware_board_api() -> None:
-    real_functions, real_callables, real_constants = public_api(FIRMWARE / "board.py")
-    sim_functions, sim_callables, sim_constants = public_api(SIM_BOARD)
-    assert real_functions and real_constants, "device/firmware/board.py defines nothing?"
+def test_simulated_hardware_py_has_the_firmware_hardware_api() -> None:
+    real_functions, real_callables, real_constants = public_api(FIRMWARE / "hardware.py")
+    sim_functions, sim_callables, sim_constants = public_api(SIM_HARDWARE)
+    assert real_functions and real_constants, "device/firmware/hardware.py defines nothing?"
     assert sim_functions == real_functions
     assert sim_callables == real_callables  # sha1, which the real one takes from hashlib
     assert sim_constants == real_constants
 
 
-def test_board_fakes_answer_like_the_hardware() -> None:
+def test_hardware_fakes_answer_like_the_hardware() -> None:
     program = """
 import binascii, hashlib
-import board
-print("sha1", binascii.hexlify(board.sha1(b"abc").digest()).decode())
-print("mcu", board.mcu_temperature(), board.mcu_temperature(), board.mcu_temperature())
-print("wifi", board.wifi_connected(), board.wifi_status() == board.STAT_GOT_IP, board.wifi_rssi())
-print("clock", board.rtc_epoch_ms(), board.ntp_sync("pool.ntp.org"))
-print("uid", binascii.hexlify(board.unique_id()).decode(), "cause", board.reset_cause())
-print("adc", board.adc(34).read_uv())
-d = board.dht22(4)
+import hardware
+print("sha1", binascii.hexlify(hardware.sha1(b"abc").digest()).decode())
+print("mcu", hardware.mcu_temperature(), hardware.mcu_temperature(), hardware.mcu_temperature())
+print("wifi", hardware.wifi_connected(), hardware.wifi_status() == hardware.STAT_GOT_IP, hardware.wifi_rssi())
+print("clock", hardware.rtc_epoch_ms(), hardware.ntp_sync("pool.ntp.org"))
+print("uid", binascii.hexlify(hardware.unique_id()).decode(), "cause", hardware.reset_cause())
+print("adc", hardware.adc(34).read_uv())
+d = hardware.dht22(4)
 d.measure()
 print("dht22", d.temperature(), d.humidity())
 import bme280
-t, p, h = bme280.BME280(board.i2c(21, 22)).measure()
+t, p, h = bme280.BME280(hardware.i2c(21, 22)).measure()
 print("bme280 %.2f %.1f %.1f" % (t, p, h))
 """
     with board(None, files={"/main.py": program, "/bme280.py": (FIRMWARE / "bme280.py").read_bytes()}) as sim:
@@ -93,16 +94,16 @@ print("bme280 %.2f %.1f %.1f" % (t, p, h))
 
 def test_a_failing_sensor_raises_oserror_and_heals() -> None:
     program = """
-import asyncio, board
+import asyncio, hardware
 async def main():
     print("ready")
     while True:
         try:
-            print("read", board.mcu_temperature())
+            print("read", hardware.mcu_temperature())
         except OSError as exc:
             print("failed", exc.args[0])
         try:
-            board.dht22(4).measure()
+            hardware.dht22(4).measure()
             print("dht22 ok")
         except OSError:
             print("dht22 failed")
@@ -141,9 +142,9 @@ def test_an_exception_ending_main_is_printed_as_the_board_prints_it() -> None:
 
 
 WATCHDOG = """
-import asyncio, board
-print("boot, reset cause", board.reset_cause())
-wdt = board.watchdog(300)
+import asyncio, hardware
+print("boot, reset cause", hardware.reset_cause())
+wdt = hardware.watchdog(300)
 async def main():
     for _ in range(6):
         wdt.feed()
@@ -172,7 +173,7 @@ def test_with_reboot_a_reset_boots_the_board_again_with_its_files_and_counters()
 
 def test_machine_reset_from_a_task_ends_everything_at_once() -> None:
     program = """
-import asyncio, board
+import asyncio, hardware
 async def chatter():
     while True:
         print("tick")
@@ -180,7 +181,7 @@ async def chatter():
 async def main():
     asyncio.create_task(chatter())
     await asyncio.sleep_ms(100)
-    board.reset()
+    hardware.reset()
     print("after reset")
 asyncio.run(main())
 """
@@ -382,10 +383,10 @@ def _self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
 
 
 TLS = """
-import asyncio, board
+import asyncio, hardware
 
 async def hello(ca):
-    ctx = board.tls_context(ca)
+    ctx = hardware.tls_context(ca)
     try:
         r, w = await asyncio.open_connection("127.0.0.1", %d, ssl=ctx, server_hostname="127.0.0.1")
     except OSError as exc:
@@ -433,3 +434,26 @@ def test_the_firmware_dir_is_the_board_s_filesystem() -> None:
         assert sim.wait_exit() == EXIT_STOPPED
     listed = next(line for line in sim.lines if line.startswith("["))
     assert ast.literal_eval(listed) == sorted(p.name for p in FIRMWARE.glob("*.py"))
+
+
+# --- the Node process ------------------------------------------------------------------------------
+
+FOREVER = "import asyncio\nprint('up')\nasyncio.run(asyncio.sleep(600))\n"
+
+
+def test_a_failing_test_leaves_no_node_process_running() -> None:
+    with pytest.raises(RuntimeError, match="the test failed"), board(None, files={"/main.py": FOREVER}) as sim:
+        sim.wait_for_line("up")
+        raise RuntimeError("the test failed")
+    assert sim.proc is not None and sim.proc.poll() is not None  # ended, not left running
+
+
+def test_a_board_dropped_without_stop_takes_its_node_process_with_it() -> None:
+    require_node()
+    sim = SimBoard(None, files={"/main.py": FOREVER}).start()
+    sim.wait_for_line("up")
+    proc = sim.proc
+    assert proc is not None and proc.poll() is None
+    del sim
+    gc.collect()
+    assert proc.wait(10) is not None

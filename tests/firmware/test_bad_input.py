@@ -1,16 +1,18 @@
 """The firmware, on real MicroPython, against a server that misbehaves: it survives and recovers.
 
-Each test points the unmodified firmware (tests/simboard.py) at tests/fakeserver.py, which
-upgrades the connection and then does the wrong thing on purpose. The MCU sensor counts readings
-(1, 2, 3, ...), so what reaches the server says exactly which readings were lost or sent again.
+Each test points the unmodified firmware (tests/support/simboard.py) at tests/support/fakeserver.py,
+which upgrades the connection and then does the wrong thing on purpose (commands the real server
+would never send included). The MCU sensor counts readings (1, 2, 3, ...), so what reaches the
+server says exactly which readings were lost or sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
+from pulsewire import firmware
+from pulsewire_devkit.simboard.runner import EXIT_RESET
 from tests.support.fakeserver import Conn, FakeServer, silent, well_behaved
 from tests.support.simboard import board, firmware_config, wait_until
 
@@ -114,10 +116,47 @@ def test_a_server_gone_silent_after_welcome_is_detected() -> None:
         wait_until(lambda: len(server.connections) == 2 and sent_on(server, 1), 15, "a new connection")
 
 
+COMMANDS = [
+    ("c-1", "set_interval", {"ms": 50}),  # below the bounds: the real server never sends it
+    ("c-2", "self_destruct", {}),
+    ("c-3", "set_interval", {"ms": 300}),
+    ("c-4", "reboot", {}),
+]
+
+
+async def commands_then_reboot(conn: Conn) -> None:
+    await conn.welcome()
+    await conn.recv()
+    for cid, name, args in COMMANDS:
+        conn.send({"type": "command", "id": cid, "name": name, "args": args})
+    await conn.ack_everything()  # until the board closes for its reboot
+
+
+def test_commands_are_answered_by_the_shared_rule_and_reboot_closes_then_resets() -> None:
+    rules = firmware.load("rules")  # the same file, under CPython
+    with (
+        FakeServer([commands_then_reboot]) as server,
+        board(config=firmware_config(server.url, "pwd_test")) as sim,
+    ):
+        assert sim.wait_exit(20) == EXIT_RESET
+    assert "link: interval set to 300 ms" in sim.lines
+    assert "pwsim: reset (machine.reset())" in sim.lines
+    assert server.connections[0].close_code == 1001  # going away, before the reset
+    results = [m for m in server.connections[0].received if m.get("type") == "result"]
+    expected = []
+    for cid, name, args in COMMANDS:
+        ok, detail, _ = rules.answer(name, args)
+        expected.append({"type": "result", "id": cid, "ok": ok, **({"detail": detail} if detail else {})})
+    assert results == expected
+
+
 def test_a_refused_token_backs_off_instead_of_hammering() -> None:
     with FakeServer([silent], status=401) as server, board(config=firmware_config(server.url, "pwd_revoked")) as sim:
         sim.wait_for_line("link: token refused (HTTP 401", 10)
-        time.sleep(5)
+        # The board's own clock: 15 readings at 200 ms are 3 s, in which a plain failure would
+        # have been retried at least twice (0.5-1 s, then 1-2 s).
+        taken = sim.status()["readings"]
+        wait_until(lambda: sim.status()["readings"] >= taken + 15, 10, "15 readings after the refusal")
         assert len(server.attempts) == 1  # the next try is a minute or more away
         line = next(li for li in sim.lines if "token refused" in li)
         assert int(line.rsplit("next try in ", 1)[1].split()[0]) >= 30
@@ -133,7 +172,8 @@ def test_a_full_buffer_drops_the_oldest_and_reports_how_many() -> None:
             sim.pause_net()  # no new connection succeeds
             sim.cut()
             sim.wait_for_line("link: cannot connect", 10, since)
-            time.sleep(2)  # about 20 readings into a ring of 5
+            taken = sim.status()["readings"]
+            wait_until(lambda: sim.status()["readings"] >= taken + 20, 10, "20 readings into a ring of 5")
             sim.resume_net()
             sim.wait_for_line("link: online", 15, since)
 

@@ -1,7 +1,7 @@
 """The firmware's configuration check, sensor registry and BME280 driver, under CPython.
 
-`board` is replaced by a fake, as on the simulated board: these modules only reach hardware
-through it.
+`hardware` is replaced by a fake, as on the simulated board: these modules only reach the
+hardware through it.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ class FakeI2C:
         self.writes.append((reg, data[0]))
 
 
-class FakeBoard(types.ModuleType):
+class FakeHardware(types.ModuleType):
     def __init__(self) -> None:
-        super().__init__("board")
+        super().__init__("hardware")
         self.temperature = 40.0
         self.fail = False
         self.i2c_bus = FakeI2C(0x60)
@@ -78,9 +78,9 @@ class FakeBoard(types.ModuleType):
 
 
 @pytest.fixture
-def fw(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, FakeBoard, Any]]:
-    board = FakeBoard()
-    monkeypatch.setitem(sys.modules, "board", board)
+def fw(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, FakeHardware, Any]]:
+    hardware = FakeHardware()
+    monkeypatch.setitem(sys.modules, "hardware", hardware)
     mods = {}
     for name in ("bme280", "sensors"):
         spec = importlib.util.spec_from_file_location(name, firmware.folder() / f"{name}.py")
@@ -89,7 +89,7 @@ def fw(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, FakeBoard, Any]]:
         monkeypatch.setitem(sys.modules, name, mods[name])
         spec.loader.exec_module(mods[name])
     monkeypatch.setattr(mods["bme280"].time, "sleep_ms", lambda ms: None, raising=False)
-    yield mods["sensors"], board, mods["bme280"]
+    yield mods["sensors"], hardware, mods["bme280"]
 
 
 def test_config_defaults_fill_in_and_url_is_parsed() -> None:
@@ -128,7 +128,7 @@ def test_metric_names_are_checked_like_the_server_does() -> None:
 
 
 def test_sensors_are_built_from_configuration(fw: Any) -> None:
-    sensors, board, _ = fw
+    sensors, hardware, _ = fw
     names, readers = sensors.build(
         [
             {"type": "mcu_temp"},
@@ -158,38 +158,38 @@ def test_unknown_sensor_type_lists_the_known_ones(fw: Any) -> None:
 
 
 def test_a_failing_sensor_is_counted_and_left_out_of_this_reading_only(fw: Any) -> None:
-    sensors, board, _ = fw
+    sensors, hardware, _ = fw
     names, readers = sensors.build([{"type": "mcu_temp"}, {"type": "system"}])
     values = array("f", bytes(4 * len(names)))
     failures = [0, 0]
-    board.fail = True
+    hardware.fail = True
     assert sensors.read_all(readers, values, failures) == 0b110
     assert failures == [1, 0]
-    board.fail = False
+    hardware.fail = False
     assert sensors.read_all(readers, values, failures) == 0b111
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
 def test_non_finite_values_are_left_out(fw: Any, bad: float) -> None:
-    sensors, board, _ = fw
+    sensors, hardware, _ = fw
     names, readers = sensors.build([{"type": "mcu_temp"}])
-    board.temperature = bad
+    hardware.temperature = bad
     values = array("f", [0.0])
     assert sensors.read_all(readers, values, [0]) == 0
 
 
 def test_bme280_matches_the_datasheet_example(fw: Any) -> None:
-    _, board, bme280 = fw
-    board.i2c_bus = FakeI2C(0x58)  # BMP280: the datasheet's worked example, no humidity
-    t, p, h = bme280.BME280(board.i2c_bus).measure()
+    _, hardware, bme280 = fw
+    hardware.i2c_bus = FakeI2C(0x58)  # BMP280: the datasheet's worked example, no humidity
+    t, p, h = bme280.BME280(hardware.i2c_bus).measure()
     assert t == pytest.approx(25.08, abs=0.01)
     assert p == pytest.approx(1006.5327, abs=0.01)  # hPa
     assert h != h  # NaN: a BMP280 has no humidity
-    assert (0xF4, 0x25) in board.i2c_bus.writes  # a forced measurement was started
+    assert (0xF4, 0x25) in hardware.i2c_bus.writes  # a forced measurement was started
 
 
 def test_bme280_humidity_is_plausible_and_a_missing_chip_is_retried(fw: Any) -> None:
-    sensors, board, _ = fw
+    sensors, hardware, _ = fw
     names, readers = sensors.build([{"type": "bme280", "address": 0x77}])
     values = array("f", bytes(12))
     failures = [0]

@@ -23,7 +23,7 @@ from tests.support.env import IN_CI, ROOT
 FIRMWARE = ROOT / "device" / "firmware"
 MYPY_CONFIG = ROOT / "device" / "mypy.ini"
 STUBS = ROOT / ".venv" / "esp32-stubs"  # where tests/run installs them and device/mypy.ini reads them
-CORE_FILES = ("main.py", "board.py")
+CORE_FILES = ("main.py", "hardware.py")
 # ESP32 and ESP32-S3 are Xtensa LX6/LX7 ("xtensawin"); an architecture lets @micropython.native
 # and @micropython.viper functions compile, as they do on the board.
 MPY_CROSS_ARCH = "-march=xtensawin"

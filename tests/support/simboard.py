@@ -35,9 +35,9 @@ def board(
     config: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> Iterator[SimBoard]:
+    """A simulated board for the block; its Node process ends with the block, however it ends."""
     require_node()
-    sim = SimBoard(firmware, config, echo=True, **options)
-    with sim:
+    with SimBoard(firmware, config, echo=True, **options) as sim:
         yield sim
 
 

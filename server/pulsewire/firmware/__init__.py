@@ -2,8 +2,9 @@
 
 The files are the repository's device/firmware, carried as package data (`files/`). The manifest
 there names exactly the files that go on a board, in the order they are written. `load` is the
-one way to run a firmware module under CPython: the simulator runs the firmware's own session and
-ring, and the flashing tool checks a configuration with the firmware's own config and sensors.
+one way to run a firmware module under CPython: the simulator runs the firmware's own session,
+ring and rules, and the flashing tool checks a configuration with the firmware's own config and
+sensors.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 MANIFEST = "manifest.txt"
 
 # Modules with no board-only imports: they run the same under CPython and are loaded once.
-PURE = ("ring", "session", "wsframe", "config")
+PURE = ("ring", "session", "wsframe", "config", "rules")
 
 
 class FirmwareError(Exception):
@@ -52,8 +53,9 @@ def load(name: str, *, source: Path | None = None, stand_ins: Mapping[str, Modul
     """Run firmware module `name` under CPython and return it.
 
     A pure module from the shipped firmware is loaded once per process. Any other module needs
-    `stand_ins` for the board-only modules it imports (`import board` then gets the stand-in);
-    it is loaded afresh on every call, as is any module from another `source` folder.
+    `stand_ins` for the board-only modules it imports (`import hardware` then gets the stand-in);
+    it is loaded afresh on every call, as is any module from another `source` folder. A firmware
+    module it imports (config's `import rules`) is loaded the same way, from the same folder.
     """
     source = source or folder()
     if stand_ins is None and name not in PURE:
@@ -65,8 +67,7 @@ def load(name: str, *, source: Path | None = None, stand_ins: Mapping[str, Modul
     path = source / f"{name}.py"
     module = ModuleType(qualified)
     module.__file__ = str(path)
-    if stand_ins:
-        module.__dict__["__builtins__"] = {**vars(builtins), "__import__": _importing(stand_ins)}
+    module.__dict__["__builtins__"] = {**vars(builtins), "__import__": _importing(source, stand_ins)}
     if shared:
         sys.modules[qualified] = module  # before running it, as import does
     try:
@@ -77,10 +78,14 @@ def load(name: str, *, source: Path | None = None, stand_ins: Mapping[str, Modul
     return module
 
 
-def _importing(stand_ins: Mapping[str, ModuleType]) -> Any:
+def _importing(source: Path, stand_ins: Mapping[str, ModuleType] | None) -> Any:
+    """The `import` of a loaded module: stand-ins first, then the firmware's own modules, then CPython's."""
+
     def _import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
-        if name in stand_ins:
+        if stand_ins and name in stand_ins:
             return stand_ins[name]
+        if level == 0 and (source / f"{name}.py").is_file():
+            return load(name, source=source, stand_ins=stand_ins)
         return builtins.__import__(name, globals, locals, fromlist, level)
 
     return _import

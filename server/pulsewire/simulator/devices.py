@@ -1,11 +1,12 @@
 """Virtual devices that speak the device channel with plausible readings.
 
 Each device registers itself through the admin API (or takes a fresh token if its id exists),
-and then runs the firmware's own protocol code (device/firmware/session.py and ring.py, loaded
-under CPython): hello, the server's clock and interval from welcome, one reading per interval
-into a bounded ring, batches within the un-acked window, acks and errors freeing the ring,
-`set_interval` and `reboot` commands. Only the transport differs from a board: the `websockets`
-library instead of the firmware's own client.
+and then runs the firmware's own protocol code (device/firmware/session.py, ring.py and
+rules.py, loaded under CPython): hello, the server's clock and interval from welcome, one
+reading per interval into a bounded ring, batches within the un-acked window, acks and errors
+freeing the ring, `set_interval` and `reboot` commands answered as the board answers them.
+Only the transport differs from a board: the `websockets` library instead of the firmware's own
+client.
 """
 
 from __future__ import annotations
@@ -81,8 +82,8 @@ def ticks_ms() -> int:
 
 
 @dataclass
-class Board:
-    """What a board keeps in RAM between connections: its ring, its session, its sampling."""
+class VirtualDevice:
+    """What a virtual device keeps in RAM between connections: its ring, its session, its sampling."""
 
     device_id: str
     seed: int
@@ -103,26 +104,34 @@ class Board:
         self.sensors = Sensors(random.Random(self.seed), phase=self.seed * 0.7)
         self.booted = ticks_ms()
 
+    def obey(self, name: str, args: dict[str, Any]) -> tuple[bool, str]:
+        """Answer a command as the board does (the firmware's rules.py); a new interval applies at once."""
+        ok, detail, interval_ms = firmware.load("rules").answer(name, args)
+        if interval_ms:
+            self.interval_ms = interval_ms
+            self.retime.set()
+        return ok, detail
 
-async def sample(board: Board, stop: asyncio.Event) -> None:
+
+async def sample(device: VirtualDevice, stop: asyncio.Event) -> None:
     values = array("f", bytes(4 * len(METRICS)))
     while not stop.is_set():
-        session = board.session
+        session = device.session
         now = ticks_ms()
-        for k, v in enumerate(board.sensors.read(int(time.time() * 1000)).values()):
+        for k, v in enumerate(device.sensors.read(int(time.time() * 1000)).values()):
             values[k] = v
         # As on a board: stamped now if the clock is known, else at welcome from its ticks.
         stamp = session.stamp(now) if session.knows_time() else 0
         session.ring.push(now, stamp, values, (1 << len(METRICS)) - 1)
-        board.wake.set()
-        board.retime.clear()
+        device.wake.set()
+        device.retime.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(_either(stop, board.retime), board.interval_ms / 1000)
+            await asyncio.wait_for(_either(stop, device.retime), device.interval_ms / 1000)
 
 
 async def run_device(base: str, device_id: str, token: str, *, seed: int, stop: asyncio.Event) -> None:
-    board = Board(device_id, seed)
-    sampler = asyncio.create_task(sample(board, stop))
+    device = VirtualDevice(device_id, seed)
+    sampler = asyncio.create_task(sample(device, stop))
     backoff = 1.0
     try:
         while not stop.is_set():
@@ -134,7 +143,7 @@ async def run_device(base: str, device_id: str, token: str, *, seed: int, stop: 
                     open_timeout=10,
                 ) as ws:
                     backoff = 1.0
-                    await _connection(ws, board, stop)
+                    await _connection(ws, device, stop)
             except (TimeoutError, OSError, websockets.WebSocketException) as exc:
                 if stop.is_set():
                     return
@@ -149,64 +158,51 @@ async def run_device(base: str, device_id: str, token: str, *, seed: int, stop: 
         await asyncio.gather(sampler, return_exceptions=True)
 
 
-async def _connection(ws: ClientConnection, board: Board, stop: asyncio.Event) -> None:
-    session = board.session
+async def _connection(ws: ClientConnection, device: VirtualDevice, stop: asyncio.Event) -> None:
+    session = device.session
     session_mod = firmware.load("session")
     buf = bytearray(FRAME_BYTES)
     session.connected()
-    end = session.hello(buf, 0, "sim-0.1.0", ticks_ms() - board.booted)
+    end = session.hello(buf, 0, "sim-0.1.0", ticks_ms() - device.booted)
     await ws.send(bytes(buf[:end]).decode())
     while session.handle(_utf8(await asyncio.wait_for(ws.recv(), 10)), ticks_ms()) != session_mod.WELCOME:
         pass
-    if session.interval_ms and session.interval_ms != board.interval_ms:
-        board.interval_ms = session.interval_ms
-        board.retime.set()
+    if session.interval_ms and session.interval_ms != device.interval_ms:
+        device.interval_ms = session.interval_ms
+        device.retime.set()
     reboot = asyncio.Event()
 
     async def receive() -> None:
         async for raw in ws:
             kind = session.handle(_utf8(raw), ticks_ms())
             if kind in (session_mod.ACKED, session_mod.REJECTED):
-                board.wake.set()
+                device.wake.set()
             elif kind == session_mod.COMMAND:
-                ok, detail = _obey(board, session.command_name, session.command_args)
+                ok, detail = device.obey(session.command_name, session.command_args)
                 end = session.result(buf, 0, ok, detail)
                 await ws.send(bytes(buf[:end]).decode())
-                if ok and session.command_name == "reboot":
+                if ok and session.command_name == firmware.load("rules").REBOOT:
                     reboot.set()
-                    board.wake.set()
+                    device.wake.set()
                     return
 
     reader = asyncio.create_task(receive())
     try:
         while not stop.is_set() and not reader.done():
-            board.wake.clear()
+            device.wake.clear()
             while session.can_send():
                 end = session.next_batch(buf, 0, len(buf))
                 if end:
                     await ws.send(bytes(buf[:end]).decode())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(board.wake.wait(), 1.0)
+                await asyncio.wait_for(device.wake.wait(), 1.0)
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
     if reboot.is_set():
-        log.info("simulated device rebooting", extra={"device": board.device_id})
+        log.info("simulated device rebooting", extra={"device": device.device_id})
         await ws.close(1001, "rebooting")
-        board.boot()
-
-
-def _obey(board: Board, name: str, args: dict[str, Any]) -> tuple[bool, str]:
-    if name == "set_interval":
-        ms = args.get("ms")
-        if type(ms) is int and 100 <= ms <= 86_400_000:
-            board.interval_ms = ms
-            board.retime.set()
-            return True, ""
-        return False, "ms: expected an integer in 100..86400000"
-    if name == "reboot":
-        return True, ""
-    return False, f"unknown command {name[:40]!r}"
+        device.boot()
 
 
 async def _either(a: asyncio.Event, b: asyncio.Event) -> None:

@@ -116,7 +116,7 @@ class _Inert:
 def load_firmware_sensors(firmware_dir: Path) -> ModuleType:
     """The firmware's sensors.py with `board` (and the driver it imports lazily) stood in for."""
     stand_in = _StandInBoard("board")
-    return firmware.load("sensors", source=firmware_dir, stand_ins={"board": stand_in, "bme280": stand_in})
+    return firmware.load("sensors", source=firmware_dir, stand_ins={"hardware": stand_in, "bme280": stand_in})
 
 
 @dataclass(frozen=True)

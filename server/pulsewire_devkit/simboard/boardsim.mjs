@@ -7,7 +7,7 @@
 // output comes back. What a board does around its REPL, the simulation does too:
 //
 // - Boot: boot.py then main.py, their output on the line and on this process's stdout
-//   ("board: ..."). main.py runs the firmware on bridge.mjs (TCP from Node, the fake board.py).
+//   ("board: ..."). main.py runs the firmware on bridge.mjs (TCP from Node, the fake hardware.py).
 // - Ctrl-D at an empty raw REPL (what `mpremote` sends first) or sys.exit(): soft reset, then
 //   boot.py, then the raw REPL again; from the friendly REPL, boot.py and main.py.
 // - `machine.reset()` (what `mpremote reset` runs), the firmware's reset, the watchdog: hard
@@ -26,21 +26,10 @@
 // board makes is copied back as soon as the REPL is idle again (and every second while main.py
 // runs), so files survive resets and restarts of the simulation.
 
-import {
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import net from "node:net";
-import { tmpdir } from "node:os";
 import { dirname, join, sep } from "node:path";
 import { parseArgs } from "node:util";
-import { pathToFileURL } from "node:url";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 
 import { bootBoard, newControls, pythonErrorText, RESET } from "./bridge.mjs";
@@ -161,52 +150,6 @@ del _p, sys, os
     mp.FS.unlink("/tmp/os.py");
   }
   mp.runPython(BINASCII_SHIM);
-}
-
-// ------------------------------------------------------------------------------------------------
-// Interim adapter: what bridge.mjs does not offer yet.
-//
-// bootBoard() hands the board's output over line by line (the REPL's prompts end no line), runs
-// boot.py and main.py unconditionally (after a soft reset in the raw REPL a board runs boot.py
-// only; after Ctrl-C, neither) and keeps the interpreter to itself (the REPL needs it). Until it
-// takes options for those (see the report of this change), this adapter:
-// - points bootBoard at a stand-in for the MicroPython package that loads the real one with
-//   byte-wise output and hands the interpreter to the worker (loaderDir, captureLoads);
-// - leaves boot.py and main.py out of the files bootBoard writes when they must not run, and
-//   writes them once it returned (splitBootFiles).
-
-function loaderDir(micropythonDir) {
-  const real = pathToFileURL(join(micropythonDir, "micropython.mjs")).href;
-  const dir = mkdtempSync(join(tmpdir(), "pulsewire-boardsim-"));
-  writeFileSync(
-    join(dir, "micropython.mjs"),
-    `import { loadMicroPython as load } from ${JSON.stringify(real)};\n` +
-      "export const loadMicroPython = (options) => globalThis.boardsimLoad(load, options);\n",
-  );
-  return dir;
-}
-
-// In a worker: the next loadMicroPython() (bootBoard's) writes every byte to `write` and gives
-// the interpreter to `loaded`.
-function captureLoads(write, loaded) {
-  globalThis.boardsimLoad = async (load, options) => {
-    const mp = await load({ ...options, linebuffer: false, stdout: write, stderr: write });
-    loaded(mp);
-    return mp;
-  };
-}
-
-function splitBootFiles(files, run) {
-  const now = { ...files };
-  const later = {};
-  const held = run === "all" ? [] : run === "boot" ? ["/main.py"] : ["/boot.py", "/main.py"];
-  for (const path of held) {
-    if (path in now) {
-      later[path] = now[path];
-      delete now[path];
-    }
-  }
-  return { now, later };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -386,52 +329,64 @@ class Output {
   }
 }
 
-async function runWorker() {
-  const { loader, files, dirs, run, mode, banner, controls, heapsize } = workerData;
-  const out = new Output();
-  const post = (m) => parentPort.postMessage(m);
-  const log = (line) => post({ log: line });
-  let mp = null;
-  let board = null;
-  let boardFiles = null;
-  let state = "booting"; // booting, main, repl, gone
-  let paste = 0; // bytes of the raw-paste request "\x05A\x01" seen so far
-  let syncTimer = null;
+const BOOT_FILES = { all: ["boot.py", "main.py"], boot: ["boot.py"], none: [] };
 
-  const syncFiles = () => {
-    const changes = boardFiles && boardFiles.changes();
-    if (changes) post({ fs: changes });
-  };
+// The worker's board: one interpreter with its REPL and its files, from its boot to its end.
+class BoardWorker {
+  constructor({ micropythonDir, files, dirs, run, mode, banner, controls, heapsize }) {
+    Object.assign(this, { micropythonDir, files, dirs, run, mode, banner, controls, heapsize });
+    this.out = new Output();
+    this.mp = null;
+    this.board = null;
+    this.boardFiles = null;
+    this.state = "booting"; // booting, main, repl, gone
+    this.paste = 0; // bytes of the raw-paste request "\x05A\x01" seen so far
+    this.syncTimer = null;
+    this.haltedEarly = null; // main.py ended before bootBoard() returned
+  }
 
-  // The board resets: it prints nothing more and reaches nothing more; the host ends this worker.
-  const reset = (why, cause) => {
-    if (state === "gone") return;
-    out.flush();
-    out.gone = true;
-    state = "gone";
-    clearInterval(syncTimer);
-    syncFiles();
-    if (board) board.stop();
-    controls.resetCause = cause;
-    post({ reset: { why, controls } });
-  };
+  post(m) {
+    parentPort.postMessage(m);
+  }
+
+  log(line) {
+    this.post({ log: line });
+  }
+
+  syncFiles() {
+    const changes = this.boardFiles && this.boardFiles.changes();
+    if (changes) this.post({ fs: changes });
+  }
+
+  // A reset of either kind: the board prints nothing more and reaches nothing more, and the host
+  // ends this worker. False when the board was down already.
+  goDown(cause) {
+    if (this.state === "gone") return false;
+    this.out.flush();
+    this.out.gone = true;
+    this.state = "gone";
+    clearInterval(this.syncTimer);
+    this.syncFiles();
+    if (this.board) this.board.stop();
+    this.controls.resetCause = cause;
+    return true;
+  }
+
+  // A hard reset: machine.reset(), the firmware's, the watchdog.
+  reset(why, cause) {
+    if (this.goDown(cause)) this.post({ reset: { why, controls: this.controls } });
+  }
 
   // Ctrl-D at an empty prompt, sys.exit() or machine.soft_reset(): the host boots the board again
   // and comes back to the REPL of `mode`.
-  const softReset = (mode) => {
-    if (state === "gone") return;
-    out.flush();
-    out.gone = true;
-    state = "gone";
-    syncFiles();
-    if (board) board.stop();
-    controls.resetCause = RESET.soft;
-    post({ softReset: mode, controls });
-  };
+  softReset(mode) {
+    if (this.goDown(RESET.soft)) this.post({ softReset: mode, controls: this.controls });
+  }
 
-  const startRepl = (wanted, withBanner) => {
+  startRepl(wanted, withBanner) {
+    const { out, mp } = this;
     out.flush();
-    post({ repl: wanted });
+    this.post({ repl: wanted });
     if (wanted === "raw" || !withBanner) out.silent = true;
     mp.replInit();
     if (wanted === "raw") mp.replProcessChar(CTRL_A);
@@ -440,105 +395,111 @@ async function runWorker() {
     if (wanted === "raw") out.text(RAW_REPL_BANNER + ">");
     else if (!withBanner) out.text(">>> ");
     out.flush();
-    state = "repl";
-    clearInterval(syncTimer);
-    syncFiles();
-  };
+    this.state = "repl";
+    clearInterval(this.syncTimer);
+    this.syncFiles();
+  }
 
-  let haltedEarly = null; // main.py ended before bootBoard() returned
-  const halted = (why) => {
-    if (state === "gone") return;
-    if (state === "main") {
-      post({ halted: why });
-      startRepl("friendly", true);
-    } else if (state === "repl") log("asyncio.run() started at the REPL ended: " + why);
-    else haltedEarly = why;
-  };
+  // main.py (or an asyncio.run() typed at the REPL) ended.
+  halted(why) {
+    if (this.state === "main") {
+      this.post({ halted: why });
+      this.startRepl("friendly", true);
+    } else if (this.state === "repl") this.log("asyncio.run() started at the REPL ended: " + why);
+    else if (this.state === "booting") this.haltedEarly = why;
+  }
 
-  // A Python exception that escaped into JS (sys.exit() in a task, say) ends main.py, not Node.
-  process.on("uncaughtException", (err) => {
-    out.text(pythonErrorText(err) + "\n");
-    halted("the interpreter raised " + (err.type || err.name));
-  });
+  // Raw-paste mode (a request of "\x05A\x01") is declined with "R\x00": the port's REPL would
+  // wait for the pasted data in a blocking read, which never returns here. True when `c` belongs
+  // to such a request.
+  declinedPaste(c) {
+    if (c === CTRL_E && this.paste === 0) {
+      this.paste = 1;
+      return true;
+    }
+    if (this.paste === 1 && c === 0x41) {
+      this.paste = 2;
+      return true;
+    }
+    if (this.paste === 2 && c === CTRL_A) {
+      this.paste = 0;
+      this.out.raw("R\x00");
+      return true;
+    }
+    this.paste = 0;
+    return false;
+  }
 
-  const feed = (bytes) => {
+  // Console input, byte by byte to the REPL; then what the board wrote goes to the host.
+  input(bytes) {
+    if (this.state !== "repl") return;
     for (const c of bytes) {
-      if (state !== "repl") return;
-      if (out.mode === "raw") {
-        // Raw-paste mode (a request of "\x05A\x01") is declined with "R\x00": the port's REPL
-        // would wait for the pasted data in a blocking read, which never returns here.
-        if (c === CTRL_E && paste === 0) {
-          paste = 1;
-          continue;
-        }
-        if (paste === 1 && c === 0x41) {
-          paste = 2;
-          continue;
-        }
-        if (paste === 2 && c === CTRL_A) {
-          paste = 0;
-          out.raw("R\x00");
-          continue;
-        }
-        paste = 0;
-      }
-      const mode = out.mode;
-      if (mp.replProcessChar(c) !== 0) {
-        softReset(mode); // the REPL asks for one: Ctrl-D at an empty prompt, or sys.exit()
-        return;
-      }
+      if (this.state !== "repl") break;
+      if (this.out.mode === "raw" && this.declinedPaste(c)) continue;
+      const mode = this.out.mode;
+      if (this.mp.replProcessChar(c) !== 0) this.softReset(mode); // Ctrl-D at an empty prompt, or sys.exit()
     }
-  };
-
-  parentPort.on("message", (m) => {
-    if (m.input === undefined || state !== "repl") return;
-    feed(m.input);
-    out.flush();
-    if (state === "repl") {
-      syncFiles();
-      post({ ack: out.mode });
+    this.out.flush();
+    if (this.state === "repl") {
+      this.syncFiles();
+      this.post({ ack: this.out.mode });
     }
-  });
+  }
 
-  captureLoads(out.put, (interp) => {
-    mp = interp;
+  // The interpreter is loaded and its files written, and no boot file has run: give it the
+  // board's built-ins (shims, `machine`), and start watching its files.
+  prepare(mp) {
+    this.mp = mp;
     installShims(mp);
     mp.registerJsModule("machine", {
-      reset: () => reset("machine.reset()", RESET.hard),
-      soft_reset: () => softReset(out.mode),
-      reset_cause: () => controls.resetCause,
+      reset: () => this.reset("machine.reset()", RESET.hard),
+      soft_reset: () => this.softReset(this.out.mode),
+      reset_cause: () => this.controls.resetCause,
       PWRON_RESET: RESET.power,
       HARD_RESET: RESET.hard,
       WDT_RESET: RESET.watchdog,
       SOFT_RESET: RESET.soft,
     });
-  });
-
-  const { now, later } = splitBootFiles(files, run);
-  board = await bootBoard({
-    micropythonDir: loader,
-    files: now,
-    controls,
-    heapsize,
-    stdout: (line) => out.text(line + "\n"),
-    stderr: (line) => out.text(line + "\n"),
-    onReset: ({ cause, why }) => reset(why, cause),
-    onHalt: halted,
-  });
-  if (state === "gone") return;
-  for (const dir of dirs) if (!mp.FS.analyzePath(dir).exists) mp.FS.mkdirTree(dir);
-  for (const [path, data] of Object.entries(later)) mp.FS.writeFile(path, data);
-  boardFiles = new BoardFiles(mp.FS);
-  await new Promise((resolve) => setImmediate(resolve)); // bridge.mjs reports a halt on setImmediate
-  if (state === "gone") return;
-  if (haltedEarly !== null || run !== "all") {
-    if (run === "all" && "/main.py" in files) post({ halted: haltedEarly });
-    startRepl(mode, banner);
-  } else {
-    state = "main";
-    post({ main: "running" });
-    syncTimer = setInterval(syncFiles, FS_SYNC_MS);
+    this.boardFiles = new BoardFiles(mp.FS);
   }
+
+  async boot() {
+    this.board = await bootBoard({
+      micropythonDir: this.micropythonDir,
+      files: this.files,
+      dirs: this.dirs,
+      run: BOOT_FILES[this.run],
+      output: "bytes",
+      stdout: this.out.put,
+      stderr: this.out.put,
+      controls: this.controls,
+      heapsize: this.heapsize,
+      onLoaded: (mp) => this.prepare(mp),
+      onReset: ({ cause, why }) => this.reset(why, cause),
+      onHalt: (why) => this.halted(why),
+    });
+    await new Promise((resolve) => setImmediate(resolve)); // bridge.mjs reports a halt on setImmediate
+    if (this.state === "gone") return;
+    if (this.haltedEarly !== null || this.run !== "all") {
+      if (this.run === "all" && "/main.py" in this.files) this.post({ halted: this.haltedEarly });
+      this.startRepl(this.mode, this.banner);
+    } else {
+      this.state = "main";
+      this.post({ main: "running" });
+      this.syncTimer = setInterval(() => this.syncFiles(), FS_SYNC_MS);
+    }
+  }
+}
+
+async function runWorker() {
+  const board = new BoardWorker(workerData);
+  // A Python exception that escaped into JS (sys.exit() in a task, say) ends main.py, not Node.
+  process.on("uncaughtException", (err) => {
+    board.out.text(pythonErrorText(err) + "\n");
+    board.halted("the interpreter raised " + (err.type || err.name));
+  });
+  parentPort.on("message", (m) => m.input !== undefined && board.input(m.input));
+  await board.boot();
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -546,8 +507,7 @@ async function runWorker() {
 
 class Sim {
   constructor({ micropythonDir, fsDir, heapsize }) {
-    this.loader = loaderDir(micropythonDir);
-    process.on("exit", () => rmSync(this.loader, { recursive: true, force: true }));
+    this.micropythonDir = micropythonDir;
     this.files = new HostFiles(fsDir, (line) => this.log(line));
     this.heapsize = heapsize;
     this.controls = newControls();
@@ -600,7 +560,7 @@ class Sim {
     this.running = runs.join(", ");
     const worker = new Worker(new URL(import.meta.url), {
       workerData: {
-        loader: this.loader,
+        micropythonDir: this.micropythonDir,
         files,
         dirs,
         run,

@@ -3,7 +3,7 @@
 // bootBoard() loads MicroPython, writes the firmware and its configuration into the board's
 // (in-memory) filesystem, registers the JS module `pwsim_host` (TCP and TLS sockets from Node,
 // sha1, sensors, watchdog, reset), puts the Python half of the simulation (mpy/: pwsim.py and
-// the fake board.py) first on sys.path, and runs boot.py and main.py as the board does.
+// the fake hardware.py) first on sys.path, and runs boot.py and main.py as the board does.
 //
 // One board per JS realm: the port keeps its proxy tables on globalThis, so a second
 // loadMicroPython() in the same realm breaks the first. Run each boot in its own
@@ -254,115 +254,119 @@ export function pythonErrorText(err) {
   return err && err.name === "PythonError" ? String(err.message).trimEnd() : String((err && err.stack) || err);
 }
 
-/**
- * Boot a simulated board and run its main.py; resolves once main.py has started.
- *
- * options:
- *   micropythonDir  the folder holding micropython.mjs (`pulsewire_devkit.simboard.node.micropython_dir()`)
- *   firmwareDir  folder copied to the board's filesystem root (device/firmware)
- *   files        {"/path": string | Uint8Array} written after firmwareDir (override main.py, add files)
- *   config       object written as /pulsewire.json (omitted: leave the file as files give it)
- *   stdout, stderr  called with each line the board prints
- *   heapsize     bytes of MicroPython heap to start with (the port grows it on demand)
- *   controls     newControls() or the previous boot's board.controls, to carry state across a reset
- *   onReset({cause, why})  the board reset itself (machine.reset(), the watchdog); it is dead already
- *   onHalt(why)  main.py ended or raised: a real board would sit at its REPL
- *
- * The returned board: {mp, controls, cut(), failSensor(kind), healSensor(kind), pauseNet(),
- * resumeNet(), heap(), status(), reset(why), files(), stop()}; `mp` is the interpreter, for its
- * raw REPL (mp.replInit(), mp.replProcessChar(c): what mpremote talks) and filesystem (mp.FS).
- */
-export async function bootBoard(options) {
-  const {
-    micropythonDir,
-    firmwareDir,
-    files = {},
-    config,
-    stdout = (line) => process.stdout.write(line + "\n"),
-    stderr = (line) => process.stderr.write(line + "\n"),
-    heapsize = 256 * 1024,
-    controls = newControls(),
-    onReset = () => {},
-    onHalt = () => {},
-  } = options;
-  const { loadMicroPython } = await import(pathToFileURL(join(micropythonDir, "micropython.mjs")).href);
-
-  let dead = false; // after a reset or stop(): the interpreter may run on a moment but reaches nothing
-  const netw = new Net(controls);
-  const timers = new Set();
-  const wdt = { timeoutMs: 0, last: 0, feeds: 0 };
-  const led = {};
-  controls.boots += 1;
-
-  const mp = await loadMicroPython({
-    heapsize,
-    linebuffer: true,
-    stdout: (line) => dead || stdout(line),
-    stderr: (line) => dead || stderr(line),
-  });
-
-  function die() {
-    dead = true;
-    netw.stop();
-    for (const t of timers) clearInterval(t);
-    timers.clear();
+// One boot's hardware as the host keeps it: the network, the watchdog, the LEDs, and the reset
+// that ends them all. After a reset or die() the interpreter may run on a moment but reaches nothing.
+class Machine {
+  constructor(controls, onReset) {
+    this.controls = controls;
+    this.onReset = onReset;
+    this.dead = false;
+    this.net = new Net(controls);
+    this.timers = new Set();
+    this.wdt = { timeoutMs: 0, last: 0, feeds: 0 };
+    this.led = {};
   }
 
-  function reset(cause, why) {
-    if (dead) return;
-    die();
-    controls.resetCause = cause;
-    setImmediate(() => onReset({ cause, why }));
+  failing(kind) {
+    return this.controls.failing.includes(kind) || this.controls.failing.includes("*");
   }
 
-  const failing = (kind) => controls.failing.includes(kind) || controls.failing.includes("*");
+  startWatchdog(timeoutMs) {
+    Object.assign(this.wdt, { timeoutMs, last: Date.now() });
+    if (this.timers.size) return; // the ESP32's watchdog is started once; a second call reconfigures it
+    const check = setInterval(() => {
+      if (Date.now() - this.wdt.last > this.wdt.timeoutMs) {
+        this.reset(RESET.watchdog, "watchdog not fed for " + this.wdt.timeoutMs + " ms");
+      }
+    }, Math.max(10, Math.min(100, timeoutMs >> 2)));
+    this.timers.add(check);
+  }
 
-  mp.registerJsModule("pwsim_host", {
-    connect: (host, port, secure, ca, verify, notify) => netw.connect(host, port, secure, ca, verify, notify),
-    state: (id) => netw.state(id),
-    take: (id, max) => netw.take(id, max),
-    write: (id, hex) => netw.write(id, hex),
-    flushed: (id) => netw.flushed(id),
-    close: (id) => netw.close(id),
+  feedWatchdog() {
+    this.wdt.last = Date.now();
+    this.wdt.feeds += 1;
+  }
+
+  die() {
+    this.dead = true;
+    this.net.stop();
+    for (const t of this.timers) clearInterval(t);
+    this.timers.clear();
+  }
+
+  reset(cause, why) {
+    if (this.dead) return;
+    this.die();
+    this.controls.resetCause = cause;
+    setImmediate(() => this.onReset({ cause, why }));
+  }
+}
+
+// `pwsim_host`: what the Python half of the simulation (mpy/) asks of the host.
+function hostModule(machine, onHalt) {
+  const { net, controls } = machine;
+  return {
+    connect: (host, port, secure, ca, verify, notify) => net.connect(host, port, secure, ca, verify, notify),
+    state: (id) => net.state(id),
+    take: (id, max) => net.take(id, max),
+    write: (id, hex) => net.write(id, hex),
+    flushed: (id) => net.flushed(id),
+    close: (id) => net.close(id),
     sha1: (hex) => createHash("sha1").update(Buffer.from(hex, "hex")).digest("hex"),
     // A sensor reading is a count of readings: unique, so a test can prove each is stored once.
-    mcu_temperature: () => (failing("mcu_temp") ? null : ++controls.readings),
-    sensor_ok: (kind) => !failing(kind),
+    mcu_temperature: () => (machine.failing("mcu_temp") ? null : ++controls.readings),
+    sensor_ok: (kind) => !machine.failing(kind),
     unique_id: () => controls.uid,
     reset_cause: () => controls.resetCause,
     led: (pin, value) => {
-      led[pin] = value;
+      machine.led[pin] = value;
     },
-    wdt_start: (timeoutMs) => {
-      Object.assign(wdt, { timeoutMs, last: Date.now() });
-      if (timers.size) return; // the ESP32's watchdog is started once; a second call reconfigures it
-      const check = setInterval(() => {
-        if (Date.now() - wdt.last > wdt.timeoutMs) reset(RESET.watchdog, "watchdog not fed for " + wdt.timeoutMs + " ms");
-      }, Math.max(10, Math.min(100, timeoutMs >> 2)));
-      timers.add(check);
-    },
-    wdt_feed: () => {
-      wdt.last = Date.now();
-      wdt.feeds += 1;
-    },
-    reset: (why) => reset(RESET.hard, why),
-    halt: (why) => dead || setImmediate(() => onHalt(why)),
-  });
+    wdt_start: (timeoutMs) => machine.startWatchdog(timeoutMs),
+    wdt_feed: () => machine.feedWatchdog(),
+    reset: (why) => machine.reset(RESET.hard, why),
+    halt: (why) => machine.dead || setImmediate(() => onHalt(why)),
+  };
+}
 
-  const boardFiles = firmwareDir ? firmwareFiles(firmwareDir) : {};
-  for (const [path, data] of Object.entries(files)) boardFiles[path.startsWith("/") ? path : "/" + path] = data;
-  if (config !== undefined) boardFiles["/pulsewire.json"] = JSON.stringify(config);
-  writeFiles(mp.FS, boardFiles);
-  const sim = {};
+// What the board's filesystem holds at boot: the firmware folder, then `files`, then the configuration.
+function bootFiles({ firmwareDir, files, config }) {
+  const out = firmwareDir ? firmwareFiles(firmwareDir) : {};
+  for (const [path, data] of Object.entries(files)) out[path.startsWith("/") ? path : "/" + path] = data;
+  if (config !== undefined) out["/pulsewire.json"] = JSON.stringify(config);
+  return out;
+}
+
+// The Python half of the simulation (mpy/), for SIM_DIR.
+function simulationFiles() {
+  const files = {};
   for (const name of readdirSync(join(HERE, "mpy"))) {
-    if (name.endsWith(".py")) sim[SIM_DIR + "/" + name] = readFileSync(join(HERE, "mpy", name));
+    if (name.endsWith(".py")) files[SIM_DIR + "/" + name] = readFileSync(join(HERE, "mpy", name));
   }
-  writeFiles(mp.FS, sim);
+  return files;
+}
 
-  const board = {
+function makeFolders(FS, dirs) {
+  for (const dir of dirs) if (!FS.analyzePath(dir).exists) FS.mkdirTree(dir);
+}
+
+// Runs the boot files named in `run`, in __main__ (where main.py runs, so it binds no names there).
+function runBootFiles(mp, { run, output, stderr, onHalt }) {
+  try {
+    mp.runPython(`__import__("sys").path.insert(0, "${SIM_DIR}")\n__import__("pwsim").boot(${JSON.stringify(run)})`);
+  } catch (err) {
+    const text = pythonErrorText(err) + (output === "bytes" ? "\n" : "");
+    stderr(output === "bytes" ? Buffer.from(text, "utf8") : text);
+    setImmediate(() => onHalt("the simulation failed to boot"));
+  }
+}
+
+// What the host can do with a board once it booted (see bootBoard).
+function boardHandle(mp, machine) {
+  const { controls, net, wdt, led } = machine;
+  return {
     mp,
     controls,
-    cut: () => netw.cut(),
+    cut: () => net.cut(),
     failSensor: (kind = "*") => controls.failing.includes(kind) || controls.failing.push(kind),
     healSensor: (kind) => {
       controls.failing = kind ? controls.failing.filter((k) => k !== kind) : [];
@@ -384,24 +388,79 @@ export async function bootBoard(options) {
       readings: controls.readings,
       failing: controls.failing,
       net_paused: controls.netPaused,
-      sockets: netw.socks.size,
+      sockets: net.socks.size,
       wdt_timeout_ms: wdt.timeoutMs,
       wdt_feeds: wdt.feeds,
       led,
       boots: controls.boots,
       reset_cause: controls.resetCause,
     }),
-    reset: (why = "reset by the host") => reset(RESET.hard, why),
+    reset: (why = "reset by the host") => machine.reset(RESET.hard, why),
     files: () => snapshotFiles(mp.FS),
-    stop: die,
+    stop: () => machine.die(),
   };
+}
 
-  try {
-    // In __main__, where main.py will run: bind no names there.
-    mp.runPython(`__import__("sys").path.insert(0, "${SIM_DIR}")\n__import__("pwsim").boot()`);
-  } catch (err) {
-    stderr(pythonErrorText(err));
-    setImmediate(() => onHalt("the simulation failed to boot"));
-  }
-  return board;
+function withDefaults(options) {
+  const o = {
+    files: {},
+    dirs: [],
+    run: ["boot.py", "main.py"],
+    output: "lines",
+    stdout: (line) => process.stdout.write(line + "\n"),
+    stderr: (line) => process.stderr.write(line + "\n"),
+    heapsize: 256 * 1024,
+    controls: newControls(),
+    onLoaded: () => {},
+    onReset: () => {},
+    onHalt: () => {},
+  };
+  for (const [key, value] of Object.entries(options)) if (value !== undefined) o[key] = value;
+  return o;
+}
+
+/**
+ * Boot a simulated board and run its boot files; resolves once they have run (main.py's asyncio
+ * tasks go on from there).
+ *
+ * options:
+ *   micropythonDir  the folder holding micropython.mjs (`pulsewire_devkit.simboard.node.micropython_dir()`)
+ *   firmwareDir  folder copied to the board's filesystem root (device/firmware)
+ *   files        {"/path": string | Uint8Array} written after firmwareDir (override main.py, add files)
+ *   dirs         ["/lib"]: folders to make, empty ones included
+ *   config       object written as /pulsewire.json (omitted: leave the file as files give it)
+ *   run          the boot files that run, in order: ["boot.py", "main.py"] (the default: power-on,
+ *                a hard reset), ["boot.py"] (a soft reset from the raw REPL), [] (none)
+ *   output       "lines" (the default): stdout and stderr get each line printed, without its end;
+ *                "bytes": each chunk of bytes as printed (a REPL's prompt ends no line)
+ *   stdout, stderr  called with the board's output, as `output` says
+ *   heapsize     bytes of MicroPython heap to start with (the port grows it on demand)
+ *   controls     newControls() or the previous boot's board.controls, to carry state across a reset
+ *   onLoaded(mp)  the interpreter is loaded and its files written; no boot file has run yet
+ *                (the place to register modules of the caller's own)
+ *   onReset({cause, why})  the board reset itself (machine.reset(), the watchdog); it is dead already
+ *   onHalt(why)  main.py ended or raised: a real board would sit at its REPL
+ *
+ * The returned board: {mp, controls, cut(), failSensor(kind), healSensor(kind), pauseNet(),
+ * resumeNet(), heap(), status(), reset(why), files(), stop()}; `mp` is the interpreter, for its
+ * raw REPL (mp.replInit(), mp.replProcessChar(c): what mpremote talks) and filesystem (mp.FS).
+ */
+export async function bootBoard(options) {
+  const o = withDefaults(options);
+  const { loadMicroPython } = await import(pathToFileURL(join(o.micropythonDir, "micropython.mjs")).href);
+  const machine = new Machine(o.controls, o.onReset);
+  o.controls.boots += 1;
+  const mp = await loadMicroPython({
+    heapsize: o.heapsize,
+    linebuffer: o.output !== "bytes",
+    stdout: (out) => machine.dead || o.stdout(out),
+    stderr: (out) => machine.dead || o.stderr(out),
+  });
+  mp.registerJsModule("pwsim_host", hostModule(machine, o.onHalt));
+  writeFiles(mp.FS, bootFiles(o));
+  makeFolders(mp.FS, o.dirs);
+  writeFiles(mp.FS, simulationFiles());
+  o.onLoaded(mp);
+  runBootFiles(mp, o);
+  return boardHandle(mp, machine);
 }

@@ -1,4 +1,4 @@
-// A headless simulated board (pulsewire.mpsim.runner drives it from Python):
+// A headless simulated board (pulsewire_devkit.simboard.runner drives it from Python):
 //
 //   node run.mjs --micropython DIR [--firmware DIR] [--config FILE] [--file /board/path=HOSTFILE ...]
 //                [--reboot] [--stay] [--heapsize BYTES] [--uid HEX]
@@ -28,7 +28,7 @@ import { bootBoard, newControls, pythonErrorText } from "./bridge.mjs";
 
 const say = (line) => process.stdout.write("pwsim: " + line + "\n");
 
-function host() {
+function options() {
   const { values: args } = parseArgs({
     options: {
       micropython: { type: "string" },
@@ -47,61 +47,122 @@ function host() {
     files[spec.slice(0, eq)] = readFileSync(spec.slice(eq + 1));
   }
   const config = args.config ? JSON.parse(readFileSync(args.config, "utf8")) : undefined;
-  const controls = newControls();
-  if (args.uid) controls.uid = args.uid;
-  let worker = null;
-  let stopping = false;
+  return { args, files, config };
+}
 
-  const end = (code) => {
-    stopping = true;
-    const w = worker;
-    worker = null;
+// The main thread: the worker of the moment, a new one after a reset (with --reboot), and the
+// controls from stdin.
+class Host {
+  constructor(args, config) {
+    this.args = args;
+    this.config = config;
+    this.worker = null;
+    this.stopping = false;
+  }
+
+  end(code) {
+    this.stopping = true;
+    const w = this.worker;
+    this.worker = null;
     (w ? w.terminate() : Promise.resolve()).then(() => process.exit(code));
-  };
+  }
 
-  const boot = (state) => {
-    worker = new Worker(new URL(import.meta.url), { workerData: { args, config, ...state } });
-    worker.on("message", (m) => {
-      if (m.out !== undefined) process.stdout.write(m.out + "\n");
-      else if (m.reset) {
-        say(`reset (${m.reset.why})`);
-        const old = worker;
-        worker = null;
-        old.terminate().then(() => {
-          if (stopping) return;
-          if (args.reboot) boot({ controls: m.controls, files: m.files, fresh: false });
-          else end(3);
-        });
-      } else if (m.halt) {
-        say("halted: " + m.halt);
-        if (!args.stay) end(/raised/.test(m.halt) ? 2 : 0);
-      }
-    });
+  // state: {controls, files, fresh}; fresh: a first boot, which gets the firmware and configuration.
+  boot(state) {
+    const workerData = { args: this.args, config: this.config, ...state };
+    const worker = new Worker(new URL(import.meta.url), { workerData });
+    this.worker = worker;
+    worker.on("message", (m) => this.message(m));
     worker.on("error", (err) => {
       say("runner error: " + pythonErrorText(err));
-      end(1);
+      this.end(1);
     });
-  };
+  }
 
+  message(m) {
+    if (m.out !== undefined) process.stdout.write(m.out + "\n");
+    else if (m.reset) this.afterReset(m);
+    else if (m.halt) {
+      say("halted: " + m.halt);
+      if (!this.args.stay) this.end(/raised/.test(m.halt) ? 2 : 0);
+    }
+  }
+
+  afterReset({ reset, controls, files }) {
+    say(`reset (${reset.why})`);
+    const old = this.worker;
+    this.worker = null;
+    old.terminate().then(() => {
+      if (this.stopping) return;
+      if (this.args.reboot) this.boot({ controls, files, fresh: false });
+      else this.end(3);
+    });
+  }
+
+  control(line) {
+    if (!line.trim()) return;
+    let control;
+    try {
+      control = JSON.parse(line);
+    } catch {
+      say("bad control (not JSON): " + line.slice(0, 80));
+      return;
+    }
+    if (control.cmd === "stop") {
+      say("stopped");
+      this.end(0);
+    } else if (this.worker) this.worker.postMessage(control);
+    else say(`control ${control.cmd} ignored: the board is resetting`);
+  }
+}
+
+function host() {
+  const { args, files, config } = options();
+  const controls = newControls();
+  if (args.uid) controls.uid = args.uid;
+  const runner = new Host(args, config);
   createInterface({ input: process.stdin })
-    .on("line", (line) => {
-      if (!line.trim()) return;
-      let control;
-      try {
-        control = JSON.parse(line);
-      } catch {
-        say("bad control (not JSON): " + line.slice(0, 80));
-        return;
-      }
-      if (control.cmd === "stop") {
-        say("stopped");
-        end(0);
-      } else if (worker) worker.postMessage(control);
-      else say(`control ${control.cmd} ignored: the board is resetting`);
-    })
-    .on("close", () => stopping || end(0));
+    .on("line", (line) => runner.control(line))
+    .on("close", () => runner.stopping || runner.end(0));
+  runner.boot({ controls, files, fresh: true });
+}
 
-  boot({ controls, files, fresh: true });
+// One control from the host, done on this worker's board; `out` says what happened.
+function obey(board, control, out) {
+  const sensor = control.sensor || "*";
+  const name = sensor === "*" ? "every sensor" : "sensor " + sensor;
+  switch (control.cmd) {
+    case "cut":
+      out(`pwsim: cut ${board.cut()} connection(s)`);
+      break;
+    case "fail_sensor":
+      board.failSensor(sensor);
+      out(`pwsim: ${name} failing`);
+      break;
+    case "heal_sensor":
+      board.healSensor(control.sensor);
+      out(`pwsim: ${name} healed`);
+      break;
+    case "pause_net":
+      board.pauseNet();
+      out("pwsim: network paused");
+      break;
+    case "resume_net":
+      board.resumeNet();
+      out("pwsim: network resumed");
+      break;
+    case "heap":
+      out("pwsim: heap " + JSON.stringify(board.heap()));
+      break;
+    case "status":
+      out("pwsim: status " + JSON.stringify(board.status()));
+      break;
+    case "reset":
+      board.reset("reset by the host");
+      break;
+    default:
+      out("pwsim: unknown control " + JSON.stringify(control.cmd));
+  }
 }
 
 async function worker() {
@@ -126,42 +187,7 @@ async function worker() {
     onReset: (reset) => parentPort.postMessage({ reset, controls: board.controls, files: board.files() }),
     onHalt: (why) => parentPort.postMessage({ halt: why }),
   });
-  parentPort.on("message", (control) => {
-    const sensor = control.sensor || "*";
-    const name = sensor === "*" ? "every sensor" : "sensor " + sensor;
-    switch (control.cmd) {
-      case "cut":
-        out(`pwsim: cut ${board.cut()} connection(s)`);
-        break;
-      case "fail_sensor":
-        board.failSensor(sensor);
-        out(`pwsim: ${name} failing`);
-        break;
-      case "heal_sensor":
-        board.healSensor(control.sensor);
-        out(`pwsim: ${name} healed`);
-        break;
-      case "pause_net":
-        board.pauseNet();
-        out("pwsim: network paused");
-        break;
-      case "resume_net":
-        board.resumeNet();
-        out("pwsim: network resumed");
-        break;
-      case "heap":
-        out("pwsim: heap " + JSON.stringify(board.heap()));
-        break;
-      case "status":
-        out("pwsim: status " + JSON.stringify(board.status()));
-        break;
-      case "reset":
-        board.reset("reset by the host");
-        break;
-      default:
-        out("pwsim: unknown control " + JSON.stringify(control.cmd));
-    }
-  });
+  parentPort.on("message", (control) => obey(board, control, out));
 }
 
 if (isMainThread) host();

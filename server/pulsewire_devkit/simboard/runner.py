@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +33,26 @@ EXIT_STOPPED = 0
 EXIT_ERROR = 1
 EXIT_RAISED = 2
 EXIT_RESET = 3
+
+
+def _read(proc: subprocess.Popen[str], lines: list[str], changed: threading.Condition, echo: bool) -> None:
+    """Collect what the child prints, line by line, until it ends."""
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        line = raw.rstrip("\n")
+        if echo:
+            print("board |", line, flush=True)
+        with changed:
+            lines.append(line)
+            changed.notify_all()
+    with changed:
+        changed.notify_all()
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
 
 
 class BoardError(RuntimeError):
@@ -70,34 +91,14 @@ class SimBoard:
         self._changed = threading.Condition()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._reader: threading.Thread | None = None
+        self._reaper: weakref.finalize[Any, SimBoard] | None = None
 
     # -- life ----------------------------------------------------------------------------------
 
     def start(self) -> SimBoard:
         node = find_node()
         self._tmp = tempfile.TemporaryDirectory(prefix="pwsim-")
-        tmp = Path(self._tmp.name)
-        command = [
-            node,
-            str(script("run.mjs")),
-            "--micropython",
-            str(micropython_dir()),
-            "--heapsize",
-            str(self.heapsize),
-        ]
-        if self.firmware_dir is not None:
-            command += ["--firmware", str(self.firmware_dir)]
-        if self.config is not None:
-            (tmp / "config.json").write_text(json.dumps(self.config))
-            command += ["--config", str(tmp / "config.json")]
-        for i, (path, data) in enumerate(self.files.items()):
-            host_file = tmp / f"file-{i}"
-            host_file.write_bytes(data.encode() if isinstance(data, str) else data)
-            command += ["--file", f"{path}={host_file}"]
-        if self.reboot:
-            command.append("--reboot")
-        if self.stay:
-            command.append("--stay")
+        command = [node, str(script("run.mjs")), *self._arguments(Path(self._tmp.name))]
         self.proc = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
@@ -107,21 +108,31 @@ class SimBoard:
             bufsize=1,
             env={**os.environ, "NODE_NO_WARNINGS": "1"},
         )
-        self._reader = threading.Thread(target=self._read, name="pwsim-stdout", daemon=True)
+        # A board dropped without stop() (or still running when Python exits) takes Node with it.
+        self._reaper = weakref.finalize(self, _kill, self.proc)
+        # The reader keeps no reference to this object, so dropping it does end the child.
+        args = (self.proc, self.lines, self._changed, self.echo)
+        self._reader = threading.Thread(target=_read, args=args, name="pwsim-stdout", daemon=True)
         self._reader.start()
         return self
 
-    def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            line = raw.rstrip("\n")
-            if self.echo:
-                print("board |", line, flush=True)
-            with self._changed:
-                self.lines.append(line)
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
+    def _arguments(self, tmp: Path) -> list[str]:
+        """run.mjs's command line; the configuration and files go through files in `tmp`."""
+        args = ["--micropython", str(micropython_dir()), "--heapsize", str(self.heapsize)]
+        if self.firmware_dir is not None:
+            args += ["--firmware", str(self.firmware_dir)]
+        if self.config is not None:
+            (tmp / "config.json").write_text(json.dumps(self.config))
+            args += ["--config", str(tmp / "config.json")]
+        for i, (path, data) in enumerate(self.files.items()):
+            host_file = tmp / f"file-{i}"
+            host_file.write_bytes(data.encode() if isinstance(data, str) else data)
+            args += ["--file", f"{path}={host_file}"]
+        if self.reboot:
+            args.append("--reboot")
+        if self.stay:
+            args.append("--stay")
+        return args
 
     @property
     def running(self) -> bool:
@@ -134,11 +145,10 @@ class SimBoard:
         if self.proc.poll() is None:
             with contextlib.suppress(BoardError):  # it may have ended meanwhile
                 self.control("stop")
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # then killed, below
                 self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self._reaper is not None:
+            self._reaper()  # kills it if it did not stop in time
         if self._reader is not None:
             self._reader.join(5)
         for stream in (self.proc.stdin, self.proc.stdout):

@@ -1,7 +1,7 @@
 """Byte-level cases for the firmware's RFC 6455 framing (device/firmware/wsframe.py).
 
 Plain functions with plain asserts and no pytest, so the same file runs under CPython and under
-MicroPython (run_cases.py prints PASS/FAIL per case there); tests/test_firmware_framing_mpy.py
+MicroPython (run_cases.py prints PASS/FAIL per case there); tests/firmware/test_framing_mpy.py
 runs it on both and compares. `sealed_frames()` gives the frames the client builds, which the
 CPython side parses with the websockets library.
 """

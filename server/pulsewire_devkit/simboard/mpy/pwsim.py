@@ -19,7 +19,7 @@ import __main__
 
 
 class TLSContext:
-    """What board.tls_context() gives on the simulated board: open_connection hands it to Node's tls."""
+    """What hardware.tls_context() gives on the simulated board: open_connection hands it to Node's tls."""
 
     def __init__(self, cadata: str, verify: bool) -> None:
         self.cadata = cadata
@@ -167,11 +167,13 @@ def _run_file(path: str) -> bool:
     return True
 
 
-def boot() -> None:
+def boot(files: list) -> None:
+    """Run the boot files named, in order, as the board runs boot.py and main.py at power-on."""
     asyncio.open_connection = open_connection
     asyncio.run = run
     gc.collect()
-    if not _run_file("boot.py") or not _run_file("main.py"):
-        return
-    if not _started[0]:
+    for path in files:
+        if not _run_file(path):
+            return
+    if "main.py" in files and not _started[0]:
         host.halt("main.py returned")

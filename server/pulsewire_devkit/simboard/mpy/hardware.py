@@ -1,8 +1,8 @@
-"""The simulated board's board.py: the firmware's board.py, with the hardware faked.
+"""The simulated board's hardware.py: the firmware's hardware.py, with the hardware faked.
 
-It has exactly the public functions and constants of device/firmware/board.py (a test compares
-them) and sits ahead of the firmware on sys.path, so a real board.py copied to the board's
-filesystem does not shadow it. What it fakes:
+It has exactly the public functions and constants of device/firmware/hardware.py (a test
+compares them) and sits ahead of the firmware on sys.path, so the real hardware.py copied to the
+board's filesystem does not shadow it. What it fakes:
 
 - Wi-Fi: always joined, RSSI -60.
 - The network: real TCP and TLS through the host (pwsim.py, bridge.mjs); sha1 from Node.
@@ -88,7 +88,7 @@ def wifi_reset() -> None:
     w.active(True)
 
 
-class sha1:  # noqa: N801  (hashlib's name, which the real board.py re-exports)
+class sha1:  # noqa: N801  (hashlib's name, which the real hardware.py re-exports)
     def __init__(self, data: bytes = b"") -> None:
         self._data = bytearray(data)
 
