@@ -555,7 +555,7 @@ def test_flash_registers_copies_and_comes_online(server: Server, repl: FakeRepl)
             "compiling",
             "connecting to the board",
             "registering flash-1",
-            "copying 12 files",
+            f"copying {len(firmware.manifest()) + 1} files",  # pulsewire.json and the manifest's
             "resetting the board (soft",
             "waiting for flash-1",
         ],

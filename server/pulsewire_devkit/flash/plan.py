@@ -2,7 +2,7 @@
 
 Nothing here talks to a server or a board. The board's configuration is validated by the
 firmware's own `config.check` and `sensors.build` (loaded from device/firmware under CPython,
-`board` replaced by a stand-in), so a configuration the board would refuse is refused here, with
+`hardware` replaced by a stand-in), so a configuration the board would refuse is refused here, with
 the board's message, before the board is touched.
 """
 
@@ -99,8 +99,8 @@ def _sensor_value(text: str, key: str, kind: type, value: str) -> Any:
 # --- the firmware's own checks -------------------------------------------------------------------
 
 
-class _StandInBoard(ModuleType):
-    """`board` for sensors.build under CPython: every hardware call answers with an inert object."""
+class _StandInHardware(ModuleType):
+    """`hardware` for sensors.build under CPython: every hardware call answers with an inert object."""
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
@@ -114,8 +114,8 @@ class _Inert:
 
 
 def load_firmware_sensors(firmware_dir: Path) -> ModuleType:
-    """The firmware's sensors.py with `board` (and the driver it imports lazily) stood in for."""
-    stand_in = _StandInBoard("board")
+    """The firmware's sensors.py with `hardware` (and the driver it imports lazily) stood in for."""
+    stand_in = _StandInHardware("hardware")
     return firmware.load("sensors", source=firmware_dir, stand_ins={"hardware": stand_in, "bme280": stand_in})
 
 
