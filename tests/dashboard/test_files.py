@@ -1,5 +1,6 @@
-"""The dashboard's files: vendored libraries as released, every reference between files resolves, and
-no function is longer than a screen."""
+"""The dashboard's files: vendored libraries as released, and every reference between files resolves.
+
+(How long its functions may be is checked with the rest of the code: tests/quality/test_shape.py.)"""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pulsewire.protocol import rules
 from tests.support.env import ROOT
 
 DASHBOARD = ROOT / "dashboard"
@@ -18,17 +20,6 @@ MODULES = sorted((DASHBOARD / "js").glob("*.js"))
 IMPORT = re.compile(r'^import\s+(?:\{([^}]*)\}|(\w+))\s+from\s+"([^"]+)";', re.M | re.S)
 EXPORT = re.compile(r"^export\s+(?:async\s+)?(?:function|const|class|let)\s+(\w+)", re.M)
 ASSET = re.compile(r'\b(?:href|src)="([^"#:/][^"#:]*)"')
-# A function is read at once when it fits on a screen; past this it should be split (or say why in
-# a comment on its first line that starts with "// long:").
-MAX_FUNCTION_LINES = 60
-# Lines that open a function body: `function f(`, `async function`, an arrow's `=> {`, a method `name(...) {`.
-FUNCTION_START = re.compile(
-    r"\bfunction\b|=>\s*\{\s*$"
-    r"|^\s*(?!(?:if|for|while|switch|catch|with)\b)(?:async\s+)?[A-Za-z_$][\w$]*\s*\([^)]*\)\s*\{\s*$"
-)
-# What cannot hold a brace that counts: comments and string literals (template literals on one line).
-NOT_CODE = re.compile(r"//.*$|/\*.*?\*/|\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`")
-
 
 def recorded_hashes() -> dict[str, str]:
     text = (VENDOR / "README.md").read_text()
@@ -74,34 +65,8 @@ def test_modules_start_by_saying_their_job_and_leave_no_debug_output(module: Pat
     assert "console.log" not in source and "debugger" not in source
 
 
-def function_lengths(source: str) -> list[tuple[int, int, str]]:
-    """(first line, lines, text of the first line) of every function, by matching its braces."""
-    lines = [NOT_CODE.sub("", line) for line in source.splitlines()]
-    found = []
-    for start, line in enumerate(lines):
-        if not FUNCTION_START.search(line) or "{" not in line:
-            continue
-        depth = 0
-        for end in range(start, len(lines)):
-            depth += lines[end].count("{") - lines[end].count("}")
-            if depth <= 0:
-                found.append((start + 1, end - start + 1, source.splitlines()[start].strip()))
-                break
-    return found
-
-
-def test_function_lengths_are_measured() -> None:
-    source = (
-        "function a() {\n  const s = '}';\n  return 1;\n}\nconst b = (x) => {\n  if (x) {\n    return `{`;\n  }\n};\n"
-    )
-    assert [(first, n) for first, n, _ in function_lengths(source)] == [(1, 4), (5, 5)]
-
-
-@pytest.mark.parametrize("module", MODULES, ids=lambda p: p.name)
-def test_no_function_is_longer_than_a_screen(module: Path) -> None:
-    long = [
-        f"{module.name}:{first}: {n} lines: {text}"
-        for first, n, text in function_lengths(module.read_text())
-        if n > MAX_FUNCTION_LINES and "// long:" not in text
-    ]
-    assert not long, "split these, or say why in a `// long:` comment on their first line:\n" + "\n".join(long)
+def test_the_page_checks_device_ids_with_the_server_s_rule() -> None:
+    """The add-device form's pattern is the one rule for ids in the page (admin.js asks the field)."""
+    (pattern,) = re.findall(r'<input name="id"[^>]*\bpattern="([^"]+)"', (DASHBOARD / "index.html").read_text())
+    assert pattern.replace("\\-", "-") == rules.NAME_CHARS
+    assert "A-Za-z0-9" not in "".join(m.read_text() for m in MODULES), "a copy of the id rule in dashboard/js"

@@ -22,7 +22,8 @@ import pytest
 
 from tests.support.cli import cli
 from tests.support.server import Server, start_server
-from tests.support.simboard import FIRMWARE, firmware_config, require_node, wait_until
+from tests.support.simboard import FIRMWARE, firmware_config, require_node
+from tests.support.waiting import wait_until
 
 LISTENING = re.compile(r"^board-sim: MicroPython 1\.27 \(WebAssembly\) listening on socket://127\.0\.0\.1:(\d+)$")
 

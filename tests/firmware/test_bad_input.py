@@ -14,7 +14,8 @@ from typing import Any
 from pulsewire import firmware
 from pulsewire_devkit.simboard.runner import EXIT_RESET
 from tests.support.fakeserver import Conn, FakeServer, silent, well_behaved
-from tests.support.simboard import board, firmware_config, wait_until
+from tests.support.simboard import board, firmware_config
+from tests.support.waiting import wait_until
 
 
 def counters(batches: list[dict[str, Any]]) -> list[int]:

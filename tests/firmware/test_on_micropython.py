@@ -17,7 +17,8 @@ import pytest
 
 from tests.support.env import ROOT
 from tests.support.server import Server, start_server
-from tests.support.simboard import board, firmware_config, require_node, wait_until
+from tests.support.simboard import board, firmware_config, require_node
+from tests.support.waiting import wait_until
 
 METRIC = "mcu_temperature"
 HEAP_BENCH = ROOT / "bench" / "firmware_heap.py"

@@ -1,4 +1,4 @@
-// store.js: what the page knows about every device, fed by the live channel (PROTOCOL.md
+// store.js: what the page knows about every device, fed by the live channel (docs/protocol.md
 // section 2) and the HTTP API (section 3). Messages below have the wire shapes.
 import assert from "node:assert/strict";
 import { test } from "node:test";
