@@ -2,7 +2,7 @@
 
 The modules, in the order the command uses them:
 
-- command.py: the click command, registered in cli.py.
+- command.py: the click command (pulsewire.cli.devkit loads it when `pulsewire flash` is called).
 - plan.py: the options turned into a Plan, checked before anything is touched: the board's
   configuration (validated by the firmware's own config.py and sensors.py), the identity, the
   MicroPython image.
@@ -20,5 +20,5 @@ The modules, in the order the command uses them:
 - errors.py: FlashError, which every step raises with what to do.
 
 Tests call `plan.make_plan(plan.Options(...))` and `run.run(plan, ui)` directly. Nothing is
-imported here, so registering the command in cli.py costs `pulsewire serve` no start-up time.
+imported here, so loading the command costs no more than command.py itself.
 """
