@@ -67,20 +67,12 @@ import orjson
 
 from harness.cli import LOG_LINES_KEPT, BenchError, give_up, positive_float, positive_int, say
 from harness.server import RUN_FAILURES, Server, bench_server, summarize_metrics
+from tests.support.chromium import CHROMIUM, LAUNCH_ARGS
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, WebSocket
     from websockets.asyncio.client import ClientConnection
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 VIEWPORT = {"width": 1280, "height": 900}
 
 DEFAULT_DEVICES = 20
@@ -655,9 +647,9 @@ class PageWatch:
 
 
 def launch_chromium(playwright: Any) -> Browser:
-    if not Path(CHROMIUM).exists():
+    if not CHROMIUM.exists():
         raise BenchError(f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium`")
-    browser: Browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    browser: Browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
     return browser
 
 
@@ -1064,7 +1056,7 @@ def main(argv: list[str] | None = None) -> int:
         import psutil  # noqa: F401
     except ImportError:
         give_up("psutil is needed to measure CPU use: pip install psutil")
-    if not Path(CHROMIUM).exists():
+    if not CHROMIUM.exists():
         give_up(f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium`")
     machine: dict[str, Any] = {
         "cpus": os.cpu_count(),

@@ -16,19 +16,11 @@ import orjson
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from tests.support.chromium import CHROMIUM, LAUNCH_ARGS
 from tests.support.clients import SUBPROTOCOL, now_ms
 from tests.support.env import IN_CI, TEST_OUTPUT
 from tests.support.server import Server
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = TEST_OUTPUT / "screenshots"
 
 
