@@ -36,10 +36,9 @@ async def test_hello_gets_welcome_with_server_clock_and_interval(server: Server)
     assert listed["online"] is False and listed["fw"] == "0.3.1"
 
 
-async def _listed_when(server: Server, device_id: str, ready: Callable[[dict[str, Any]], Any]) -> dict[str, Any] | None:
+def _listed_when(server: Server, device_id: str, ready: Callable[[dict[str, Any]], Any]) -> dict[str, Any] | None:
     """The device as GET /api/devices lists it, once `ready` holds for it."""
-    async with httpx.AsyncClient() as client:
-        listed = {d["id"]: d for d in (await client.get(f"{server.base}/api/devices")).json()}
+    listed = {d["id"]: d for d in server.get("/api/devices").json()}
     return listed[device_id] if ready(listed[device_id]) else None
 
 

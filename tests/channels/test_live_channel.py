@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,7 @@ from pulsewire.metrics import Metrics
 from tests.support.clients import device, dumps, live, live_until, now_ms, recv_json, send_batch
 from tests.support.db import sqlite_write_lock
 from tests.support.server import Server, start_server
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -103,7 +103,8 @@ async def test_slow_dashboard_is_dropped_and_ingest_never_waits(tmp_path: Path, 
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
     try:
-        await _until(lambda: server.metric_value("pulsewire_live_clients") == 1)
+        # The server's side of a socket settles on its own schedule.
+        await eventually(lambda: server.metric_value("pulsewire_live_clients") == 1, 10, "the live client counted")
         base = now_ms()
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -114,7 +115,7 @@ async def test_slow_dashboard_is_dropped_and_ingest_never_waits(tmp_path: Path, 
                 ]
                 assert (await send_batch(ws, seq, data))["type"] == "ack"
         elapsed = loop.time() - started
-        await _until(lambda: server.metric_value("pulsewire_live_clients") == 0)
+        await eventually(lambda: server.metric_value("pulsewire_live_clients") == 0, 10, "the live client gone")
         assert server.metric_value("pulsewire_live_dropped_clients_total") == 1
         assert server.metric_value("pulsewire_live_clients") == 0
         assert "live client too slow; dropped" in server.log_text()
@@ -220,14 +221,6 @@ async def test_hub_starts_a_joining_client_with_what_is_pushed_but_not_stored() 
     hub.settled("b", other)
     hub.settled("b", other)  # settling twice, or unknown batches, changes nothing
     assert hub.join().queue.empty()
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 10) -> None:
-    """Poll until `condition` holds: the server's side of a socket settles on its own schedule."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 def test_hub_merges_per_device_filters_and_marks_laggards() -> None:

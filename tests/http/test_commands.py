@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.support.cli import cli
 from tests.support.clients import device, dumps, recv_json, send_batch
 from tests.support.server import Server
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -49,13 +50,6 @@ async def hello(ws: ClientConnection) -> dict[str, Any]:
 async def welcome_interval(server: Server, token: str) -> int:
     async with device(server, token, hello=False) as ws:
         return int((await hello(ws))["interval"])
-
-
-async def until(predicate: Any, timeout: float = 5) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 def commands_total(server: Server, name: str, outcome: str) -> float:
@@ -157,7 +151,7 @@ async def test_no_result_in_time_is_504_and_a_late_success_is_still_stored(serve
         assert listed(server, dev)["interval_ms"] == DEFAULT_INTERVAL
         # The device applied it after all: the server records it, so the next welcome agrees.
         await ws.send(dumps({"type": "result", "id": sent["id"], "ok": True}))
-        await until(lambda: listed(server, dev)["interval_ms"] == 4200)
+        await eventually(lambda: listed(server, dev)["interval_ms"] == 4200, 5, "interval 4200 stored")
         assert (await send_batch(ws, 1, [{"ts": 1, "values": {"t": 1}}]))["type"] == "ack"
     assert commands_total(server, "set_interval", "timeout") == before + 1
 
@@ -234,7 +228,7 @@ async def test_wait_zero_answers_202_at_once_and_the_result_still_counts(server:
         sent = await recv_json(ws)
         assert sent["id"] == body["id"] and sent["args"] == {"ms": 1500}
         await ws.send(dumps({"type": "result", "id": sent["id"], "ok": True}))
-        await until(lambda: listed(server, dev)["interval_ms"] == 1500)
+        await eventually(lambda: listed(server, dev)["interval_ms"] == 1500, 5, "interval 1500 stored")
     assert commands_total(server, "set_interval", "sent") == before + 1
 
 
@@ -254,7 +248,9 @@ async def test_result_with_unknown_id_is_logged_and_ignored(server: Server) -> N
             await ws.send(dumps({"type": "result", "id": sent["id"], "ok": True}))
         assert (await call).json()["ok"] is True
         assert await send_batch(ws, 2, [{"ts": 6, "values": {"t": 2.0}}]) == {"type": "ack", "seq": 2}
-    await until(lambda: server.log_text().count("result for an unknown command id") >= 2)
+    await eventually(
+        lambda: server.log_text().count("result for an unknown command id") >= 2, 5, "both unknown results logged"
+    )
     assert "c-never-sent" in server.log_text()
     assert server.telemetry(dev)["t"] == [{"ts": 6, "value": 2.0}, {"ts": 5, "value": 1.0}]
 

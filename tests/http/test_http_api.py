@@ -157,9 +157,7 @@ async def test_several_aggregates_per_bucket_in_the_order_asked(server: Server) 
         ("", "agg: Input should be 'avg', 'min', 'max', 'sum' or 'count'"),
     ],
 )
-async def test_a_bad_list_of_aggregates_is_a_400_that_says_what_is_wrong(
-    server: Server, agg: str, detail: str
-) -> None:
+async def test_a_bad_list_of_aggregates_is_a_400_that_says_what_is_wrong(server: Server, agg: str, detail: str) -> None:
     dev = await seeded(server, minute_of_seconds()[:3])
     for suffix in ("", ".csv"):
         resp = server.get(f"/api/devices/{dev}/telemetry{suffix}", params={"interval": 1000, "agg": agg})

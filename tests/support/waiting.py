@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 
@@ -20,11 +20,11 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, every: float
         time.sleep(every)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float, what: str, every: float = 0.02) -> Any:
-    """`wait_until` for async checks."""
+async def eventually(check: Callable[[], Any], timeout: float, what: str, every: float = 0.02) -> Any:
+    """`wait_until` for async tests: the event loop goes on between checks."""
     deadline = time.monotonic() + timeout
     while True:
-        value = await check()
+        value = check()
         if value:
             return value
         if time.monotonic() > deadline:

@@ -47,10 +47,6 @@ def _reads(conn: HTTPConnection) -> Reads:
     return services_of(conn).reads
 
 
-def _hub(conn: HTTPConnection) -> LiveHub:
-    return services_of(conn).hub
-
-
 def _presence(conn: HTTPConnection) -> Presence:
     return services_of(conn).presence
 
@@ -63,6 +59,5 @@ ServicesDep = Annotated[Services, Depends(services_of)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 WriterDep = Annotated[BatchingWriter, Depends(_writer)]
 ReadsDep = Annotated[Reads, Depends(_reads)]
-HubDep = Annotated[LiveHub, Depends(_hub)]
 PresenceDep = Annotated[Presence, Depends(_presence)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]

@@ -75,6 +75,7 @@ class DeviceConnection:
         # Batches handed to the writer, in arrival order, with the future of their commit.
         self.pending: asyncio.Queue[tuple[int, asyncio.Future[None]]] = asyncio.Queue()
         self.window = asyncio.Semaphore(services.settings.inflight_batches)
+        self.push_on_arrival = not services.settings.live_after_commit
         self.acker: asyncio.Task[None] | None = None
 
     async def close(self, code: int, reason: str) -> None:
@@ -167,7 +168,7 @@ class DeviceConnection:
         services = self.services
         done = await services.writer.submit(self.device_id, msg.data)
         self.pending.put_nowait((msg.seq, done))
-        if not services.settings.live_after_commit:
+        if self.push_on_arrival:
             services.hub.publish_arrived(self.device_id, msg.data)  # settled by the writer (app/factory.py)
         return True
 

@@ -83,7 +83,7 @@ class TelemetryParams:
             description="Aggregate(s) per bucket, comma-separated, each at most once: avg, min, max, sum, count "
             "(default avg when interval is given). With several, each point has one field per aggregate."
         ),
-        AfterValidator(lambda text: _checked_aggs(text)),
+        AfterValidator(_checked_aggs),
     ] = None
 
 
