@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.env import ROOT
 from tests.support.server import Server, ServerError, free_port
+from tests.support.waiting import wait_until
 
 BENCHMARKS = sorted((ROOT / "bench").glob("*.py"))
 
@@ -63,6 +64,8 @@ def test_a_restarted_server_reports_only_the_lines_of_its_own_run(tmp_path: Path
     first.stop()
     second = Server(tmp_path, admin_key=first.admin_key).start()
     try:
+        # /healthz may answer a moment before the server logs that it listens.
+        wait_until(lambda: second.log_text().count("listening") == 2, 5, "the second run's listening line")
         assert sum("listening" in line for line in second.log_lines()) == 1
         assert second.log_text().count("listening") == 2  # both runs are in the file
     finally:
