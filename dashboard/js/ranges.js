@@ -77,9 +77,12 @@ export function plan(range, now, forceBuckets = false) {
 // What a bucketed range asks for per bucket: the average draws the line, min and max the band.
 export const BUCKET_AGGS = "avg,min,max";
 
-// The HTTP API's query string for a plan (telemetry and telemetry.csv take the same).
+// The HTTP API's query string for a plan (telemetry and telemetry.csv take the same). A bucketed
+// query starts on a bucket boundary: its first bucket is then whole, so the server answers every
+// bucket exactly from rollups, even where raw readings have expired.
 export function queryParams(p, keys = null) {
-  const q = new URLSearchParams({ start: String(p.start), end: String(p.end), limit: String(p.limit), order: "asc" });
+  const start = p.interval ? Math.floor(p.start / p.interval) * p.interval : p.start;
+  const q = new URLSearchParams({ start: String(start), end: String(p.end), limit: String(p.limit), order: "asc" });
   if (p.interval) {
     q.set("interval", String(p.interval));
     q.set("agg", BUCKET_AGGS);

@@ -221,11 +221,11 @@ test("queryParams: raw plan: start, end, limit, ascending; no interval, agg or k
   assert.equal(q.toString(), `start=${NOW - HOUR}&end=${NOW}&limit=5000&order=asc`);
 });
 
-test("queryParams: bucket plan adds the interval and asks for avg, min and max (line and band)", () => {
-  const q = queryParams(plan(rangeById("24h"), NOW));
+test("queryParams: bucket plan starts on a bucket, adds the interval and asks for avg, min and max", () => {
+  const q = queryParams(plan(rangeById("24h"), NOW + 12_345));
   assert.deepEqual(Object.fromEntries(q), {
     start: String(NOW - DAY),
-    end: String(NOW),
+    end: String(NOW + 12_345),
     limit: "722",
     order: "asc",
     interval: "120000",
