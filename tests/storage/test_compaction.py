@@ -15,7 +15,7 @@ from pulsewire.storage.layout import DAY_MS, HOUR_MS, MINUTE_MS
 from pulsewire.storage.queries import TelemetryQuery, read_series, series_ids
 from pulsewire.storage.retention import Retention
 from pulsewire.storage.stats import storage_stats
-from pulsewire.storage.upkeep import Upkeep, compact_all, sweep_all
+from pulsewire.storage.upkeep import Upkeep, compact_all, sweep_all, vacuum
 from pulsewire.storage.writer import BatchingWriter
 from tests.storage.history import sync_runner
 from tests.storage.reading import ALL_KEPT, read_points
@@ -202,3 +202,35 @@ def test_late_readings_for_an_hour_whose_raw_block_expired_are_dropped_not_added
     q = TelemetryQuery(old, old + HOUR_MS - 1, 10, "asc", HOUR_MS, "count")
     with engine.connect() as conn:
         assert read_series(conn, 1, q, ALL_KEPT).points == [(old, 2)]
+
+
+def _table_bytes(engine: Engine) -> int:
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            sql = "SELECT pg_total_relation_size('blocks') + pg_total_relation_size('readings')"
+        else:
+            sql = "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+        return int(conn.execute(text(sql)).scalar_one())
+
+
+def test_space_of_swept_blocks_and_packed_rows_is_reused_not_grown(engine: Engine) -> None:
+    """Fill, pack and expire the same volume again and again: the tables stop growing after the first
+    round (PostgreSQL: plain VACUUM after each sweep; SQLite: its free pages), so nothing is left for
+    VACUUM FULL."""
+    run, retention = sync_runner(engine), Retention(raw_days=30, minute_days=30, hour_days=30)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO series (id, device_id, metric) VALUES (1, 'x', 't'), (2, 'x', 'u')"))
+    sizes = []
+    for round_ in range(4):
+        old = DAY - 40 * DAY_MS + round_ * 3 * HOUR_MS
+        rows = [
+            {"s": s, "t": old + 1000 * i, "v": round(20 + (i % 89) * 0.01, 2)} for s in (1, 2) for i in range(3 * 3600)
+        ]
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO readings VALUES (:s, :t, :v, false)"), rows)
+        assert asyncio.run(compact_all(run, DAY, None)).values == len(rows)
+        swept = asyncio.run(sweep_all(run, retention, DAY))
+        assert (swept["raw"], swept["1m"]) == (6, 2)  # 3 hours x 2 series; each series' one minute-day
+        vacuum(engine)
+        sizes.append(_table_bytes(engine))
+    assert sizes[3] <= sizes[1] * 1.1, sizes

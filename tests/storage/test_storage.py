@@ -20,7 +20,9 @@ from pulsewire.storage import devices as store
 from pulsewire.storage.engine import head_revision, migrate, open_engine, schema_revision
 from pulsewire.storage.queries import TelemetryQuery, series_ids
 from pulsewire.storage.schema import metadata, readings
+from pulsewire.storage.upkeep import compact_all
 from pulsewire.storage.writer import Batch, BatchingWriter, DeviceRemoved, StorageError
+from tests.storage.history import sync_runner
 from tests.storage.reading import read_points
 from tests.support.db import sqlite_write_lock
 from tests.support.server import database_url_for
@@ -319,15 +321,20 @@ def test_values_and_latest_survive_the_write_path_bit_for_bit(engine: Engine) ->
         await writer.stop()
 
     asyncio.run(scenario())
-    with engine.connect() as conn:
-        sid = series_ids(conn, "exact")["v"]
-        stored = read_points(conn, sid, TelemetryQuery(0, 10**12, 100, "asc"))
-        latest = store.latest_values(conn, "exact")["exact"]["v"]
-    assert [ts for ts, _ in stored] == [1000 + i for i in range(len(tricky))]
-    for (_, got), sent in zip(stored, tricky, strict=True):
-        assert type(got) is (bool if type(sent) is bool else float), (got, sent)
-        assert got == sent and str(float(got)) == str(float(sent)), (got, sent)
-    assert (latest.ts, latest.value) == (1000 + len(tricky) - 1, False)
+    for packed in (False, True):  # as hot rows, then packed into a block by compaction
+        if packed:
+            asyncio.run(compact_all(sync_runner(engine), 10**12, None))
+        with engine.connect() as conn:
+            sid = series_ids(conn, "exact")["v"]
+            stored = read_points(conn, sid, TelemetryQuery(0, 10**12, 100, "asc"))
+            latest = store.latest_values(conn, "exact")["exact"]["v"]
+            hot = conn.execute(text("SELECT count(*) FROM readings")).scalar_one()
+        assert hot == (0 if packed else len(tricky))
+        assert [ts for ts, _ in stored] == [1000 + i for i in range(len(tricky))]
+        for (_, got), sent in zip(stored, tricky, strict=True):
+            assert type(got) is (bool if type(sent) is bool else float), (got, sent)
+            assert got == sent and str(float(got)) == str(float(sent)), (got, sent)
+        assert (latest.ts, latest.value) == (1000 + len(tricky) - 1, False)
 
 
 def test_an_sqlite_without_what_the_writer_needs_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
