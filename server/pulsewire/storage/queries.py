@@ -192,7 +192,7 @@ def _fold_segments(
         for (code, start), rollup in rollups.items():
             if code == seg.res.code and start <= seg.hi and start + seg.res.window_ms > seg.lo:
                 before = bisect_left(rollup.start, seg.lo) < bisect_right(rollup.start, seg.hi)
-                fold.add_rollup(rollup, seg.lo, seg.hi)
+                fold.add_rollup(rollup, seg.res.bucket_ms, seg.lo, seg.hi)
                 if before:
                     served.add(BY_CODE[code])
     return served
