@@ -1,9 +1,10 @@
-"""Faults storage survives: `pulsewire db compact` killed (SIGKILL) in the middle of a write
-transaction, on SQLite and PostgreSQL. Every reading stored before reads back exactly once with
-its exact value, and the next run finishes the job."""
+"""Faults storage survives: `pulsewire db compact` and `pulsewire db sweep` killed (SIGKILL) in the
+middle of a write transaction, on SQLite and PostgreSQL. Every reading stored before reads back
+exactly once with its exact value, and the next run finishes the job."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,9 +17,10 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from pulsewire.storage.layout import HOUR_MS, MINUTE_MS
+from pulsewire.storage.layout import DAY_MS, HOUR, HOUR_MS, MINUTE, MINUTE_MS
 from pulsewire.storage.queries import Agg, Point, TelemetryQuery
-from tests.storage.history import AWKWARD, reference
+from pulsewire.storage.upkeep import compact_all
+from tests.storage.history import AWKWARD, reference, sync_runner
 from tests.storage.reading import read_points
 from tests.support.cli import cli
 
@@ -168,3 +170,59 @@ def test_a_compaction_killed_midway_loses_and_doubles_nothing_and_the_next_one_f
     assert _count(engine, "SELECT count(*) FROM readings") == 0
     assert _count(engine, raw_blocks) == windows
     assert _stored(engine, list(sids), queries) == want
+
+
+def _replicate(engine: Engine, last: int) -> None:
+    """Series 2..last, each holding a copy of every block of series 1."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < :last) "
+                "INSERT INTO series (id, device_id, metric) SELECT i, 'f', 'm' || i FROM n"
+            ),
+            {"last": last},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO blocks (series_id, res, start, first_ts, last_ts, n, data) "
+                "SELECT s.id, b.res, b.start, b.first_ts, b.last_ts, b.n, b.data "
+                "FROM blocks b JOIN series s ON s.id <> b.series_id WHERE b.series_id = 1"
+            )
+        )
+
+
+def test_a_sweep_killed_midway_keeps_what_is_kept_and_the_next_one_finishes(engine: Engine) -> None:
+    now, last = _now(), 500
+    old = (now - 32 * DAY_MS) // DAY_MS * DAY_MS  # two days whose raw hours expire (30 days are kept)
+    kept = (now - 28 * DAY_MS) // DAY_MS * DAY_MS  # and six hours that do not
+    truth = {1: {**_points(1, old, 48, MINUTE_MS), **_points(1, kept, 6, MINUTE_MS)}}
+    _load(engine, truth)
+    asyncio.run(compact_all(sync_runner(engine), now, None))  # retention off: every hour packed
+    _replicate(engine, last)
+    expired_sql = "SELECT count(*) FROM blocks WHERE res = 0 AND start < :kept"
+    expired = _count(engine, expired_sql, kept=kept)
+    kept_blocks = _count(engine, "SELECT count(*) FROM blocks WHERE res > 0 OR start >= :kept", kept=kept)
+    rollups = len({MINUTE.window_of(ts) for ts in truth[1]}) + len({HOUR.window_of(ts) for ts in truth[1]})
+    assert (expired, kept_blocks) == (last * 48, last * (6 + rollups))
+    same_as_first = (
+        "SELECT count(*) FROM blocks b JOIN blocks t ON t.series_id = 1 AND t.res = b.res AND t.start = b.start "
+        "AND t.data = b.data WHERE b.res > 0 OR b.start >= :kept"
+    )
+    sample = [1, last // 2, last]
+    whole = _queries(old, kept + 6 * HOUR_MS - 1)
+    queries = {"raw": _queries(kept, whole["raw"].end)["raw"], "minutes": whole["minutes"], "hours": whole["hours"]}
+    want = _expected({sid: truth[1] for sid in sample}, queries)
+    sweep = ("db", "sweep", "--retention-raw-days", "30")
+
+    _kill_mid_run(_pulsewire(engine, *sweep), engine, lambda: _count(engine, expired_sql, kept=kept) < expired)
+    _intact(engine)
+    left = _count(engine, expired_sql, kept=kept)
+    assert 0 < left < expired  # killed mid-run
+    assert _count(engine, same_as_first, kept=kept) == kept_blocks  # every block still kept is there, unchanged
+    assert _stored(engine, sample, queries) == want  # the kept raw hours, and the rollups of every hour
+
+    assert _cli_json(engine, *sweep) == {"raw": left, "1m": 0, "1h": 0}
+    assert _count(engine, expired_sql, kept=kept) == 0
+    assert _count(engine, same_as_first, kept=kept) == kept_blocks
+    assert _stored(engine, sample, queries) == want
+    assert _stored(engine, sample, {"all": whole["raw"]})["all"] == want["raw"]  # no expired raw reading is left
