@@ -1,6 +1,7 @@
 """Faults storage survives: `pulsewire db compact` and `pulsewire db sweep` killed (SIGKILL) in the
-middle of a write transaction, on SQLite and PostgreSQL. Every reading stored before reads back
-exactly once with its exact value, and the next run finishes the job."""
+middle of a write transaction, on SQLite and PostgreSQL; the disk filling up while compaction and
+ingest write. Every reading stored (or acked) before reads back exactly once with its exact value,
+and the next run finishes the job."""
 
 from __future__ import annotations
 
@@ -12,17 +13,25 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
+from pulsewire.storage import devices as store
+from pulsewire.storage.engine import migrate, open_engine
 from pulsewire.storage.layout import DAY_MS, HOUR, HOUR_MS, MINUTE, MINUTE_MS
-from pulsewire.storage.queries import Agg, Point, TelemetryQuery
+from pulsewire.storage.queries import Agg, Point, TelemetryQuery, series_ids
 from pulsewire.storage.upkeep import compact_all
+from pulsewire.storage.writer import BatchingWriter, StorageError
 from tests.storage.history import AWKWARD, reference, sync_runner
 from tests.storage.reading import read_points
+from tests.storage.test_compaction import make_writer
 from tests.support.cli import cli
+from tests.support.env import missing
 
 Truth = dict[int, dict[int, tuple[float, bool]]]  # series id -> ts -> (value, is_bool)
 Answers = dict[str, dict[int, list[Point]]]  # query name -> series id -> points
@@ -226,3 +235,112 @@ def test_a_sweep_killed_midway_keeps_what_is_kept_and_the_next_one_finishes(engi
     assert _count(engine, same_as_first, kept=kept) == kept_blocks
     assert _stored(engine, sample, queries) == want
     assert _stored(engine, sample, {"all": whole["raw"]})["all"] == want["raw"]  # no expired raw reading is left
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real filesystem of its own (an 8 MiB tmpfs) for a test to fill up."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True, text=True
+        )
+        problem = mounted.stderr.strip() if mounted.returncode else None
+    except FileNotFoundError:
+        problem = "there is no mount command"
+    if problem:
+        missing(f"cannot mount a small filesystem to fill up: {problem}", "run the tests as root, as CI does")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "--lazy", str(disk)], check=True)
+
+
+def _fill(disk: Path, leave: int) -> Path:
+    """A file taking all the free space of `disk` but `leave` bytes."""
+    filler = disk / "filler"
+    free = os.statvfs(disk)
+    with open(filler, "wb", buffering=0) as f:
+        f.write(bytes(free.f_bavail * free.f_frsize - leave))
+    return filler
+
+
+METRICS = {f"m{k}": k for k in range(1, 7)}
+
+
+def _readings(start: int, n: int, step: int = 1000) -> list[dict[str, Any]]:
+    """`n` readings `step` ms apart, of six metrics: decimals, awkward doubles and booleans."""
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        ts = start + i * step
+        values = {metric: _value(k, ts // step) for metric, k in METRICS.items()}
+        out.append({"ts": ts, "values": {m: bool(v) if b else v for m, (v, b) in values.items()}})
+    return out
+
+
+def _truth_of(batches: list[list[dict[str, Any]]], ids: dict[str, int]) -> Truth:
+    truth: Truth = {sid: {} for sid in ids.values()}
+    for data in batches:
+        for reading in data:
+            for metric, v in reading["values"].items():
+                truth[ids[metric]][reading["ts"]] = (float(v), type(v) is bool)
+    return truth
+
+
+async def _ingest_until_refused(
+    writer: BatchingWriter, start: int, acked: list[list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Batches in the open hour until a group commit fails; the refused batch."""
+    for j in range(100):
+        data = _readings(start + j * 300_000, 300)
+        try:
+            await (await writer.submit("c", data))
+        except StorageError:
+            return data
+        acked.append(data)
+    raise AssertionError("the disk never filled up")
+
+
+def test_a_full_disk_fails_compaction_and_ingest_cleanly_and_both_resume_when_space_returns(small_disk: Path) -> None:
+    engine = open_engine(f"sqlite:///{small_disk / 'pulsewire.db'}")
+    migrate(engine)
+    day, closed = 20_100 * DAY_MS, 20_100 * DAY_MS + 3 * HOUR_MS
+    acked = [_readings(day, 3 * 3600)]  # three closed hours of six series
+
+    def reads() -> tuple[Answers, Answers]:
+        with engine.connect() as conn:
+            ids = series_ids(conn, "c")
+        queries = _queries(day, day + 24 * HOUR_MS)
+        return _stored(engine, sorted(ids.values()), queries), _expected(_truth_of(acked, ids), queries)
+
+    async def scenario() -> None:
+        writer = make_writer(engine)
+        await writer.start()
+        try:
+            await writer.call(store.add_device("c", "C", "h", 1))
+            await (await writer.submit("c", acked[0]))
+            with engine.connect() as conn:  # the WAL emptied: every commit from here on needs new space
+                assert conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0] == 0
+            filler = _fill(small_disk, leave=384 * 1024)  # room for a step or so of compaction
+            with pytest.raises(OperationalError, match="database or disk is full"):
+                await compact_all(writer.upkeep_call, closed, None)
+            refused = await _ingest_until_refused(writer, closed, acked)
+            stored, want = reads()
+            assert stored == want  # readable: every acked reading once, nothing of the refused batch
+            filler.unlink()  # space returns
+            await (await writer.submit("c", refused))  # the device's resend is acked
+            acked.append(refused)
+            await compact_all(writer.upkeep_call, closed, None)
+        finally:
+            await writer.stop()
+
+    try:
+        asyncio.run(scenario())
+        _intact(engine)
+        assert _count(engine, "SELECT count(*) FROM readings WHERE ts < :closed", closed=closed) == 0
+        assert _count(engine, "SELECT count(*) FROM blocks WHERE res = 0") == 3 * len(METRICS)
+        stored, want = reads()
+        assert stored == want
+    finally:
+        engine.dispose()
