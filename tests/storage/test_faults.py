@@ -1,7 +1,8 @@
 """Faults storage survives: `pulsewire db compact` and `pulsewire db sweep` killed (SIGKILL) in the
 middle of a write transaction, on SQLite and PostgreSQL; the disk filling up while compaction and
-ingest write. Every reading stored (or acked) before reads back exactly once with its exact value,
-and the next run finishes the job."""
+ingest write; a server killed while devices send and a compaction runs beside it. Every reading
+stored (or acked) before reads back exactly once with its exact value, and the next run finishes
+the job."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
+from websockets.exceptions import ConnectionClosed
 
 from pulsewire.storage import devices as store
 from pulsewire.storage.engine import migrate, open_engine
@@ -31,7 +33,9 @@ from tests.storage.history import AWKWARD, reference, sync_runner
 from tests.storage.reading import read_points
 from tests.storage.test_compaction import make_writer
 from tests.support.cli import cli
+from tests.support.clients import device, send_batch
 from tests.support.env import missing
+from tests.support.server import Server, start_server
 
 Truth = dict[int, dict[int, tuple[float, bool]]]  # series id -> ts -> (value, is_bool)
 Answers = dict[str, dict[int, list[Point]]]  # query name -> series id -> points
@@ -344,3 +348,69 @@ def test_a_full_disk_fails_compaction_and_ingest_cleanly_and_both_resume_when_sp
         assert stored == want
     finally:
         engine.dispose()
+
+
+async def _send(server: Server, token: str, batches: Iterable[list[dict[str, Any]]], acked: list[Any]) -> None:
+    """Send the batches one after another, each once the one before is acked, until the server goes away."""
+    try:
+        async with device(server, token) as ws:
+            for seq, data in enumerate(batches, start=1):
+                answer = await send_batch(ws, seq, data)
+                assert answer["type"] == "ack", answer
+                acked.append(data)
+    except (ConnectionClosed, OSError):
+        pass
+
+
+def _hour_batches(start: int, size: int) -> list[list[dict[str, Any]]]:
+    """The hour from `start`, a reading a second, `size` readings a batch (a divisor of 3600)."""
+    assert 3600 % size == 0
+    return [_readings(start + i * 1000, size) for i in range(0, 3600, size)]
+
+
+def _late(start: int) -> Iterator[list[dict[str, Any]]]:
+    """Late readings into the hour from `start`, a millisecond apart, 50 a batch, for as long as asked."""
+    return (_readings(start + i, 50, step=1) for i in range(0, HOUR_MS, 50))
+
+
+def test_a_server_killed_while_devices_send_and_a_compaction_runs_keeps_every_acked_reading(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    server = start_server(tmp_path, "sqlite", request)
+    devices = ["k1", "k2"]
+    pairs = list(zip(devices, server.register_many(devices), strict=True))
+    start = _now() // HOUR_MS * HOUR_MS - 3 * HOUR_MS  # three closed hours
+    acked: dict[str, list[Any]] = {dev: [] for dev in devices}
+    engine = open_engine(f"sqlite:///{tmp_path / 'pulsewire.db'}")
+
+    async def scenario() -> None:
+        loaded = _hour_batches(start, 240) + _hour_batches(start + HOUR_MS, 240)
+        await asyncio.gather(*(_send(server, token, loaded, acked[dev]) for dev, token in pairs))
+        assert all(len(done) == len(loaded) for done in acked.values())
+        late = start + 2 * HOUR_MS  # sent while compaction runs, into an hour it packs
+        senders = [asyncio.create_task(_send(server, t, _late(late), acked[d])) for d, t in pairs]
+        compact = _pulsewire(engine, "db", "compact")
+        while await asyncio.to_thread(_count, engine, "SELECT count(*) FROM blocks WHERE res = 0") < 6:
+            assert compact.poll() is None, compact.communicate()
+            await asyncio.sleep(0.01)
+        assert compact.poll() is None and not all(t.done() for t in senders)
+        os.kill(server.pid, signal.SIGKILL)  # mid-ingest and mid-compaction
+        await asyncio.gather(*senders)
+        await asyncio.to_thread(again.start)  # while the compaction goes on
+        out, err = await asyncio.to_thread(compact.communicate)
+        assert compact.returncode == 0, err
+
+    again = Server(tmp_path, admin_key=server.admin_key, port=server.port)
+    request.addfinalizer(again.stop)
+    try:
+        asyncio.run(scenario())
+    finally:
+        engine.dispose()
+    for dev in devices:
+        got = again.telemetry(dev, start=start, end=start + 3 * HOUR_MS - 1, limit=100_000, order="asc")
+        assert set(got) == set(METRICS)
+        for metric, points in got.items():
+            stored = {p["ts"]: (type(p["value"]), p["value"]) for p in points}
+            assert len(stored) == len(points)  # each reading once
+            sent = {r["ts"]: (type(r["values"][metric]), r["values"][metric]) for batch in acked[dev] for r in batch}
+            assert {ts: stored.get(ts) for ts in sent} == sent  # every acked reading, with its exact value
