@@ -49,13 +49,15 @@ SWEEP_BATCH = 500  # blocks per transaction
 
 def sweep_some(conn: Connection, res: Resolution, cutoff: int, limit: int = SWEEP_BATCH) -> int:
     """Delete up to `limit` blocks of `res` whose window ended at or before `cutoff`; how many went."""
-    return conn.execute(
-        text(
-            "DELETE FROM blocks WHERE (series_id, res, start) IN (SELECT series_id, res, start FROM blocks "
-            "WHERE res = :res AND start <= :last ORDER BY start LIMIT :limit)"
-        ),
-        {"res": res.code, "last": cutoff - res.window_ms, "limit": limit},
-    ).rowcount
+    oldest = "SELECT series_id, res, start FROM blocks WHERE res = :res AND start <= :last ORDER BY start LIMIT :limit"
+    if conn.dialect.name == "postgresql":  # a join, so each block goes by its primary key
+        sql = (
+            f"DELETE FROM blocks b USING ({oldest}) o "
+            "WHERE b.series_id = o.series_id AND b.res = o.res AND b.start = o.start"
+        )
+    else:
+        sql = f"DELETE FROM blocks WHERE (series_id, res, start) IN ({oldest})"
+    return conn.execute(text(sql), {"res": res.code, "last": cutoff - res.window_ms, "limit": limit}).rowcount
 
 
 FREE_BYTES_KEPT = 2 * 1024 * 1024  # left free for the hot table's next rows
