@@ -22,7 +22,7 @@ from typing import Any, Literal, get_args
 
 from sqlalchemy import Connection, select, text
 
-from pulsewire.storage.blockcodec import Rollup, decode_raw, decode_rollup
+from pulsewire.storage.blockcodec import Rollup, decode_raw, decode_rollup_aggregates
 from pulsewire.storage.fold import Fold
 from pulsewire.storage.layout import BY_CODE, RAW, Resolution
 from pulsewire.storage.plan import Segment, plan
@@ -164,7 +164,7 @@ def bucketed(conn: Connection, series_id: int, q: TelemetryQuery, floors: Floors
             if key not in raw:
                 raw[key] = decode_raw(data)
         elif (code, key) not in rollups:
-            rollups[(code, key)] = decode_rollup(data)
+            rollups[(code, key)] = decode_rollup_aggregates(data)
     fold = Fold(q.interval)
     served = _fold_segments(fold, segments, raw, rollups)
     fresh = _not_in_blocks(hot, raw)
