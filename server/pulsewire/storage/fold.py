@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from pulsewire.storage.blockcodec import Rollup, decimal_of, to_float
 
 Value = float | int
+# Query buckets folded from one rollup block: (query bucket, count, scale, sum, min, max).
+Partial = tuple[int, int, int, int, int, int]
 # One query bucket: [count, scale, sum, min, max], the last three integers at `scale`.
 _Acc = list[int]
 _COUNT, _SCALE, _SUM, _MIN, _MAX = range(5)
@@ -80,15 +82,13 @@ class Fold:
             for key, count, _, total, low, high in zip(keys, *columns, strict=True):
                 _join(acc, key, count, scale, total, low, high)
             return
-        while i < end:
-            key = starts[i] - starts[i] % w
-            j = bisect_left(starts, key + w, i + 1, end)
-            if j == i + 1:
-                _join(acc, key, r.count[i], scale, r.sum_m[i], r.min_m[i], r.max_m[i])
-            else:
-                count, total = sum(r.count[i:j]), sum(r.sum_m[i:j])
-                _join(acc, key, count, scale, total, min(r.min_m[i:j]), max(r.max_m[i:j]))
-            i = j
+        self.add_partials(group_rollup(r, lo, hi, w))
+
+    def add_partials(self, partials: Iterable[Partial]) -> None:
+        """Query buckets already folded from a rollup (`group_rollup`)."""
+        acc = self._acc
+        for key, count, scale, total, low, high in partials:
+            _join(acc, key, count, scale, total, low, high)
 
     def points(self, aggs: Sequence[str], descending: bool, limit: int) -> list[tuple[Value, ...]]:
         """(bucket, value per aggregate...) for the buckets holding readings, in order, at most `limit`."""
@@ -96,6 +96,19 @@ class Fold:
         accs = [self._acc[key] for key in keys]
         columns = [_column(accs, agg) for agg in aggs]
         return list(zip(keys, *columns, strict=True))
+
+
+def group_rollup(r: Rollup, lo: int, hi: int, width: int) -> list[Partial]:
+    """The rollup's buckets whose start lies in [lo, hi], added up per query bucket of `width`
+    (a multiple of the rollup's bucket width): (query bucket, count, scale, sum, min, max)."""
+    i, end = bisect_left(r.start, lo), bisect_right(r.start, hi)
+    scale, starts, out = r.scale, r.start, []
+    while i < end:
+        key = starts[i] - starts[i] % width
+        j = bisect_left(starts, key + width, i + 1, end)
+        out.append((key, sum(r.count[i:j]), scale, sum(r.sum_m[i:j]), min(r.min_m[i:j]), max(r.max_m[i:j])))
+        i = j
+    return out
 
 
 def _column(accs: list[_Acc], agg: str) -> list[Value]:
