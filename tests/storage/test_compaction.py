@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine, text
 
 from pulsewire.metrics import Metrics
+from pulsewire.storage import compaction
 from pulsewire.storage import devices as store
+from pulsewire.storage.engine import migrate, open_engine
 from pulsewire.storage.layout import DAY_MS, HOUR_MS, MINUTE_MS
 from pulsewire.storage.queries import TelemetryQuery, read_series, series_ids
 from pulsewire.storage.retention import Retention
@@ -234,3 +238,31 @@ def test_space_of_swept_blocks_and_packed_rows_is_reused_not_grown(engine: Engin
         asyncio.run(give_back(run, engine))
         sizes.append(_table_bytes(engine))
     assert sizes[3] <= sizes[1] * 1.1, sizes
+
+
+def test_a_step_whose_rows_another_compactor_took_first_packs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pulsewire db compact` beside the server's own compactor, on SQLite: between a step's look at
+    the hot table and its DELETE, the other one packs the same hour."""
+    engine = open_engine(f"sqlite:///{tmp_path / 'race.db'}")
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO series (id, device_id, metric) VALUES (1, 'x', 't')"))
+        conn.execute(text("INSERT INTO readings VALUES (1, :t, 20.5, false)"), [{"t": DAY + i} for i in range(100)])
+    original = compaction._take
+
+    def raced(conn: Any, series_id: int, lo: int, hi: int) -> Any:
+        monkeypatch.setattr(compaction, "_take", original)
+        with engine.begin() as other:  # the other compactor, first to the rows
+            assert compaction.compact_step(other, series_id, DAY + HOUR_MS, None).values == 100
+        return original(conn, series_id, lo, hi)
+
+    monkeypatch.setattr(compaction, "_take", raced)
+    with engine.begin() as conn:
+        step = compaction.compact_step(conn, 1, DAY + HOUR_MS, None)
+    assert (step.values, step.windows, step.done) == (0, 0, False)
+    assert asyncio.run(compact_all(sync_runner(engine), DAY + HOUR_MS, None)).values == 0
+    with engine.connect() as conn:
+        assert len(read_points(conn, 1, ALL)) == 100
+    engine.dispose()

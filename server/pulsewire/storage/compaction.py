@@ -69,7 +69,10 @@ def compact_step(conn: Connection, series_id: int, before: int, raw_cutoff: int 
     ).scalar_one_or_none()
     if cut is not None and cut < hi:
         hi = max(lo + W, RAW.window_of(cut))
-    return _pack(conn, series_id, sorted(_take(conn, series_id, lo, hi)), raw_cutoff)
+    rows = _take(conn, series_id, lo, hi)
+    if not rows:  # another compactor (the server's, or `pulsewire db compact`) took them first
+        return Step()
+    return _pack(conn, series_id, sorted(rows), raw_cutoff)
 
 
 def _take(conn: Connection, series_id: int, lo: int, hi: int) -> list[tuple[Any, ...]]:
