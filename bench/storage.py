@@ -363,10 +363,10 @@ def db_command(revision: Revision, data_dir: Path, *args: str) -> dict[str, Any]
     )
     if done.returncode != 0:
         raise BenchError(f"pulsewire db {' '.join(args)} failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        raise BenchError(f"pulsewire db {' '.join(args)} printed no JSON:\n{done.stdout[-2000:]}")
-    result: dict[str, Any] = json.loads(lines[-1])
+    try:  # one object, on one line or indented over several
+        result: dict[str, Any] = json.loads(done.stdout)
+    except ValueError:
+        raise BenchError(f"pulsewire db {' '.join(args)} printed no JSON object:\n{done.stdout[-2000:]}") from None
     return result
 
 
