@@ -697,6 +697,9 @@ def _spread(values: list[float], lower_is_better: bool) -> dict[str, float | Non
 RUN_FIGURES: list[tuple[str, str, Any, bool]] = [
     ("bytes_per_value", "bytes per stored value on disk", lambda r: r.bytes_per_value, True),
     ("mb_on_disk", "MB on disk (file, -wal, -shm)", lambda r: r.bytes_on_disk and r.bytes_on_disk / 2**20, True),
+    ("wal_mb", "  of which the -wal file, MB", lambda r: r.files and r.files["-wal"] / 2**20, True),
+    ("free_mb", "  of which free pages in the file, MB", lambda r: r.pages and _free_bytes(r.pages) / 2**20, True),
+    ("block_bytes_per_value", "bytes per value in blocks and rollups", lambda r: _block_bytes_per_value(r), True),
     ("stored_values", "stored values", lambda r: r.stored_values, False),
     (
         "bytes_per_value_before_compaction",
@@ -708,6 +711,18 @@ RUN_FIGURES: list[tuple[str, str, Any, bool]] = [
     ("compaction_values_per_s", "compaction, values/s", lambda r: r.compaction and r.compaction["values_per_s"], False),
     ("compaction_seconds", "compaction, s", lambda r: r.compaction and r.compaction.get("seconds"), True),
 ]
+
+
+def _free_bytes(pages: dict[str, int]) -> int:
+    return pages["freelist_count"] * pages["page_size"]
+
+
+def _block_bytes_per_value(run: Run) -> float | None:
+    """What `db stats` counts in blocks (raw and rollups) per stored value: the data without the file's
+    slack (free pages, the -wal file, the hot table, indexes)."""
+    if run.stats is None or not run.stored_values:
+        return None
+    return sum(int(r.get("bytes") or 0) for r in run.stats["resolutions"].values()) / run.stored_values
 
 
 def summarize(m: Measured, names: list[str]) -> dict[str, dict[str, float | None]]:
@@ -749,9 +764,9 @@ def _cell(spread: dict[str, float | None], spec: str) -> str:
 
 
 def _format_spec(key: str) -> str:
-    if key.startswith("bytes_per_value"):
+    if "bytes_per_value" in key:
         return ".2f"
-    if key in ("mb_on_disk", "compaction_seconds"):
+    if key in ("mb_on_disk", "wal_mb", "free_mb", "compaction_seconds"):
         return ",.1f"
     if key in ("stored_values", "ingest_values_per_s", "compaction_values_per_s"):
         return ",.0f"
