@@ -63,6 +63,7 @@ import queue
 import resource
 import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -95,7 +96,9 @@ CONNECTED, FAILED, DONE = range(COUNTERS)  # shared counters of the client proce
 # Day view
 LAYOUT_VERSION = 1  # bump when the generated data changes, so cached databases are rebuilt
 DAY_MS = 86_400_000
-DAY_START_MS = int(datetime(2025, 11, 20, tzinfo=UTC).timestamp() * 1000)  # fixed: a cached database stays valid
+# The day before yesterday (UTC): well within raw retention, and a closed day, so compaction packs
+# all of it. The cached database is keyed by it and so rebuilt once a day.
+DAY_START_MS = (int(time.time() * 1000) // 86_400_000 - 2) * 86_400_000
 FLEET_PERIOD_MS = 1000  # each fleet device: one reading per second
 TICKS_PER_DAY = DAY_MS // FLEET_PERIOD_MS
 TICKS_PER_TRANSACTION = 3600  # one hour of the fleet per transaction (and progress line)
@@ -550,7 +553,10 @@ class Layout:
 
     def key(self, schema: str | None) -> str:
         """Folder name of the cached database: every parameter that changes its content."""
-        return f"scale-db-v{LAYOUT_VERSION}-fleet{self.fleet_devices}-dense{self.dense_readings}-schema{schema}"
+        return (
+            f"scale-db-v{LAYOUT_VERSION}-fleet{self.fleet_devices}-dense{self.dense_readings}-schema{schema}"
+            f"-day{DAY_START_MS // DAY_MS}"
+        )
 
 
 # Values are simple integer formulas, so SQL averages can be checked exactly here. The fleet's
@@ -644,6 +650,7 @@ def build_database(layout: Layout, folder: Path, flags: list[str]) -> dict[str, 
     finally:
         server.stop()  # the bulk load below must be the only one with the file open
     fleet_series, dense_series = load_readings(folder / DB_FILE, layout)
+    compact(folder)
     return {
         "layout": asdict(layout),
         "day_start_ms": DAY_START_MS,
@@ -653,6 +660,19 @@ def build_database(layout: Layout, folder: Path, flags: list[str]) -> dict[str, 
         "build_s": round(time.monotonic() - started, 1),
         "built_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def compact(folder: Path) -> None:
+    """Pack the loaded day into blocks and rollups, as a running server would within minutes."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pulsewire", "db", "compact", "--json", "--data-dir", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"pulsewire db compact failed: {done.stderr.strip()[-500:]}")
+    say(f"  compacted: {json.loads(done.stdout)}")
 
 
 def load_readings(db_path: Path, layout: Layout) -> tuple[list[int], int | None]:
@@ -871,20 +891,23 @@ def check_day_view(resp: httpx.Response, expected: list[tuple[int, float]], devi
 
 def time_sql(db_path: Path, series_id: int, repeats: int) -> list[float]:
     """The server's own read (`read_series`, the database part of the view) on the same file: ms per run."""
+    from pulsewire.clock import now_ms
     from pulsewire.storage.engine import open_engine
     from pulsewire.storage.queries import TelemetryQuery, read_series
+    from pulsewire.storage.retention import Retention
 
     query = TelemetryQuery(
         start=DAY_START_MS, end=DAY_START_MS + DAY_MS - 1, limit=BUCKETS, order="asc", interval=BUCKET_MS, agg="avg"
     )
     engine = open_engine(f"sqlite:///{db_path}")
+    floors = Retention().floors(now_ms())  # the server's defaults
     try:
         with engine.connect() as conn:
-            read_series(conn, series_id, query)
+            read_series(conn, series_id, query, floors)
             times = []
             for _ in range(repeats):
                 started = time.perf_counter()
-                read_series(conn, series_id, query)
+                read_series(conn, series_id, query, floors)
                 times.append(1000 * (time.perf_counter() - started))
     finally:
         engine.dispose()

@@ -1,6 +1,8 @@
 // The HTTP API (docs/protocol.md section 3). Every failure becomes an ApiError whose message is
 // the server's own `detail`, ready to show.
 
+import { readResolution } from "./resolution.js";
+
 export class ApiError extends Error {
   constructor(status, message) {
     super(message);
@@ -21,7 +23,8 @@ const enc = encodeURIComponent;
 // `keys.read()` and `keys.admin()` return the keys held in memory (or null); `keys.adminRefused`
 // hears when the server no longer takes the admin key (it was changed on the server).
 export function makeApi(keys) {
-  async function call(method, path, { body, admin = false, adminKey = null } = {}) {
+  // The answer's body and headers.
+  async function request(method, path, { body, admin = false, adminKey = null } = {}) {
     const headers = {};
     const key = adminKey || (admin ? keys.admin() : keys.read());
     if (key) headers.Authorization = `Bearer ${key}`;
@@ -44,12 +47,19 @@ export function makeApi(keys) {
       if (admin && (resp.status === 401 || resp.status === 403)) keys.adminRefused(why);
       throw new ApiError(resp.status, why);
     }
-    return data;
+    return { data, headers: resp.headers };
   }
+  const call = async (...args) => (await request(...args)).data;
+  const telemetryPath = (id, params) => `/api/devices/${enc(id)}/telemetry?${params}`;
 
   return {
     devices: () => call("GET", "/api/devices"),
-    telemetry: (id, params) => call("GET", `/api/devices/${enc(id)}/telemetry?${params}`),
+    telemetry: (id, params) => call("GET", telemetryPath(id, params)),
+    // The same readings, with which stored resolutions served them: {readings, served} (resolution.js).
+    async telemetryServed(id, params) {
+      const { data, headers } = await request("GET", telemetryPath(id, params));
+      return { readings: data, served: readResolution((name) => headers.get(name)) };
+    },
     // A plain link (the browser streams it to disk); a read key can only travel in the query.
     csvHref(id, params) {
       const q = new URLSearchParams(params);

@@ -23,6 +23,7 @@ export function mountDeviceView(root, ctx, deviceId, query) {
     deviceId,
     range: rangeFromQuery(query, Date.now()),
     current: null, // the plan the charts show
+    served: null, // which stored resolutions served it, when the server says (resolution.js)
     paused: false,
     frozenAt: null, // while paused: where a sliding window stands still
     loadSeq: 0,
@@ -108,12 +109,12 @@ function choose(v, r) {
 // A raw range that comes back full holds more readings than a chart draws: buckets draw it instead.
 async function fetchRange(api, deviceId, range) {
   let p = plan(range, Date.now());
-  let answer = await api.telemetry(deviceId, queryParams(p));
-  if (truncated(p, answer)) {
+  let got = await api.telemetryServed(deviceId, queryParams(p));
+  if (truncated(p, got.readings)) {
     p = plan(range, Date.now(), true);
-    answer = await api.telemetry(deviceId, queryParams(p));
+    got = await api.telemetryServed(deviceId, queryParams(p));
   }
-  return { p, answer };
+  return { p, answer: got.readings, served: got.served };
 }
 
 async function load(v) {
@@ -122,8 +123,8 @@ async function load(v) {
   v.info.textContent = "Loading…";
   v.info.classList.remove("error");
   try {
-    const { p, answer } = await fetchRange(v.ctx.api, v.deviceId, v.range);
-    if (seq === v.loadSeq) show(v, p, answer);
+    const { p, answer, served } = await fetchRange(v.ctx.api, v.deviceId, v.range);
+    if (seq === v.loadSeq) show(v, p, answer, served);
   } catch (err) {
     if (seq !== v.loadSeq) return;
     v.info.textContent = `Could not load this range: ${err.message}`;
@@ -137,8 +138,9 @@ function seriesFor(p) {
   return p.interval ? makeChartSeries(p.limit + 16, true) : makeChartSeries(LIVE_POINTS, false);
 }
 
-function show(v, p, answer) {
+function show(v, p, answer, served) {
   v.current = p;
+  v.served = served;
   v.frozenAt = v.paused && p.sliding ? p.end : null;
   v.held = makeHold(LIVE_POINTS);
   // Metrics shown before keep their (now empty) chart.
@@ -173,7 +175,8 @@ function render(v) {
 
 function describe(v) {
   if (!v.current) return;
-  const text = describeRange(v.current, [...v.series.values()].map((cs) => cs.line), v.paused, LIVE_POINTS);
+  const charts = [...v.series.values()].map((cs) => cs.line);
+  const text = describeRange(v.current, charts, v.paused, LIVE_POINTS, v.served);
   if (v.info.textContent !== text) v.info.textContent = text;
 }
 
@@ -206,7 +209,8 @@ function insertLive(v, metric, ts, value) {
 }
 
 // Newest buckets of a long range, fetched again: the live stream brings raw readings, and the
-// buckets they fall in are averaged by the server.
+// buckets they fall in are averaged by the server. What served these few (raw readings, mostly)
+// says nothing of the range, so the line under the buttons keeps what served the load.
 async function refreshTail(v) {
   if (v.tailBusy || !v.current || !v.current.interval) return;
   v.tailBusy = true;

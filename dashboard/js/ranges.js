@@ -1,5 +1,6 @@
 // Which query draws a time range: raw readings for short spans, per-bucket aggregates computed in
-// the database for long ones, so a week of 1 Hz data arrives as about a thousand points. Pure.
+// the database for long ones, so a week of 1 Hz data arrives as about a thousand points, and a
+// year as fewer still. Pure.
 
 export const SECOND = 1000;
 export const MINUTE = 60 * SECOND;
@@ -11,6 +12,8 @@ export const RANGES = [
   { id: "1h", label: "1 h", span: HOUR },
   { id: "24h", label: "24 h", span: DAY },
   { id: "7d", label: "7 d", span: 7 * DAY },
+  { id: "30d", label: "30 d", span: 30 * DAY },
+  { id: "1y", label: "1 y", span: 365 * DAY },
 ];
 export const DEFAULT_RANGE = "1h";
 
@@ -27,9 +30,26 @@ const NICE = [
   HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY,
 ];
 
-// The smallest round bucket width that keeps `span` within TARGET_POINTS buckets.
+// Spans longer than this take whole hours per bucket (and spans over RAW_SPAN whole minutes).
+// A server with rollups answers a width that is a multiple of 1 h from its 1-hour rollups (kept
+// longest), and a multiple of 1 min from its 1-minute ones, reading raw rows only for the partial
+// buckets at the window's edges; any other width is computed from raw readings, the slowest to
+// read and the first to expire. Minute rollups are 60 times the rows of hour ones and expire
+// sooner, so beyond a week hours draw the chart.
+export const HOUR_BUCKETS_OVER = 7 * DAY;
+
+// The narrowest bucket width `span` may take: one the server's rollups answer exactly.
+export function narrowestBucket(span) {
+  if (span > HOUR_BUCKETS_OVER) return HOUR;
+  if (span > RAW_SPAN) return MINUTE;
+  return SECOND;
+}
+
+// The smallest round bucket width, no narrower than narrowestBucket, that keeps `span` within
+// TARGET_POINTS buckets. NICE's widths from a minute up are whole minutes, from an hour up whole
+// hours, and past a day they are whole days: a width no narrower than the floor is a multiple of it.
 export function bucketFor(span) {
-  const want = span / TARGET_POINTS;
+  const want = Math.max(span / TARGET_POINTS, narrowestBucket(span));
   for (const width of NICE) if (width >= want) return width;
   return Math.ceil(want / DAY) * DAY;
 }
@@ -57,9 +77,12 @@ export function plan(range, now, forceBuckets = false) {
 // What a bucketed range asks for per bucket: the average draws the line, min and max the band.
 export const BUCKET_AGGS = "avg,min,max";
 
-// The HTTP API's query string for a plan (telemetry and telemetry.csv take the same).
+// The HTTP API's query string for a plan (telemetry and telemetry.csv take the same). A bucketed
+// query starts on a bucket boundary: its first bucket is then whole, so the server answers every
+// bucket exactly from rollups, even where raw readings have expired.
 export function queryParams(p, keys = null) {
-  const q = new URLSearchParams({ start: String(p.start), end: String(p.end), limit: String(p.limit), order: "asc" });
+  const start = p.interval ? Math.floor(p.start / p.interval) * p.interval : p.start;
+  const q = new URLSearchParams({ start: String(start), end: String(p.end), limit: String(p.limit), order: "asc" });
   if (p.interval) {
     q.set("interval", String(p.interval));
     q.set("agg", BUCKET_AGGS);

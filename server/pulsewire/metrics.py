@@ -45,6 +45,29 @@ class Metrics:
             registry=r,
         )
         self.storage_errors = Counter("pulsewire_storage_errors", "Group commits that failed", registry=r)
+        self.compaction_lag = Gauge(
+            "pulsewire_compaction_lag_seconds",
+            "How long ago the oldest window still waiting for compaction closed, at the last pass (0: caught up)",
+            registry=r,
+        )
+        self.compacted_values = Counter(
+            "pulsewire_compacted_values", "Readings moved from the hot table into blocks", registry=r
+        )
+        self.expired_values = Counter(
+            "pulsewire_expired_values",
+            "Readings that arrived for a window whose raw block had already been swept, dropped at compaction",
+            registry=r,
+        )
+        self.swept_blocks = Counter("pulsewire_swept_blocks", "Blocks removed by retention", ["resolution"], registry=r)
+        self.stored_bytes = Gauge(
+            "pulsewire_stored_bytes",
+            "Bytes of stored data per resolution (raw: blocks and the hot table)",
+            ["resolution"],
+            registry=r,
+        )
+        self.upkeep_errors = Counter(
+            "pulsewire_upkeep_errors", "Compaction or retention passes that failed (retried)", registry=r
+        )
         self.live_dropped = Counter(
             "pulsewire_live_dropped_clients", "Live clients dropped for falling behind", registry=r
         )

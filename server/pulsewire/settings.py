@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pulsewire.protocol.rules import MAX_INTERVAL_MS, MIN_INTERVAL_MS
+from pulsewire.storage.retention import Retention
 
 
 class Settings(BaseSettings):
@@ -65,6 +66,13 @@ class Settings(BaseSettings):
         "FULL",
         description="SQLite synchronous pragma. FULL survives power loss; NORMAL survives a crash of the process only.",
     )
+    retention_raw_days: float = Field(
+        30,
+        ge=0,
+        description="Days raw readings are kept (0: for ever). Readings older than this are refused at ingest.",
+    )
+    retention_1m_days: float = Field(180, ge=0, description="Days 1-minute rollups are kept (0: for ever).")
+    retention_1h_days: float = Field(0, ge=0, description="Days 1-hour rollups are kept (0: for ever).")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe log level shown.")
     log_format: Literal["text", "json"] = Field("text", description="text: key=value lines; json: one object per line.")
     dashboard_dir: Path | None = Field(
@@ -102,6 +110,13 @@ class Settings(BaseSettings):
                 f"query_default_limit ({self.query_default_limit}) is larger than query_max_limit ({self.query_max_limit})"
             )
         return self
+
+    @property
+    def retention(self) -> Retention:
+        def days(value: float) -> float | None:
+            return value or None
+
+        return Retention(days(self.retention_raw_days), days(self.retention_1m_days), days(self.retention_1h_days))
 
     @property
     def resolved_database_url(self) -> str:

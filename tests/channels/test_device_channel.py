@@ -85,6 +85,7 @@ async def test_pipelined_batches_are_acked_in_order(server: Server) -> None:
     assert len(server.telemetry(dev, limit=100)["n"]) == 40
 
 
+RECENT = now_ms()  # within raw retention while the tests below run
 BAD_BATCHES = [
     ({"type": "telemetry", "data": [{"ts": 1, "values": {"t": 1}}]}, "protocol", "seq: required positive integer"),
     ({"type": "telemetry", "seq": "9", "data": [{"ts": 1, "values": {"t": 1}}]}, "protocol", "seq"),
@@ -107,8 +108,20 @@ BAD_BATCHES = [
         "limit",
         "1001 readings",
     ),
+    # Well-formed, but outside what storage keeps: older than raw retention, or a board's clock far ahead.
+    (
+        {"type": "telemetry", "seq": 107, "data": [{"ts": 10**12, "values": {"t": 1}}]},
+        "invalid",
+        "data[0].ts: 1000000000000 is older than the 30 days raw readings are kept",
+    ),
+    (
+        {"type": "telemetry", "seq": 108, "data": [{"ts": 2**53 - 1, "values": {"t": 1}}]},
+        "invalid",
+        "is more than a day ahead of the server's clock",
+    ),
     ({"type": "subscribe"}, "unknown_type", "unknown message type 'subscribe'"),
-    ({"type": "telemetry", "seq": 5, "data": [{"ts": 1, "values": {"t": 1}}]}, "protocol", "does not increase"),
+    # Order is checked after content: this batch is good but for its seq.
+    ({"type": "telemetry", "seq": 5, "data": [{"ts": RECENT, "values": {"t": 1}}]}, "protocol", "does not increase"),
 ]
 
 
@@ -131,13 +144,13 @@ async def test_bad_batches_get_errors_and_lose_nothing(server: Server) -> None:
         # The connection is still good, and what was acked is still stored, unchanged.
         assert (await send_batch(ws, 300, [{"ts": good[0]["ts"] + 1, "values": {"t": 21.0}}]))["type"] == "ack"
     assert [p["value"] for p in server.telemetry(dev, order="asc")["t"]] == [20.0, 21.0]
-    assert server.metric_value("pulsewire_rejects_total", 'code="invalid"') >= 8
+    assert server.metric_value("pulsewire_rejects_total", 'code="invalid"') >= 10
 
 
 async def test_telemetry_before_hello_is_refused(server: Server) -> None:
     _, token = server.register()
     async with device(server, token, hello=False) as ws:
-        answer = await send_batch(ws, 1, [{"ts": 1, "values": {"t": 1}}])
+        answer = await send_batch(ws, 1, [{"ts": now_ms(), "values": {"t": 1}}])
         assert answer["code"] == "protocol" and "hello" in answer["detail"]
 
 

@@ -21,7 +21,11 @@ from tests.support.waiting import wait_until
 @pytest.mark.parametrize(
     "command, expected",
     [
-        ([], ["serve", "device", "simulate", "migrate", "flash", "board-sim"]),
+        ([], ["serve", "device", "simulate", "migrate", "db", "flash", "board-sim"]),
+        (["db"], ["stats", "compact", "sweep", "docs/storage.md"]),
+        (["db", "sweep"], ["--json", "--retention-1m-days", "Remove what retention no longer keeps"]),
+        (["db", "stats"], ["--json", "--data-dir", "--database-url", "1m, 1h"]),
+        (["db", "compact"], ["--json", "--data-dir", "--retention-raw-days", "closed hour"]),
         (["serve"], ["--simulate", "--database-url", "PULSEWIRE_DATABASE_URL", "--port"]),
         (["device"], ["add", "list", "rotate", "remove", "set-interval", "reboot"]),
         (["device", "set-interval"], ["DEVICE_ID", "MS", "--wait", "welcome"]),
@@ -212,9 +216,10 @@ def test_a_port_in_use_is_reported_plainly(tmp_path: Path) -> None:
 
 def test_migrate_brings_a_database_to_the_head_revision(tmp_path: Path) -> None:
     first = pulsewire("migrate", "--data-dir", str(tmp_path))
-    assert first.returncode == 0 and "schema: empty -> 0002 (head 0002)" in first.stdout
+    assert first.returncode == 0 and "schema: empty -> 0003 (head 0003)" in first.stdout
+    assert "copied" not in first.stdout  # nothing to keep yet
     again = pulsewire("migrate", "--data-dir", str(tmp_path))
-    assert again.returncode == 0 and "schema: 0002 -> 0002 (head 0002)" in again.stdout
+    assert again.returncode == 0 and "schema: 0003 -> 0003 (head 0003)" in again.stdout
 
 
 def test_the_server_does_not_load_the_devkit_until_a_devkit_command_is_called() -> None:

@@ -27,6 +27,7 @@ from tests.support.browser import (
     screenshot,
     watch_console,
 )
+from tests.support.cli import cli
 from tests.support.clients import now_ms
 from tests.support.server import Server, start_server
 
@@ -34,7 +35,8 @@ pytest.importorskip("playwright")
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 MINUTE = 60_000
-DAY = 24 * 60 * MINUTE
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
 # Light theme's --accent in dashboard/app.css: the colour a chart's line is drawn in.
 ACCENT = (37, 99, 235)
 
@@ -55,7 +57,9 @@ ANY_ID = _AnyId()
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Server:
-    return start_server(tmp_path_factory.mktemp("dashboard"), "sqlite", request)
+    # Raw readings kept for ever: the long-range test sends a year of history through the device
+    # channel, which a default server refuses past its 30 days of raw retention.
+    return start_server(tmp_path_factory.mktemp("dashboard"), "sqlite", request, retention_raw_days="0")
 
 
 @pytest.fixture(scope="module")
@@ -277,6 +281,93 @@ def test_history_for_a_range_loads_and_draws(
     expect(page).to_have_url(re.compile(r"\?start=\d+&end=\d+$"))
     assert 700 <= int(chart(page, "temperature").get_attribute("data-points") or 0) <= 722
     assert accent_pixels(page, "temperature") > 200
+
+
+def telemetry_query(url: str) -> dict[str, int] | None:
+    """A telemetry request's query as numbers (agg and order left out); None for any other request."""
+    parts = urlsplit(url)
+    if not parts.path.endswith("/telemetry"):
+        return None
+    return {k: int(v) for k, v in parse_qsl(parts.query) if k in ("start", "end", "limit", "interval")}
+
+
+def loads_span(span: int) -> Callable[[Any], bool]:
+    """Whether a request is the telemetry query loading a range of this span (not a refresh of its newest buckets)."""
+
+    def check(request: Any) -> bool:
+        q = telemetry_query(request.url)
+        if q is None:
+            return False
+        # A bucketed query starts on a bucket boundary, up to one bucket before the range does.
+        return span <= q.get("end", 0) - q.get("start", 0) < span + q.get("interval", 1)
+
+    return check
+
+
+def as_if_from_rollups(route: Any) -> None:
+    """The real server's answer with the headers a server with rollups adds: hour rollups served it,
+    and raw readings for its edges had expired."""
+    answer = route.fetch()
+    headers = {k: v for k, v in answer.headers.items() if k not in ("content-length", "content-encoding")}
+    headers |= {"X-Pulsewire-Resolution": "1h,raw", "X-Pulsewire-Exact": "false"}
+    route.fulfill(response=answer, headers=headers)
+
+
+def test_30_day_and_1_year_ranges_ask_for_whole_hours_and_draw(
+    server: Server, open_page: OpenPage, device: Callable[..., tuple[str, Device]]
+) -> None:
+    device_id, dev = device()
+    now = now_ms()
+    # Over a year at one reading per 6 h, then one an hour for the last 31 days.
+    year = [
+        {"ts": now - 370 * DAY + i * 6 * HOUR, "values": {"temperature": round(10 + 8 * math.sin(i / 60), 3)}}
+        for i in range((370 - 31) * 4)
+    ]
+    month = [
+        {"ts": now - 31 * DAY + i * HOUR, "values": {"temperature": round(20 + 3 * math.sin(i / 12), 3)}}
+        for i in range(31 * 24)
+    ]
+    dev.send(year + month)
+    # Packed into blocks and rollups now, as the server does a few minutes after each hour.
+    compacted = cli("db", "compact", "--data-dir", str(server.data_dir), "--retention-raw-days", "0")
+    assert compacted.returncode == 0, compacted.stderr
+    page, _ = open_page(f"{server.base}/#/device/{device_id}?range=7d")
+    info = page.locator(".range-info")
+    expect(info).to_have_text(re.compile(r"15 min averages"))
+
+    # Each long range asks for whole hours per bucket, about a thousand or fewer across its span,
+    # and draws exactly what the API answers to that query.
+    for range_id, span, width, least in (("30d", 30 * DAY, HOUR, 715), ("1y", 365 * DAY, 12 * HOUR, 725)):
+        with page.expect_request(loads_span(span)) as sent:
+            page.locator(f'.ranges [data-range="{range_id}"]').click()
+        query = telemetry_query(sent.value.url)
+        assert query is not None and query["interval"] == width and query["interval"] % HOUR == 0, query
+        # Whole-hour buckets come from the 1-hour rollups, and the line says so.
+        expect(info).to_have_text(
+            re.compile(
+                rf"^[0-9,]+ points, {width // HOUR} h averages computed by the server from 1-hour rollups · live$"
+            )
+        )
+        expect(page).to_have_url(re.compile(rf"\?range={range_id}$"))
+        expect(page.locator(f'.ranges [data-range="{range_id}"]')).to_have_attribute("aria-pressed", "true")
+        points = int(chart(page, "temperature").get_attribute("data-points") or 0)
+        answer = server.telemetry(device_id, **query, agg="avg,min,max", order="asc")["temperature"]
+        assert points == len(answer) and least <= points <= query["limit"], (range_id, points, len(answer))
+        assert accent_pixels(page, "temperature") > 200, range_id
+        screenshot(page, f"device-{range_id}")
+
+    # Where raw readings have expired, the server says its edge buckets are approximate (shown here
+    # with the headers such an answer carries).
+    page.route(re.compile(r"/api/devices/[^/?]+/telemetry\?"), as_if_from_rollups)
+    page.locator('.ranges [data-range="30d"]').click()
+    expect(info).to_have_text(
+        re.compile(
+            r"^[0-9,]+ points, 1 h averages computed by the server from 1-hour rollups"
+            r" · edge buckets approximate: raw readings have expired · live$"
+        )
+    )
+    assert accent_pixels(page, "temperature") > 200
+    screenshot(page, "device-30d-rollups")
 
 
 def csv_value(text: str) -> float | bool:
@@ -661,6 +752,8 @@ def test_time_axis_labels_never_overlap(
         "1h": ([320, 480, 1024, 1440], r"readings"),
         "24h": ([320, 480, 1024, 1440], r"2 min averages"),
         "7d": ([320, 480, 1024, 1440], r"15 min averages"),
+        "30d": ([320, 1024], r"1 h averages"),
+        "1y": ([320, 1024], r"12 h averages"),
     }
     for range_id, (widths, what) in plan.items():
         page.locator(f'.ranges [data-range="{range_id}"]').click()

@@ -13,7 +13,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from tests.support.cli import cli
-from tests.support.clients import device, dumps, recv_json, send_batch
+from tests.support.clients import device, dumps, now_ms, recv_json, send_batch
 from tests.support.server import Server
 from tests.support.waiting import eventually
 
@@ -152,7 +152,7 @@ async def test_no_result_in_time_is_504_and_a_late_success_is_still_stored(serve
         # The device applied it after all: the server records it, so the next welcome agrees.
         await ws.send(dumps({"type": "result", "id": sent["id"], "ok": True}))
         await eventually(lambda: listed(server, dev)["interval_ms"] == 4200, 5, "interval 4200 stored")
-        assert (await send_batch(ws, 1, [{"ts": 1, "values": {"t": 1}}]))["type"] == "ack"
+        assert (await send_batch(ws, 1, [{"ts": now_ms(), "values": {"t": 1}}]))["type"] == "ack"
     assert commands_total(server, "set_interval", "timeout") == before + 1
 
 
@@ -237,22 +237,23 @@ async def test_wait_zero_answers_202_at_once_and_the_result_still_counts(server:
 
 async def test_result_with_unknown_id_is_logged_and_ignored(server: Server) -> None:
     dev, token = server.register()
+    t0 = now_ms()
     async with device(server, token) as ws:
         await ws.send(dumps({"type": "result", "id": "c-never-sent", "ok": True, "detail": "hm"}))
         # No error comes back, and the connection carries on: the next answer is the batch's ack.
-        assert await send_batch(ws, 1, [{"ts": 5, "values": {"t": 1.0}}]) == {"type": "ack", "seq": 1}
+        assert await send_batch(ws, 1, [{"ts": t0 + 5, "values": {"t": 1.0}}]) == {"type": "ack", "seq": 1}
         # A result answered twice: the second one is unknown too.
         call = asyncio.create_task(command(server, dev, {"name": "reboot"}))
         sent = await recv_json(ws)
         for _ in range(2):
             await ws.send(dumps({"type": "result", "id": sent["id"], "ok": True}))
         assert (await call).json()["ok"] is True
-        assert await send_batch(ws, 2, [{"ts": 6, "values": {"t": 2.0}}]) == {"type": "ack", "seq": 2}
+        assert await send_batch(ws, 2, [{"ts": t0 + 6, "values": {"t": 2.0}}]) == {"type": "ack", "seq": 2}
     await eventually(
         lambda: server.log_text().count("result for an unknown command id") >= 2, 5, "both unknown results logged"
     )
     assert "c-never-sent" in server.log_text()
-    assert server.telemetry(dev)["t"] == [{"ts": 6, "value": 2.0}, {"ts": 5, "value": 1.0}]
+    assert server.telemetry(dev)["t"] == [{"ts": t0 + 6, "value": 2.0}, {"ts": t0 + 5, "value": 1.0}]
 
 
 # --- refusals -------------------------------------------------------------------------------------

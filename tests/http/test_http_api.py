@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -14,7 +15,16 @@ from tests.support.server import Server
 
 pytestmark = pytest.mark.anyio
 
-T0 = 1_763_700_000_000  # 2025-11-21T04:40:00Z
+# An hour ago, on the minute: readings must be within the raw retention (30 days) to be stored.
+T0 = int(time.time() * 1000) // 3_600_000 * 3_600_000 - 3_600_000
+PARSED = 1_763_700_000_000  # 2025-11-21T04:40:00Z
+
+
+def iso(ms: int, offset_hours: int = 0) -> str:
+    """`ms` as ISO 8601 with a numeric offset; without one (offset 0) as naive UTC."""
+    zone = timezone(timedelta(hours=offset_hours))
+    text = datetime.fromtimestamp(ms / 1000, zone).isoformat()
+    return text if offset_hours else text.removesuffix("+00:00")
 
 
 async def seeded(server: Server, readings: list[dict]) -> str:  # type: ignore[type-arg]
@@ -88,11 +98,11 @@ async def test_latest_and_raw_queries(server: Server) -> None:
     window = server.telemetry(dev, keys="temperature,door", start=T0 + 10_000, end=T0 + 12_000, order="asc")
     assert window["temperature"] == [{"ts": T0 + t * 1000, "value": float(t)} for t in (10, 11, 12)]
     assert window["door"] == [{"ts": T0 + t * 1000, "value": t % 2 == 0} for t in (10, 11, 12)]
-    iso = server.telemetry(
-        dev, keys="temperature", start="2025-11-21T04:40:10Z", end="2025-11-21T05:40:11+01:00", order="asc"
+    zoned = server.telemetry(
+        dev, keys="temperature", start=iso(T0 + 10_000) + "Z", end=iso(T0 + 11_000, 1), order="asc"
     )
-    assert [p["value"] for p in iso["temperature"]] == [10.0, 11.0]
-    naive_utc = server.telemetry(dev, keys="temperature", start="2025-11-21T04:40:10", end="2025-11-21T04:40:10")
+    assert [p["value"] for p in zoned["temperature"]] == [10.0, 11.0]
+    naive_utc = server.telemetry(dev, keys="temperature", start=iso(T0 + 10_000), end=iso(T0 + 10_000))
     assert [p["value"] for p in naive_utc["temperature"]] == [10.0]
     assert server.telemetry(dev, keys="temperature", start=T0 + 500_000) == {"temperature": []}
 
@@ -269,9 +279,9 @@ def test_times_parse() -> None:
     from pulsewire.http.timeparse import parse_time
 
     assert parse_time("1763700000123", "start") == 1763700000123
-    assert parse_time("2025-11-21T04:40:00Z", "start") == T0
-    assert parse_time("2025-11-21T04:40:00.5+00:00", "start") == T0 + 500
-    assert parse_time(datetime(2025, 11, 21, 4, 40, tzinfo=UTC).isoformat(), "end") == T0
+    assert parse_time("2025-11-21T04:40:00Z", "start") == PARSED
+    assert parse_time("2025-11-21T04:40:00.5+00:00", "start") == PARSED + 500
+    assert parse_time(datetime(2025, 11, 21, 4, 40, tzinfo=UTC).isoformat(), "end") == PARSED
     with pytest.raises(ValueError, match="end: 'soon'"):
         parse_time("soon", "end")
 

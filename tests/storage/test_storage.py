@@ -18,9 +18,12 @@ from pulsewire.metrics import Metrics
 from pulsewire.protocol import device as codec
 from pulsewire.storage import devices as store
 from pulsewire.storage.engine import head_revision, migrate, open_engine, schema_revision
-from pulsewire.storage.queries import TelemetryQuery, read_series, series_ids
+from pulsewire.storage.queries import TelemetryQuery, series_ids
 from pulsewire.storage.schema import metadata, readings
+from pulsewire.storage.upkeep import compact_all
 from pulsewire.storage.writer import Batch, BatchingWriter, DeviceRemoved, StorageError
+from tests.storage.history import sync_runner
+from tests.storage.reading import read_points
 from tests.support.db import sqlite_write_lock
 from tests.support.server import database_url_for
 
@@ -165,7 +168,7 @@ def test_series_ids_of_a_failed_commit_are_not_reused(engine: Engine) -> None:
     with engine.connect() as conn:
         assert store.latest_values(conn, "a")["a"].keys() == {"m"}
         assert store.latest_values(conn, "b")["b"].keys() == {"other"}
-        assert read_series(conn, series_ids(conn, "b")["other"], TelemetryQuery(0, 10, 10, "asc")) == [(1, 0.0)]
+        assert read_points(conn, series_ids(conn, "b")["other"], TelemetryQuery(0, 10, 10, "asc")) == [(1, 0.0)]
 
 
 def test_batches_of_a_removed_device_are_refused_not_stored(engine: Engine) -> None:
@@ -227,13 +230,13 @@ def test_queries_raw_and_aggregated(engine: Engine) -> None:
     asyncio.run(scenario())
     with engine.connect() as conn:
         sid = series_ids(conn, "q")["t"]
-        assert read_series(conn, sid, TelemetryQuery(10, 12, 10, "asc")) == [(10, 10.0), (11, 11.0), (12, 12.0)]
-        buckets = read_series(conn, sid, TelemetryQuery(0, 99, 10, "desc", interval=25, agg="max"))
+        assert read_points(conn, sid, TelemetryQuery(10, 12, 10, "asc")) == [(10, 10.0), (11, 11.0), (12, 12.0)]
+        buckets = read_points(conn, sid, TelemetryQuery(0, 99, 10, "desc", interval=25, agg="max"))
         assert buckets == [(75, 99.0), (50, 74.0), (25, 49.0), (0, 24.0)]
 
 
 def test_migrations_match_the_tables_and_keep_readings(engine: Engine) -> None:
-    assert schema_revision(engine) == head_revision() == "0002"
+    assert schema_revision(engine) == head_revision() == "0003"
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
@@ -256,7 +259,7 @@ def test_migration_0002_adds_the_device_interval_and_keeps_devices(
         migrate(eng, "0001")  # a database of the release before per-device intervals
         with eng.begin() as conn:
             conn.execute(text("INSERT INTO devices (id, name, token_hash, created_at) VALUES ('old', 'Old', 'h', 1)"))
-        migrate(eng)
+        migrate(eng, "0002")
         assert schema_revision(eng) == "0002"
         with eng.connect() as conn:
             assert store.interval_of(conn, "old") is None  # follows the server's default
@@ -318,15 +321,20 @@ def test_values_and_latest_survive_the_write_path_bit_for_bit(engine: Engine) ->
         await writer.stop()
 
     asyncio.run(scenario())
-    with engine.connect() as conn:
-        sid = series_ids(conn, "exact")["v"]
-        stored = read_series(conn, sid, TelemetryQuery(0, 10**12, 100, "asc"))
-        latest = store.latest_values(conn, "exact")["exact"]["v"]
-    assert [ts for ts, _ in stored] == [1000 + i for i in range(len(tricky))]
-    for (_, got), sent in zip(stored, tricky, strict=True):
-        assert type(got) is (bool if type(sent) is bool else float), (got, sent)
-        assert got == sent and str(float(got)) == str(float(sent)), (got, sent)
-    assert (latest.ts, latest.value) == (1000 + len(tricky) - 1, False)
+    for packed in (False, True):  # as hot rows, then packed into a block by compaction
+        if packed:
+            asyncio.run(compact_all(sync_runner(engine), 10**12, None))
+        with engine.connect() as conn:
+            sid = series_ids(conn, "exact")["v"]
+            stored = read_points(conn, sid, TelemetryQuery(0, 10**12, 100, "asc"))
+            latest = store.latest_values(conn, "exact")["exact"]["v"]
+            hot = conn.execute(text("SELECT count(*) FROM readings")).scalar_one()
+        assert hot == (0 if packed else len(tricky))
+        assert [ts for ts, _ in stored] == [1000 + i for i in range(len(tricky))]
+        for (_, got), sent in zip(stored, tricky, strict=True):
+            assert type(got) is (bool if type(sent) is bool else float), (got, sent)
+            assert got == sent and str(float(got)) == str(float(sent)), (got, sent)
+        assert (latest.ts, latest.value) == (1000 + len(tricky) - 1, False)
 
 
 def test_an_sqlite_without_what_the_writer_needs_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -337,7 +345,7 @@ def test_an_sqlite_without_what_the_writer_needs_is_refused_at_start(monkeypatch
     writer.check_sqlite()  # this machine's SQLite is new enough and reads doubles back exactly
     monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
     monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
-    with pytest.raises(RuntimeError, match=r"SQLite 3\.31\.1, which this Python uses, is too old: SQLite 3\.33\.0"):
+    with pytest.raises(RuntimeError, match=r"SQLite 3\.31\.1, which this Python uses, is too old: SQLite 3\.35\.0"):
         writer.check_sqlite()
     monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 47, 1))
     # A double no text parser can give back stands in for a release that misreads one.

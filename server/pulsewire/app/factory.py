@@ -23,6 +23,7 @@ from pulsewire.metrics import Metrics
 from pulsewire.settings import Settings
 from pulsewire.storage.engine import migrate, open_engine
 from pulsewire.storage.reads import Reads
+from pulsewire.storage.upkeep import Upkeep
 from pulsewire.storage.writer import Batch, BatchingWriter, check_sqlite
 
 log = logging.getLogger("pulsewire")
@@ -44,6 +45,8 @@ def create_app(settings: Settings) -> FastAPI:
         migrate(engine)
         services = _services(settings, engine)
         await services.writer.start()
+        upkeep = Upkeep(services.writer.upkeep_call, engine, settings.retention, services.metrics)
+        upkeep.start()
         app.state.services = services
         log.info(
             "pulsewire ready",
@@ -52,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await upkeep.stop()
             await services.writer.stop()
             engine.dispose()
             log.info("pulsewire stopped")
@@ -96,7 +100,7 @@ def _services(settings: Settings, engine: Engine) -> Services:
     return Services(
         settings=settings,
         writer=writer,
-        reads=Reads(engine),
+        reads=Reads(engine, settings.retention),
         hub=hub,
         presence=Presence(),
         metrics=metrics,

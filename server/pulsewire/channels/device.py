@@ -129,7 +129,7 @@ class DeviceConnection:
             if frame is None:
                 frame = message.get("bytes", b"")
             try:
-                msg = self.session.receive(frame)
+                msg = self.session.receive(frame, self.ts_window())
             except codec.FrameError as exc:
                 await self.handle_unusable(exc)
                 return
@@ -160,6 +160,12 @@ class DeviceConnection:
             extra={"device": self.device_id, "code": exc.code, "seq": exc.seq, "detail": exc.detail},
         )
         await self.ws.send_text(codec.error(exc))
+
+    def ts_window(self) -> codec.TsWindow:
+        """The stamps storage takes now: within raw retention, and not far ahead of the clock."""
+        settings, now = self.services.settings, now_ms()
+        kept = settings.retention.raw_days
+        return codec.TsWindow(settings.retention.oldest_accepted(now), now, kept)
 
     async def handle_telemetry(self, msg: codec.Telemetry) -> bool:
         """Hand the batch to the writer (and, on arrival, to dashboards); False once the acker has ended."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from pulsewire import __version__
+from pulsewire.cli.db import db
 from pulsewire.cli.devices import device
 from pulsewire.cli.devkit import LazyGroup
 from pulsewire.cli.serve import migrate, serve
@@ -19,10 +20,11 @@ def main() -> None:
     \b
     Start a server with three simulated devices:   pulsewire serve --simulate 3
     Register a board and get its token:            pulsewire device add greenhouse-1
+    What is stored, and how compactly:             pulsewire db stats
     Flash a board (devkit):                        pulsewire flash --help
     Every setting is a flag of `serve` and a PULSEWIRE_* environment variable.
     """
 
 
-for command in (serve, migrate, device, simulate):
+for command in (serve, migrate, db, device, simulate):
     main.add_command(command)

@@ -57,5 +57,7 @@ def migrate(**values: Any) -> None:
     settings = build_settings(values)
     engine = open_engine(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
     before = schema_revision(engine)
-    run_migrations(engine)
+    copy = run_migrations(engine)
+    if copy is not None:
+        click.echo(f"copied the database before upgrading it: {copy}")
     click.echo(f"schema: {before or 'empty'} -> {schema_revision(engine)} (head {head_revision()})")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from typing import Annotated, cast
 
@@ -20,8 +20,12 @@ from pulsewire.http.schemas import DeviceId, PointOut
 from pulsewire.http.timeparse import parse_time
 from pulsewire.protocol.rules import MAX_TS, METRIC_NAME
 from pulsewire.settings import Settings
-from pulsewire.storage.queries import AGGREGATES, Agg, Order, Point, TelemetryQuery
+from pulsewire.storage.layout import RESOLUTIONS
+from pulsewire.storage.queries import AGGREGATES, Agg, Answer, Order, Point, TelemetryQuery
 from pulsewire.storage.reads import Reads
+
+RESOLUTION_HEADER = "X-Pulsewire-Resolution"
+EXACT_HEADER = "X-Pulsewire-Exact"
 
 router = APIRouter(prefix="/api/devices", tags=["telemetry"], dependencies=[ReaderDep])
 
@@ -156,11 +160,22 @@ def telemetry(
 ) -> Response:
     chosen, query = _plan(request, reads, settings, device_id, params)
     names = ("ts", *_fields(query))
+    answers = reads.series(chosen, query)
     out = {
-        metric: [dict(zip(names, point, strict=True)) for point in points]
-        for metric, points in reads.series(chosen, query).items()
+        metric: [dict(zip(names, point, strict=True)) for point in answer.points] for metric, answer in answers.items()
     }
-    return Response(orjson.dumps(out), media_type="application/json")
+    return Response(orjson.dumps(out), media_type="application/json", headers=served_headers(answers.values()))
+
+
+def served_headers(answers: Iterable[Answer]) -> dict[str, str]:
+    """Which resolutions held the answer, coarsest first, and whether every bucket is exact (docs/protocol.md)."""
+    answers = list(answers)
+    used = {name for a in answers for name in a.served}
+    names = [r.name for r in reversed(RESOLUTIONS) if r.name in used] or ["raw"]
+    headers = {RESOLUTION_HEADER: ",".join(names)}
+    if not all(a.exact for a in answers):
+        headers[EXACT_HEADER] = "false"
+    return headers
 
 
 def _csv_rows(query: TelemetryQuery, chunks: Iterator[tuple[str, list[Point]]]) -> Iterator[bytes]:
@@ -197,8 +212,13 @@ async def telemetry_csv(
     request: Request, reads: ReadsDep, settings: SettingsDep, device_id: DeviceId, params: Params
 ) -> StreamingResponse:
     chosen, query = await run_in_threadpool(_plan, request, reads, settings, device_id, params)
+    if query.interval is None:  # raw readings stream from the database as they are sent
+        rows, headers = reads.stream_raw(chosen, query), served_headers([])
+    else:  # buckets are few (at most `limit` per metric): computed first, so the headers can say how
+        answers = await run_in_threadpool(reads.series, chosen, query)
+        rows, headers = ((metric, a.points) for metric, a in answers.items()), served_headers(answers.values())
     return StreamingResponse(
-        _csv_rows(query, reads.stream_series(chosen, query)),
+        _csv_rows(query, rows),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{device_id}-telemetry.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{device_id}-telemetry.csv"', **headers},
     )

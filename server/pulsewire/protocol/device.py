@@ -18,7 +18,7 @@ from typing import Any, TypeGuard
 
 import orjson
 
-from pulsewire.protocol.rules import MAX_TS, METRIC_NAME, NAME_CHARS
+from pulsewire.protocol.rules import MAX_AHEAD_MS, MAX_TS, METRIC_NAME, NAME_CHARS
 
 SUBPROTOCOL = "pulsewire.v1"
 
@@ -197,6 +197,30 @@ def _reading_problem(reading: Any) -> tuple[str, str] | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class TsWindow:
+    """The stamps storage takes at one moment: from `oldest` (None: no bound; raw readings are kept
+    `kept_days`) to MAX_AHEAD_MS after `now`."""
+
+    oldest: int | None
+    now: int
+    kept_days: float | None
+
+
+def ts_out_of_window(data: list[dict[str, Any]], window: TsWindow) -> str | None:
+    """Why a batch's readings cannot be stored, or None."""
+    for i, reading in enumerate(data):
+        ts = reading["ts"]
+        if window.oldest is not None and ts < window.oldest:
+            return (
+                f"data[{i}].ts: {ts} is older than the {window.kept_days:g} days raw readings are kept "
+                f"(oldest taken now: {window.oldest}); not stored: is the board's clock set?"
+            )
+        if ts > window.now + MAX_AHEAD_MS:
+            return f"data[{i}].ts: {ts} is more than a day ahead of the server's clock ({window.now}); not stored"
+    return None
+
+
 def _is_text(value: Any, longest: int) -> bool:
     """A string that fits and is valid Unicode (JSON escapes can spell lone surrogates)."""
     if not isinstance(value, str) or len(value) > longest:
@@ -240,8 +264,13 @@ class DeviceSession:
         self.hello: Hello | None = None
         self.last_seq = 0
 
-    def receive(self, frame: str | bytes) -> Message:
+    def receive(self, frame: str | bytes, window: TsWindow | None = None) -> Message:
+        """The message, or MessageError; with `window`, a batch stamped outside it is refused whole."""
         msg = decode_frame(frame)
+        if window is not None and isinstance(msg, Telemetry):
+            problem = ts_out_of_window(msg.data, window)
+            if problem is not None:
+                raise MessageError(ERR_INVALID, problem, msg.seq)
         if isinstance(msg, Hello):
             if self.hello is not None:
                 raise MessageError(ERR_PROTOCOL, "hello: already received on this connection")

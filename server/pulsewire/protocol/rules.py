@@ -17,6 +17,9 @@ METRIC_NAME = re.compile(NAME_CHARS + r"\Z")
 DEVICE_ID_PATTERN = f"^{NAME_CHARS}$"  # the same rule as a JSON Schema pattern, for the HTTP API
 
 MAX_TS = 2**53 - 1  # the largest integer every JSON parser (and a JS dashboard) keeps exact
+# Readings stamped further ahead of the server's clock are refused: a board whose clock jumped
+# would otherwise hold "latest" in the future and write blocks no view reaches.
+MAX_AHEAD_MS = 86_400_000
 
 # The sampling interval a device may be given, by set_interval or the sample_interval_ms setting.
 MIN_INTERVAL_MS = 100

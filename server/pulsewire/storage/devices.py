@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from pulsewire.storage.schema import devices, readings, series
+from pulsewire.storage.layout import RAW
+from pulsewire.storage.schema import blocks, devices, readings, series
 
 
 class DeviceExists(Exception):
@@ -81,7 +82,10 @@ def remove_device(device_id: str, *, purge: bool) -> Callable[[Connection], int]
         if not purge:
             return 0
         ids = select(series.c.id).where(series.c.device_id == device_id).scalar_subquery()
-        purged = conn.execute(delete(readings).where(readings.c.series_id.in_(ids))).rowcount
+        raw = (blocks.c.series_id.in_(ids), blocks.c.res == RAW.code)
+        packed = conn.execute(select(func.coalesce(func.sum(blocks.c.n), 0)).where(*raw)).scalar_one()
+        purged = conn.execute(delete(readings).where(readings.c.series_id.in_(ids))).rowcount + int(packed)
+        conn.execute(delete(blocks).where(blocks.c.series_id.in_(ids)))
         conn.execute(delete(series).where(series.c.device_id == device_id))
         return purged
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from alembic import command
@@ -62,11 +63,37 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(cfg).get_current_head()
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the schema to `revision`, logging what changed. Readings are never dropped."""
+def migrate(engine: Engine, revision: str = "head") -> Path | None:
+    """Upgrade the schema to `revision`, logging what changed. Readings are never dropped.
+
+    An SQLite file made by an earlier release is copied first (`backup_copy`); returns the copy's
+    path, or None when none was needed."""
     before = schema_revision(engine)
+    copy = None
+    if before is not None and before != _target(revision):
+        copy = backup_copy(engine, before)
     with engine.begin() as conn:
         command.upgrade(_alembic_config(conn), revision)
     after = schema_revision(engine)
     if before != after:
         log.info("schema upgraded", extra={"from_revision": before or "empty", "to_revision": after})
+    return copy
+
+
+def _target(revision: str) -> str | None:
+    return head_revision() if revision == "head" else revision
+
+
+def backup_copy(engine: Engine, revision: str) -> Path | None:
+    """A consistent copy of an SQLite file beside it (VACUUM INTO), taken before its schema changes.
+
+    PostgreSQL is left to its own backups (pg_dump), which an operator runs the way they like."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    copy = Path(database).with_name(f"{Path(database).name}.rev{revision}-{stamp}.bak")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("VACUUM INTO ?", (str(copy),))
+    log.warning("copied the database before upgrading its schema", extra={"copy": str(copy), "revision": revision})
+    return copy

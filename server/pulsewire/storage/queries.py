@@ -1,46 +1,43 @@
-"""Telemetry reads for the HTTP API. Aggregation happens in SQL, one row per bucket.
+"""Telemetry reads for the HTTP API, over the hot table and the blocks (docs/storage.md).
 
-On SQLite a bucketed read walks the buckets: for each bucket start, one aggregate over a primary
-key range. `GROUP BY (ts / w) * w` would sort every row of the range in a temporary b-tree (SQLite
-cannot tell that the bucket grows with `ts`); the walk reads them in key order and sorts nothing,
-2.5-3.5x faster for a day of 1-minute buckets. Only the buckets between the first and the last
-reading in the range are visited; a range with more of them than `WALK_MAX_BUCKETS` (mostly empty
-ones, likely) uses GROUP BY. PostgreSQL hashes the groups and needs no walk.
+Every read of one series is one SQL statement: the hot rows in range and the blocks it needs,
+together. A statement sees one snapshot on both backends, so a compaction committing meanwhile
+(which moves rows from the hot table into a block) never shows a reading twice or not at all.
+A reading that is both in a block and still in the hot table (a resend after its window was
+compacted, not yet swept up by the next compaction) counts once, with the block's value: the
+first one stored.
 
-A query may ask for several aggregates per bucket (a chart draws avg with a min..max band). Each
-point is then `(bucket, v1, v2, ...)`, the values in the order asked; the walk computes each
-aggregate over the bucket's key range on its own, which keeps every step a plain range aggregate.
+Raw reads stream window by window, in the query's order, and stop at `limit`. Bucketed reads are
+planned (`plan.py`: coarsest rollup that answers exactly, finer at the edges) and folded exactly
+(`fold.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any, Literal, get_args
 
-from sqlalchemy import BigInteger, ColumnElement, Connection, Select, false, func, literal_column, select, text
+from sqlalchemy import Connection, select, text
 
-from pulsewire.storage.schema import readings, series
+from pulsewire.storage.blockcodec import Rollup, decode_raw, decode_rollup
+from pulsewire.storage.fold import Fold
+from pulsewire.storage.layout import BY_CODE, RAW, Resolution
+from pulsewire.storage.plan import Segment, plan
+from pulsewire.storage.schema import series
 
 Agg = Literal["avg", "min", "max", "sum", "count"]
 AGGREGATES: tuple[Agg, ...] = get_args(Agg)
 Order = Literal["asc", "desc"]
 
-_AGG: dict[str, Callable[[ColumnElement[Any]], ColumnElement[Any]]] = {
-    "avg": func.avg,
-    "min": func.min,
-    "max": func.max,
-    "sum": func.sum,
-    "count": func.count,
-}
-
-
-WALK_MAX_BUCKETS = 20_000
-
 Value = float | int | bool | None
 # (ts, value) for raw readings and for one aggregate; (bucket, v1, v2, ...) for several.
 Point = tuple[int, *tuple[Value, ...]]
-Row = tuple[Any, ...]  # (ts or bucket start, value(s)..., is_bool)
+Floors = Mapping[Resolution, int]
+
+W = RAW.window_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,128 +60,154 @@ class TelemetryQuery:
         return (self.agg,) if isinstance(self.agg, str) else self.agg
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    points: list[Point]
+    served: tuple[str, ...]  # the resolutions that held the points, coarsest first
+    exact: bool  # False: some edge bucket came from a coarser resolution, finer data having expired
+
+
 def series_ids(conn: Connection, device_id: str) -> dict[str, int]:
     """metric name -> series id for one device."""
     rows = conn.execute(select(series.c.metric, series.c.id).where(series.c.device_id == device_id))
     return {metric: sid for metric, sid in rows}
 
 
-def series_statement(series_id: int, q: TelemetryQuery) -> Select[Any]:
-    """The SELECT for one series and query: raw rows, or one row per bucket."""
-    where = (readings.c.series_id == series_id, readings.c.ts >= q.start, readings.c.ts <= q.end)
-    if q.interval is None:
-        cols = select(readings.c.ts, readings.c.value, readings.c.is_bool).where(*where)
-        key: ColumnElement[Any] = readings.c.ts
-    else:
-        # The interval is inlined (a validated int), so GROUP BY and SELECT name the same expression.
-        # Floor division is exact on both backends because timestamps are never negative.
-        width = literal_column(str(int(q.interval)), BigInteger)
-        bucket = ((readings.c.ts // width) * width).label("bucket")
-        values = [_AGG[agg](readings.c.value) for agg in q.aggs]
-        cols = select(bucket, *values, false()).where(*where).group_by(bucket)
-        key = bucket
-    return cols.order_by(key.asc() if q.order == "asc" else key.desc()).limit(q.limit)
+def read_series(conn: Connection, series_id: int, q: TelemetryQuery, floors: Floors) -> Answer:
+    """One series' answer to `q`: raw readings, or one point per bucket."""
+    if q.interval is not None:
+        return bucketed(conn, series_id, q, floors)
+    return Answer(list(raw_points(conn, series_id, q)), (RAW.name,), True)
 
 
-def _point(row: Row) -> Point:
-    ts, *values, is_bool = row
-    return (ts, *(bool(v) for v in values)) if is_bool else (ts, *values)
+# --- raw readings --------------------------------------------------------------------------------
+
+_RAW_SQL = (
+    "SELECT ts - ts % {w} AS win, 0 AS kind, ts, value, is_bool, NULL AS data FROM readings "
+    "WHERE series_id = :sid AND ts >= :lo AND ts <= :hi "
+    "UNION ALL SELECT start, 1, start, NULL, NULL, data FROM blocks "
+    "WHERE series_id = :sid AND res = 0 AND start <= :hi AND start > :lo - {w} "
+    "ORDER BY win {order}"
+).format
 
 
-def read_series(conn: Connection, series_id: int, q: TelemetryQuery) -> list[Point]:
-    return [_point(row) for row in _rows(conn, series_id, q)]
-
-
-def stream_series(conn: Connection, series_id: int, q: TelemetryQuery, chunk: int = 2000) -> Iterator[list[Point]]:
-    """The same rows as `read_series`, fetched a chunk at a time (server-side cursor where supported)."""
-    batch: list[Point] = []
-    for row in _rows(conn, series_id, q, chunk):
-        batch.append(_point(row))
-        if len(batch) == chunk:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _rows(conn: Connection, series_id: int, q: TelemetryQuery, chunk: int | None = None) -> Iterator[Row]:
-    """The rows of one series; with `chunk`, fetched that many at a time (server-side cursor where supported)."""
-    walk = _walk_span(conn, series_id, q) if q.interval is not None and conn.dialect.name == "sqlite" else None
-    if walk is not None:
-        yield from _walk(conn, series_id, q, *walk)
-        return
-    if chunk is None:
-        yield from conn.execute(series_statement(series_id, q))  # type: ignore[misc]
-        return
-    result = conn.execution_options(stream_results=True, max_row_buffer=chunk).execute(series_statement(series_id, q))
-    for rows in result.partitions(chunk):
-        yield from rows  # type: ignore[misc]
-
-
-def _walk_span(conn: Connection, series_id: int, q: TelemetryQuery) -> tuple[int, int] | None:
-    """(first, last) bucket start holding readings in the range, or None to use GROUP BY instead.
-
-    Two primary-key lookups. An empty range gives an empty span (first > last)."""
-    assert q.interval is not None
-    found = conn.execute(
-        text(
-            "SELECT (SELECT min(ts) FROM readings WHERE series_id = :sid AND ts >= :lo AND ts <= :hi), "
-            "(SELECT max(ts) FROM readings WHERE series_id = :sid AND ts >= :lo AND ts <= :hi)"
-        ),
-        {"sid": series_id, "lo": q.start, "hi": q.end},
-    ).one()
-    if found[0] is None:
-        return 1, 0
-    width = q.interval
-    first, last = found[0] // width * width, found[1] // width * width
-    return None if (last - first) // width + 1 > WALK_MAX_BUCKETS else (first, last)
-
-
-def _walk_sql(aggs: tuple[Agg, ...]) -> str:
-    """The walk's SQL: the bucket starts, and per bucket one range aggregate per aggregate asked."""
-    unknown = [agg for agg in aggs if agg not in _AGG]
-    if unknown or not aggs:  # the names are put into the SQL text
-        raise ValueError(f"unknown aggregate {unknown[0] if unknown else ''!r}")
-    values = ", ".join(
-        f"(SELECT {agg}(value) FROM readings WHERE series_id = :sid "
-        "AND ts >= max(s, :lo) AND ts <= min(s + :width - 1, :hi))"
-        for agg in aggs
-    )
-    return (
-        "WITH RECURSIVE b(s) AS (SELECT :start UNION ALL "
-        "SELECT s + :step FROM b WHERE s + :step BETWEEN :first AND :last) "
-        f"SELECT s, {values} FROM b"
-    )
-
-
-def _walk(conn: Connection, series_id: int, q: TelemetryQuery, first: int, last: int) -> Iterator[Row]:
-    """Each bucket's aggregates, in the query's order, empty buckets skipped, at most `limit`."""
-    assert q.interval is not None
-    if first > last:
-        return
-    aggs = q.aggs
-    start, step = (first, q.interval) if q.order == "asc" else (last, -q.interval)
-    rows = conn.execute(
-        text(_walk_sql(aggs)),
-        {
-            "start": start,
-            "step": step,
-            "first": first,
-            "last": last,
-            "sid": series_id,
-            "lo": q.start,
-            "hi": q.end,
-            "width": q.interval,
-        },
+def raw_points(conn: Connection, series_id: int, q: TelemetryQuery) -> Iterator[Point]:
+    """The series' readings in [start, end], in the query's order, at most `limit`, fetched as needed."""
+    sql = text(_RAW_SQL(w=W, order="DESC" if q.order == "desc" else "ASC"))
+    result = conn.execution_options(stream_results=True, max_row_buffer=200).execute(
+        sql, {"sid": series_id, "lo": q.start, "hi": q.end}
     )
     left = q.limit
-    # Every aggregate agrees on an empty bucket; the first one tells: count gives 0, the others NULL.
-    empty = 0 if aggs[0] == "count" else None
-    for bucket, *values in rows:
-        if values[0] is None or values[0] == empty:
+    try:
+        for _, rows in groupby(result, key=lambda row: row[0]):
+            window = _window_points(list(rows), q)
+            yield from window[:left]
+            left -= len(window)
+            if left <= 0:
+                return
+    finally:
+        result.close()
+
+
+def _window_points(rows: list[Any], q: TelemetryQuery) -> list[Point]:
+    """One window's readings from its block and its hot rows, the block's value first."""
+    found: dict[int, Point] = {}
+    for _, kind, _, _, _, data in rows:
+        if kind == 1:
+            stamps, values, flags = decode_raw(data)
+            i, j = bisect_left(stamps, q.start), bisect_right(stamps, q.end)
+            for k in range(i, j):
+                found[stamps[k]] = (stamps[k], bool(values[k])) if flags and flags[k] else (stamps[k], values[k])
+    for _, kind, ts, value, is_bool, _ in rows:
+        if kind == 0 and ts not in found:
+            found[ts] = (ts, bool(value)) if is_bool else (ts, value)
+    return [found[ts] for ts in sorted(found, reverse=q.order == "desc")]
+
+
+# --- buckets -------------------------------------------------------------------------------------
+
+
+def _bucket_sql(segments: list[Segment]) -> tuple[str, dict[str, int]]:
+    """Hot rows in range, raw blocks holding any of them, and each segment's blocks: one statement."""
+    parts = [
+        "SELECT 0 AS kind, ts AS k, value, NULL AS data FROM readings "
+        "WHERE series_id = :sid AND ts >= :lo AND ts <= :hi",
+        # Raw blocks that hot rows in range fall into: a hot row already in its block counts once.
+        f"SELECT 1, b.start, NULL, b.data FROM blocks b WHERE b.series_id = :sid AND b.res = 0 "
+        f"AND b.start <= :hi AND b.start > :lo - {W} AND EXISTS (SELECT 1 FROM readings r "
+        f"WHERE r.series_id = :sid AND r.ts >= b.start AND r.ts < b.start + {W} AND r.ts >= :lo AND r.ts <= :hi)",
+    ]
+    params: dict[str, int] = {}
+    for i, seg in enumerate(segments):
+        parts.append(
+            f"SELECT 1, start, res, data FROM blocks WHERE series_id = :sid AND res = {seg.res.code} "
+            f"AND start <= :hi{i} AND start > :lo{i} - {seg.res.window_ms}"
+        )
+        params |= {f"lo{i}": seg.lo, f"hi{i}": seg.hi}
+    return " UNION ALL ".join(parts), params
+
+
+def bucketed(conn: Connection, series_id: int, q: TelemetryQuery, floors: Floors) -> Answer:
+    """One point per bucket holding readings, each aggregate exact (fold.py), in order, at most `limit`."""
+    assert q.interval is not None
+    segments = plan(q.start, q.end, q.interval, floors)
+    sql, params = _bucket_sql(segments)
+    hot: dict[int, float] = {}
+    raw: dict[int, tuple[list[int], list[float], Any]] = {}
+    rollups: dict[tuple[int, int], Rollup] = {}
+    for kind, key, value, data in conn.execute(text(sql), {"sid": series_id, "lo": q.start, "hi": q.end, **params}):
+        if kind == 0:
+            hot[key] = value
             continue
-        yield (bucket, *values, False)
-        left -= 1
-        if left == 0:
-            rows.close()
-            return
+        code = RAW.code if value is None else int(value)  # the segment rows carry their resolution there
+        if code == RAW.code:
+            if key not in raw:
+                raw[key] = decode_raw(data)
+        elif (code, key) not in rollups:
+            rollups[(code, key)] = decode_rollup(data)
+    fold = Fold(q.interval)
+    served = _fold_segments(fold, segments, raw, rollups)
+    fresh = _not_in_blocks(hot, raw)
+    if fresh:
+        fold.add_values(fresh, [hot[ts] for ts in fresh])
+        served.add(RAW)
+    names = tuple(r.name for r in sorted(served, key=lambda r: -r.code))
+    exact = all(seg.exact for seg in segments if seg.res in served)
+    return Answer(fold.points(q.aggs, q.order == "desc", q.limit), names, exact)  # type: ignore[arg-type]
+
+
+def _fold_segments(
+    fold: Fold, segments: list[Segment], raw: dict[int, Any], rollups: dict[tuple[int, int], Rollup]
+) -> set[Resolution]:
+    served: set[Resolution] = set()
+    for seg in segments:
+        if seg.res is RAW:
+            for start, (stamps, values, _) in raw.items():
+                if start <= seg.hi and start + W > seg.lo:
+                    i, j = bisect_left(stamps, seg.lo), bisect_right(stamps, seg.hi)
+                    if i < j:
+                        fold.add_values(stamps[i:j], values[i:j])
+                        served.add(RAW)
+            continue
+        for (code, start), rollup in rollups.items():
+            if code == seg.res.code and start <= seg.hi and start + seg.res.window_ms > seg.lo:
+                before = bisect_left(rollup.start, seg.lo) < bisect_right(rollup.start, seg.hi)
+                fold.add_rollup(rollup, seg.lo, seg.hi)
+                if before:
+                    served.add(BY_CODE[code])
+    return served
+
+
+def _not_in_blocks(hot: dict[int, float], raw: dict[int, Any]) -> list[int]:
+    """The hot rows' stamps that their window's block does not already hold, in order."""
+    held: dict[int, set[int]] = {}
+    fresh = []
+    for ts in sorted(hot):
+        start = ts - ts % W
+        if start in raw:
+            if start not in held:
+                held[start] = set(raw[start][0])
+            if ts in held[start]:
+                continue
+        fresh.append(ts)
+    return fresh

@@ -9,19 +9,23 @@ while the caller iterates.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 
 from sqlalchemy import Engine
 
+from pulsewire.clock import now_ms
 from pulsewire.storage import devices as store
 from pulsewire.storage.devices import DeviceRecord, LatestValue
-from pulsewire.storage.queries import Point, TelemetryQuery, read_series, series_ids, stream_series
+from pulsewire.storage.queries import Answer, Point, TelemetryQuery, raw_points, read_series, series_ids
+from pulsewire.storage.retention import Retention
 
 Latest = dict[str, dict[str, LatestValue]]  # device id -> metric -> latest value
 
 
 class Reads:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, retention: Retention) -> None:
         self._engine = engine
+        self._retention = retention
 
     def device_for_token(self, token_digest: str) -> str | None:
         with self._engine.connect() as conn:
@@ -63,14 +67,18 @@ class Reads:
                 return None
             return series_ids(conn, device_id)
 
-    def series(self, chosen: dict[str, int], query: TelemetryQuery) -> dict[str, list[Point]]:
-        """metric -> points, for each chosen series (metric -> series id)."""
+    def series(self, chosen: dict[str, int], query: TelemetryQuery) -> dict[str, Answer]:
+        """metric -> its answer, for each chosen series (metric -> series id)."""
+        floors = self._retention.floors(now_ms())
         with self._engine.connect() as conn:
-            return {metric: read_series(conn, sid, query) for metric, sid in chosen.items()}
+            return {metric: read_series(conn, sid, query, floors) for metric, sid in chosen.items()}
 
-    def stream_series(self, chosen: dict[str, int], query: TelemetryQuery) -> Iterator[tuple[str, list[Point]]]:
-        """(metric, a chunk of points), series after series, fetched a chunk at a time."""
+    def stream_raw(
+        self, chosen: dict[str, int], query: TelemetryQuery, chunk: int = 2000
+    ) -> Iterator[tuple[str, list[Point]]]:
+        """(metric, a chunk of raw points), series after series, fetched as they are sent."""
         with self._engine.connect() as conn:
             for metric, sid in chosen.items():
-                for chunk in stream_series(conn, sid, query):
-                    yield metric, chunk
+                points = raw_points(conn, sid, query)
+                while batch := list(islice(points, chunk)):
+                    yield metric, batch

@@ -1,8 +1,11 @@
 """Database tables (SQLAlchemy Core). Wire and HTTP schemas live elsewhere; rows never leave storage.
 
-A reading is one value of one metric at one instant. Readings are keyed by (series, ts), where a
-series is one (device, metric) pair, so a replayed batch stores once and each row stays small.
-The series row also carries the latest value, so "latest" and "which metrics" never scan readings.
+A reading is one value of one metric at one instant; a series is one (device, metric) pair.
+New readings are rows in `readings`, the hot table, keyed by (series, ts) so a replayed batch
+stores once. Compaction (`compaction.py`) moves each closed hour of a series into one row of
+`blocks`, packed by `blockcodec.py`, and keeps its 1-minute and 1-hour rollups there too
+(`layout.py`; docs/storage.md). The series row carries the latest value, so "latest" and "which
+metrics" never read readings.
 """
 
 from sqlalchemy import (
@@ -10,7 +13,9 @@ from sqlalchemy import (
     Boolean,
     Column,
     Double,
+    Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -57,5 +62,22 @@ readings = Table(
     Column("ts", BigInteger, primary_key=True),
     Column("value", Double, nullable=False),
     Column("is_bool", Boolean, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# One row per series, resolution and window (layout.py): the raw readings of one hour, or the
+# rollup buckets of a day (1m) or 16 days (1h). Retention deletes whole rows, oldest windows
+# first, through the (res, start) index.
+blocks = Table(
+    "blocks",
+    metadata,
+    Column("series_id", Integer, primary_key=True),
+    Column("res", Integer, primary_key=True),
+    Column("start", BigInteger, primary_key=True),
+    Column("first_ts", BigInteger, nullable=False),  # the first reading's ts, or the first bucket's start
+    Column("last_ts", BigInteger, nullable=False),
+    Column("n", Integer, nullable=False),  # readings, or buckets
+    Column("data", LargeBinary, nullable=False),
+    Index("ix_blocks_res_start", "res", "start"),
     sqlite_with_rowid=False,
 )

@@ -43,8 +43,9 @@ log = logging.getLogger("pulsewire.writer")
 
 T = TypeVar("T")
 
-# UPDATE ... FROM (3.33) and the JSON functions, which pass a whole group in one statement.
-MIN_SQLITE = (3, 33, 0)
+# UPDATE ... FROM (3.33) and the JSON functions, which pass a whole group in one statement;
+# DELETE ... RETURNING (3.35), with which compaction takes exactly the rows it packs.
+MIN_SQLITE = (3, 35, 0)
 
 
 # Doubles that SQLite's text-to-double conversion has got wrong in some releases (3.47.0-3.47.1
@@ -120,6 +121,7 @@ class Touch:
 class _Call:
     fn: Callable[[Connection], Any]
     done: asyncio.Future[Any] = field(repr=False)
+    devices_unchanged: bool = False  # the writer's cached device and series ids stay valid
 
 
 _STOP = object()
@@ -187,10 +189,16 @@ class BatchingWriter:
 
     async def call(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn(connection)` in its own transaction on the writer thread and return its result."""
+        return await self._call(_Call(fn, asyncio.get_running_loop().create_future()))
+
+    async def upkeep_call(self, fn: Callable[[Connection], T]) -> T:
+        """`call` for compaction and retention, which never add or remove devices or series."""
+        return await self._call(_Call(fn, asyncio.get_running_loop().create_future(), devices_unchanged=True))
+
+    async def _call(self, call: _Call) -> Any:
         self._check_running()
-        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Call(fn, done))
-        return await done
+        await self._queue.put(call)
+        return await call.done
 
     @property
     def running(self) -> bool:
@@ -234,7 +242,7 @@ class BatchingWriter:
     async def _run_call(self, item: _Call) -> None:
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(self._thread, self._call_in_thread, item.fn)
+            result = await loop.run_in_executor(self._thread, self._call_in_thread, item)
         except Exception as exc:  # handed to the caller, who decides what it means
             if not item.done.done():
                 item.done.set_exception(exc)
@@ -242,14 +250,15 @@ class BatchingWriter:
             if not item.done.done():
                 item.done.set_result(result)
 
-    def _call_in_thread(self, fn: Callable[[Connection], Any]) -> Any:
+    def _call_in_thread(self, call: _Call) -> Any:
         try:
             with self._engine.begin() as conn:
-                return fn(conn)
+                return call.fn(conn)
         finally:
             # A call may add or remove devices and purge series: forget what is cached.
-            self._series_ids.clear()
-            self._device_ids = None
+            if not call.devices_unchanged:
+                self._series_ids.clear()
+                self._device_ids = None
 
     async def _commit(self, group: list[Batch], touches: list[Touch], values: int) -> None:
         loop = asyncio.get_running_loop()

@@ -10,7 +10,9 @@ import {
   DAY,
   DEFAULT_RANGE,
   HOUR,
+  HOUR_BUCKETS_OVER,
   MINUTE,
+  narrowestBucket,
   plan,
   queryParams,
   RANGES,
@@ -46,6 +48,8 @@ test("RANGES: the preset spans in order, with unique ids, and the default among 
       ["1h", "1 h", HOUR],
       ["24h", "24 h", DAY],
       ["7d", "7 d", 7 * DAY],
+      ["30d", "30 d", 30 * DAY],
+      ["1y", "1 y", 365 * DAY],
     ],
   );
   assert.equal(DEFAULT_RANGE, "1h");
@@ -56,6 +60,8 @@ test("RANGES: the preset spans in order, with unique ids, and the default among 
 test("rangeById: the preset, or null", () => {
   assert.equal(rangeById("24h"), RANGES[2]);
   assert.equal(rangeById("7d").span, 7 * DAY);
+  assert.equal(rangeById("30d").span, 30 * DAY);
+  assert.equal(rangeById("1y").span, 365 * DAY);
   assert.equal(rangeById("2h"), null);
   assert.equal(rangeById(undefined), null);
 });
@@ -130,9 +136,52 @@ test("plan: buckets beyond an hour, with a limit of the bucket count plus two", 
     interval: 15 * MINUTE,
     limit: 674,
   });
+  // Past an hour, whole minutes (5 s would do for the point count).
   const justOver = plan({ id: "x", span: HOUR + 1 }, NOW);
-  assert.equal(justOver.interval, 5 * SECOND);
-  assert.equal(justOver.limit, 723); // ceil(3600.001 s / 5 s) = 721, + 2
+  assert.equal(justOver.interval, MINUTE);
+  assert.equal(justOver.limit, 63); // ceil(60.00002 min / 1 min) = 61, + 2
+});
+
+test("narrowestBucket: seconds up to an hour, whole minutes up to a week, whole hours beyond", () => {
+  assert.equal(HOUR_BUCKETS_OVER, 7 * DAY);
+  assert.equal(narrowestBucket(0), SECOND);
+  assert.equal(narrowestBucket(RAW_SPAN), SECOND);
+  assert.equal(narrowestBucket(RAW_SPAN + 1), MINUTE);
+  assert.equal(narrowestBucket(DAY), MINUTE);
+  assert.equal(narrowestBucket(HOUR_BUCKETS_OVER), MINUTE);
+  assert.equal(narrowestBucket(HOUR_BUCKETS_OVER + 1), HOUR);
+  assert.equal(narrowestBucket(365 * DAY), HOUR);
+});
+
+test("bucketFor: past an hour the width is raised to whole minutes, past a week to whole hours", () => {
+  assert.equal(bucketFor(HOUR + 1), MINUTE); // 3.6 s wanted
+  assert.equal(bucketFor(2 * HOUR), MINUTE); // 7.2 s wanted
+  assert.equal(bucketFor(16 * HOUR), MINUTE); // 57.6 s wanted
+  assert.equal(bucketFor(17 * HOUR), 2 * MINUTE); // 61.2 s wanted
+  assert.equal(bucketFor(7 * DAY + 1), HOUR); // 604.8 s wanted: 15 min would do for the point count
+  assert.equal(bucketFor(8 * DAY), HOUR);
+  assert.equal(bucketFor(42 * DAY), 2 * HOUR); // 3628.8 s wanted
+});
+
+test("bucketFor: every width over an hour is whole minutes, over a week whole hours, and within TARGET_POINTS", () => {
+  // Every span from an hour to ten years, in steps that land on no round number.
+  for (let span = HOUR + 1; span < 3650 * DAY; span = Math.floor(span * 1.07) + 12_345) {
+    const width = bucketFor(span);
+    assert.equal(width % MINUTE, 0, `${span} ms in ${width} ms buckets`);
+    if (span > 7 * DAY) assert.equal(width % HOUR, 0, `${span} ms in ${width} ms buckets`);
+    assert.ok(span / width <= TARGET_POINTS, `${span} ms in ${width} ms buckets`);
+  }
+});
+
+test("plan: 30 days in hour buckets, a year in 12-hour ones: a few hundred points each", () => {
+  const month = plan(rangeById("30d"), NOW);
+  assert.deepEqual(month, { start: NOW - 30 * DAY, end: NOW, span: 30 * DAY, sliding: true, interval: HOUR, limit: 722 });
+  const year = plan(rangeById("1y"), NOW);
+  assert.deepEqual(year, { start: NOW - 365 * DAY, end: NOW, span: 365 * DAY, sliding: true, interval: 12 * HOUR, limit: 732 });
+  assert.equal(queryParams(year).get("interval"), "43200000");
+  assert.equal(queryParams(year).get("agg"), BUCKET_AGGS);
+  // The refresh of the newest buckets keeps the width.
+  assert.equal(tailPlan(year, NOW - 12 * HOUR, NOW).interval, 12 * HOUR);
 });
 
 test("plan: forced buckets even for a short span (a raw answer came back full)", () => {
@@ -172,11 +221,11 @@ test("queryParams: raw plan: start, end, limit, ascending; no interval, agg or k
   assert.equal(q.toString(), `start=${NOW - HOUR}&end=${NOW}&limit=5000&order=asc`);
 });
 
-test("queryParams: bucket plan adds the interval and asks for avg, min and max (line and band)", () => {
-  const q = queryParams(plan(rangeById("24h"), NOW));
+test("queryParams: bucket plan starts on a bucket, adds the interval and asks for avg, min and max", () => {
+  const q = queryParams(plan(rangeById("24h"), NOW + 12_345));
   assert.deepEqual(Object.fromEntries(q), {
     start: String(NOW - DAY),
-    end: String(NOW),
+    end: String(NOW + 12_345),
     limit: "722",
     order: "asc",
     interval: "120000",
