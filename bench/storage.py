@@ -816,6 +816,8 @@ def footnotes(measured: list[Measured], plan: Plan, summaries: list[dict[str, An
     ]
     if len(measured) == 2:
         out.append(f"ratio: {measured[0].revision.label} / {measured[1].revision.label}, on the medians.")
+    revisions = "; ".join(f"{m.revision.label} {m.revision.commit[:12]}, schema {m.schema}" for m in measured)
+    out.append(f"Revisions (each checked to import its own package): {revisions}.")
     for m in measured:
         if not m.compacts:
             out.append(f"{m.revision.label}: no `pulsewire db compact`/`db stats`: sized and counted as stored.")
