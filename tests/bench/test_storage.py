@@ -44,6 +44,7 @@ def test_storage_benchmark_runs_and_reports_every_figure() -> None:
     if current["compacts"]:
         assert run["compaction"]["values"] == VALUES and _positive(run["compaction"]["values_per_s"]), run
         assert run["stats"]["resolutions"]["raw"]["values"] == VALUES, run["stats"]
+        assert 0 < run["bytes_per_value_vacuumed"] <= run["bytes_per_value"], run
     else:  # the release before compact storage: measured as stored
         assert run["compaction"] is None and summary["compaction_values_per_s"]["median"] is None
     for name in QUERIES:
