@@ -24,6 +24,7 @@ from pulsewire.storage.blockcodec import (
     decimal_of,
     decode_raw,
     decode_rollup,
+    decode_rollup_aggregates,
     encode_raw,
     encode_rollup,
     merge_rollups,
@@ -367,3 +368,23 @@ def test_garbage_with_a_good_checksum_is_refused_or_read_never_crashes(body: byt
         decoder(kind)(block)
     except CorruptBlock as exc:
         assert str(exc).startswith("corrupt block: ")
+
+
+def test_the_aggregate_columns_alone_decode_as_in_the_whole_rollup() -> None:
+    ts = [1_000 * i + (i % 3) for i in range(5_000)]
+    r = rollup_of(ts, [round(20 + (i % 17) * 0.05, 2) for i in range(5_000)], 60_000)
+    data = encode_rollup(r)
+    head = decode_rollup_aggregates(data)
+    assert (head.scale, head.start, head.count, head.sum_m, head.min_m, head.max_m) == (
+        r.scale,
+        r.start,
+        r.count,
+        r.sum_m,
+        r.min_m,
+        r.max_m,
+    )
+    assert head.first_ts == head.first_m == head.last_ts == head.last_m == []
+    with pytest.raises(ValueError):
+        merge_rollups(head, r)  # a read-only view, refused where a whole rollup is needed
+    with pytest.raises(CorruptBlock):
+        decode_rollup_aggregates(data[:-1] + bytes([data[-1] ^ 1]))

@@ -15,7 +15,7 @@ from pulsewire.storage.layout import DAY_MS, HOUR_MS, MINUTE_MS
 from pulsewire.storage.queries import TelemetryQuery, read_series, series_ids
 from pulsewire.storage.retention import Retention
 from pulsewire.storage.stats import storage_stats
-from pulsewire.storage.upkeep import Upkeep, compact_all, sweep_all, vacuum
+from pulsewire.storage.upkeep import Upkeep, compact_all, give_back, sweep_all
 from pulsewire.storage.writer import BatchingWriter
 from tests.storage.history import sync_runner
 from tests.storage.reading import ALL_KEPT, read_points
@@ -231,6 +231,6 @@ def test_space_of_swept_blocks_and_packed_rows_is_reused_not_grown(engine: Engin
         assert asyncio.run(compact_all(run, DAY, None)).values == len(rows)
         swept = asyncio.run(sweep_all(run, retention, DAY))
         assert (swept["raw"], swept["1m"]) == (6, 2)  # 3 hours x 2 series; each series' one minute-day
-        vacuum(engine)
+        asyncio.run(give_back(run, engine))
         sizes.append(_table_bytes(engine))
     assert sizes[3] <= sizes[1] * 1.1, sizes

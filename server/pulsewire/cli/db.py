@@ -106,13 +106,14 @@ def _runner(engine: Engine) -> Callable[[Callable[[Connection], T]], Awaitable[T
 def db_compact(as_json: bool, **values: Any) -> None:
     """Compact every closed hour now (the server does it by itself a few minutes after each hour)."""
     from pulsewire.clock import now_ms
-    from pulsewire.storage.upkeep import compact_all
+    from pulsewire.storage.upkeep import compact_all, give_back
 
     settings = build_settings(values)
     engine = _open(settings)
     now = now_ms()
     try:
         done = asyncio.run(compact_all(_runner(engine), now, settings.retention.oldest_accepted(now)))
+        asyncio.run(give_back(_runner(engine), engine))
     finally:
         engine.dispose()
     out = {"windows": done.windows, "values": done.values, "dropped": done.dropped, "seconds": round(done.seconds, 3)}
@@ -130,13 +131,13 @@ def db_compact(as_json: bool, **values: Any) -> None:
 def db_sweep(as_json: bool, **values: Any) -> None:
     """Remove what retention no longer keeps, now (the server does it every 10 minutes)."""
     from pulsewire.clock import now_ms
-    from pulsewire.storage.upkeep import sweep_all, vacuum
+    from pulsewire.storage.upkeep import give_back, sweep_all
 
     settings = build_settings(values)
     engine = _open(settings)
     try:
         swept = asyncio.run(sweep_all(_runner(engine), settings.retention, now_ms()))
-        vacuum(engine)
+        asyncio.run(give_back(_runner(engine), engine))
     finally:
         engine.dispose()
     if as_json:

@@ -379,8 +379,9 @@ def _sealed(out: bytearray) -> bytes:
     return bytes(out + zlib.crc32(out).to_bytes(4, "little"))
 
 
-def _decoded(data: bytes, kind: int, read: Callable[[_Reader], _T]) -> _T:
-    """What `read` makes of the block's body, once its frame and checksum are whole."""
+def _decoded(data: bytes, kind: int, read: Callable[[_Reader], _T], whole: bool = True) -> _T:
+    """What `read` makes of the block's body, once its frame and checksum are whole; with `whole`,
+    the body must be read to its end."""
     data = bytes(data)
     if len(data) < _HEAD + 4 or not data.startswith(MAGIC):
         raise _corrupt("not a block")
@@ -397,7 +398,7 @@ def _decoded(data: bytes, kind: int, read: Callable[[_Reader], _T]) -> _T:
         raise
     except (ValueError, IndexError, OverflowError, zlib.error) as exc:
         raise _corrupt(str(exc)) from exc
-    if r.pos != r.end:
+    if whole and r.pos != r.end:
         raise _corrupt("trailing bytes")
     return decoded
 
@@ -500,9 +501,11 @@ def encode_rollup(r: Rollup) -> bytes:
     return _sealed(out)
 
 
-def _read_rollup(r: _Reader) -> Rollup:
+def _read_rollup(r: _Reader, wanted: int = 9) -> Rollup:
     n, scale = r.uvarint(), r.uvarint()
-    columns = [list(_unpack_ints(r, n)) for _ in range(9)]
+    columns = [list(_unpack_ints(r, n)) for _ in range(wanted)]
+    if wanted < 9:
+        return Rollup(scale, *columns, *([] for _ in range(9 - wanted)))
     columns[5] = list(map(add, columns[5], columns[0]))
     columns[7] = list(map(add, columns[7], columns[0]))
     return Rollup(scale, *columns)
@@ -511,3 +514,10 @@ def _read_rollup(r: _Reader) -> Rollup:
 def decode_rollup(data: bytes) -> Rollup:
     """The rollup encode_rollup was given."""
     return _decoded(data, KIND_ROLLUP, _read_rollup)
+
+
+def decode_rollup_aggregates(data: bytes) -> Rollup:
+    """The start, count, sum, min and max columns of a rollup (what queries read), the first and last
+    columns left empty: they come last in a block, so decoding stops before them. Such a Rollup is
+    for reading only (merge_rollups and encode_rollup refuse it)."""
+    return _decoded(data, KIND_ROLLUP, lambda r: _read_rollup(r, 5), whole=False)

@@ -17,6 +17,9 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 log = logging.getLogger("pulsewire.storage")
 
+# After a checkpoint the WAL file is cut back to this (SQLite leaves it at its largest otherwise).
+WAL_KEPT_BYTES = 4 * 1024 * 1024
+
 
 def open_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 8) -> Engine:
     """An engine for `url`. SQLite gets WAL (readers never block the writer) and a busy timeout."""
@@ -34,7 +37,16 @@ def open_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             cur = dbapi_conn.cursor()
+            # Only a new file takes these two (an existing one keeps what it was made with): pages
+            # of 16 KiB hold a block of an hour's readings without overflow pages, and free pages
+            # (compaction and retention free many) can be given back (docs/storage.md).
+            cur.execute("PRAGMA page_size=16384")
+            cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA journal_size_limit={WAL_KEPT_BYTES}")
+            # Checkpoint every WAL_KEPT_BYTES, whatever the page size (SQLite's default is 1000 pages).
+            page = cur.execute("PRAGMA page_size").fetchone()[0]
+            cur.execute(f"PRAGMA wal_autocheckpoint={max(1, WAL_KEPT_BYTES // page)}")
             cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")

@@ -3,20 +3,25 @@
 A value counts as the decimal it was sent as (its shortest repr, the digits the JSON carried),
 so sums are exact integers at a decimal scale whatever order the parts come in, and an average is
 one correctly rounded division: the same answer from raw readings, from 1-minute or from 1-hour
-rollups, and equal to the plain reference (`tests/storage/test_fold.py`).
+rollups, and equal to the plain reference (`tests/storage/test_queries.py`).
+
+Each query bucket keeps its count, and its sum, minimum and maximum as integers at one decimal
+scale (raised when a finer value joins); floats are made only for the aggregates asked, at the end.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
-from itertools import groupby
 
 from pulsewire.storage.blockcodec import Rollup, decimal_of, to_float
 
 Value = float | int
-# One query bucket: [count, {scale: exact sum at that scale}, min, max]
-_Acc = list
+# Query buckets folded from one rollup block: (query bucket, count, scale, sum, min, max).
+Partial = tuple[int, int, int, int, int, int]
+# One query bucket: [count, scale, sum, min, max], the last three integers at `scale`.
+_Acc = list[int]
+_COUNT, _SCALE, _SUM, _MIN, _MAX = range(5)
 
 
 def _ratio(num: int, den: int) -> float:
@@ -25,6 +30,26 @@ def _ratio(num: int, den: int) -> float:
         return num / den
     except OverflowError:
         return float("inf") if (num < 0) == (den < 0) else float("-inf")
+
+
+def _join(acc: dict[int, _Acc], key: int, count: int, scale: int, total: int, low: int, high: int) -> None:
+    a = acc.get(key)
+    if a is None:
+        acc[key] = [count, scale, total, low, high]
+        return
+    if scale != a[_SCALE]:  # bring both to the finer scale
+        if scale > a[_SCALE]:
+            up = 10 ** (scale - a[_SCALE])
+            a[_SCALE], a[_SUM], a[_MIN], a[_MAX] = scale, a[_SUM] * up, a[_MIN] * up, a[_MAX] * up
+        else:
+            up = 10 ** (a[_SCALE] - scale)
+            total, low, high = total * up, low * up, high * up
+    a[_COUNT] += count
+    a[_SUM] += total
+    if low < a[_MIN]:
+        a[_MIN] = low
+    if high > a[_MAX]:
+        a[_MAX] = high
 
 
 class Fold:
@@ -39,58 +64,62 @@ class Fold:
         w, acc = self.width, self._acc
         for ts, v in zip(stamps, values, strict=True):
             m, e = decimal_of(v)
-            a = acc.get(ts - ts % w)
-            if a is None:
-                acc[ts - ts % w] = [1, {e: m}, v, v]
-                continue
-            a[0] += 1
-            sums = a[1]
-            sums[e] = sums.get(e, 0) + m
-            if v < a[2]:
-                a[2] = v
-            if v > a[3]:
-                a[3] = v
+            if e < 0:  # 1e300 is (1, -300): bucket scales stay >= 0
+                m, e = m * 10**-e, 0
+            _join(acc, ts - ts % w, 1, e, m, m, m)
 
-    def add_rollup(self, r: Rollup, lo: int, hi: int) -> None:
-        """The rollup's buckets whose start lies in [lo, hi], each counted in the bucket holding its start."""
-        i, j = bisect_left(r.start, lo), bisect_right(r.start, hi)
-        if i >= j:
+    def add_rollup(self, r: Rollup, bucket_ms: int, lo: int, hi: int) -> None:
+        """The rollup's buckets (`bucket_ms` wide) whose start lies in [lo, hi], each counted in the
+        query bucket holding its start."""
+        i, end = bisect_left(r.start, lo), bisect_right(r.start, hi)
+        w, acc, scale, starts = self.width, self._acc, r.scale, r.start
+        if self.width <= bucket_ms:  # each rollup bucket falls in a query bucket of its own
+            keys = [s - s % w for s in starts[i:end]]
+            columns = (r.count[i:end], [scale] * len(keys), r.sum_m[i:end], r.min_m[i:end], r.max_m[i:end])
+            if acc.keys().isdisjoint(keys):
+                acc.update(zip(keys, map(list, zip(*columns, strict=True)), strict=True))
+                return
+            for key, count, _, total, low, high in zip(keys, *columns, strict=True):
+                _join(acc, key, count, scale, total, low, high)
             return
-        w, acc, scale = self.width, self._acc, r.scale
-        keys = [s - s % w for s in r.start[i:j]]
-        at = i
-        for key, run in groupby(keys):
-            end = at + sum(1 for _ in run)
-            count, total = sum(r.count[at:end]), sum(r.sum_m[at:end])
-            low, high = to_float(min(r.min_m[at:end]), scale), to_float(max(r.max_m[at:end]), scale)
-            at = end
-            a = acc.get(key)
-            if a is None:
-                acc[key] = [count, {scale: total}, low, high]
-                continue
-            a[0] += count
-            a[1][scale] = a[1].get(scale, 0) + total
-            a[2] = min(a[2], low)
-            a[3] = max(a[3], high)
+        self.add_partials(group_rollup(r, lo, hi, w))
+
+    def add_partials(self, partials: Iterable[Partial]) -> None:
+        """Query buckets already folded from a rollup (`group_rollup`)."""
+        acc = self._acc
+        for key, count, scale, total, low, high in partials:
+            _join(acc, key, count, scale, total, low, high)
 
     def points(self, aggs: Sequence[str], descending: bool, limit: int) -> list[tuple[Value, ...]]:
         """(bucket, value per aggregate...) for the buckets holding readings, in order, at most `limit`."""
         keys = sorted(self._acc, reverse=descending)[:limit]
-        return [(key, *(_aggregate(self._acc[key], agg) for agg in aggs)) for key in keys]
+        accs = [self._acc[key] for key in keys]
+        columns = [_column(accs, agg) for agg in aggs]
+        return list(zip(keys, *columns, strict=True))
 
 
-def _aggregate(a: _Acc, agg: str) -> Value:
-    count, sums, low, high = a
+def group_rollup(r: Rollup, lo: int, hi: int, width: int) -> list[Partial]:
+    """The rollup's buckets whose start lies in [lo, hi], added up per query bucket of `width`
+    (a multiple of the rollup's bucket width): (query bucket, count, scale, sum, min, max)."""
+    i, end = bisect_left(r.start, lo), bisect_right(r.start, hi)
+    scale, starts, out = r.scale, r.start, []
+    while i < end:
+        key = starts[i] - starts[i] % width
+        j = bisect_left(starts, key + width, i + 1, end)
+        out.append((key, sum(r.count[i:j]), scale, sum(r.sum_m[i:j]), min(r.min_m[i:j]), max(r.max_m[i:j])))
+        i = j
+    return out
+
+
+def _column(accs: list[_Acc], agg: str) -> list[Value]:
     if agg == "count":
-        return count
+        return [a[_COUNT] for a in accs]
     if agg == "min":
-        return low
+        return [to_float(a[_MIN], a[_SCALE]) for a in accs]
     if agg == "max":
-        return high
-    scale = max(sums)
-    total = sum(m * 10 ** (scale - e) for e, m in sums.items())
+        return [to_float(a[_MAX], a[_SCALE]) for a in accs]
     if agg == "sum":
-        return to_float(total, scale)
+        return [to_float(a[_SUM], a[_SCALE]) for a in accs]
     if agg == "avg":
-        return _ratio(total, count * 10**scale) if scale >= 0 else _ratio(total * 10**-scale, count)
+        return [_ratio(a[_SUM], a[_COUNT] * 10 ** a[_SCALE]) for a in accs]
     raise ValueError(f"unknown aggregate {agg!r}")

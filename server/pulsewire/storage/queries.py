@@ -22,9 +22,10 @@ from typing import Any, Literal, get_args
 
 from sqlalchemy import Connection, select, text
 
-from pulsewire.storage.blockcodec import Rollup, decode_raw, decode_rollup
-from pulsewire.storage.fold import Fold
-from pulsewire.storage.layout import BY_CODE, RAW, Resolution
+from pulsewire.storage.blockcodec import decode_raw, decode_rollup_aggregates
+from pulsewire.storage.fold import Fold, group_rollup
+from pulsewire.storage.foldcache import FoldCache
+from pulsewire.storage.layout import RAW, Resolution
 from pulsewire.storage.plan import Segment, plan
 from pulsewire.storage.schema import series
 
@@ -73,10 +74,12 @@ def series_ids(conn: Connection, device_id: str) -> dict[str, int]:
     return {metric: sid for metric, sid in rows}
 
 
-def read_series(conn: Connection, series_id: int, q: TelemetryQuery, floors: Floors) -> Answer:
+def read_series(
+    conn: Connection, series_id: int, q: TelemetryQuery, floors: Floors, cache: FoldCache | None = None
+) -> Answer:
     """One series' answer to `q`: raw readings, or one point per bucket."""
     if q.interval is not None:
-        return bucketed(conn, series_id, q, floors)
+        return bucketed(conn, series_id, q, floors, cache)
     return Answer(list(raw_points(conn, series_id, q)), (RAW.name,), True)
 
 
@@ -147,14 +150,16 @@ def _bucket_sql(segments: list[Segment]) -> tuple[str, dict[str, int]]:
     return " UNION ALL ".join(parts), params
 
 
-def bucketed(conn: Connection, series_id: int, q: TelemetryQuery, floors: Floors) -> Answer:
+def bucketed(
+    conn: Connection, series_id: int, q: TelemetryQuery, floors: Floors, cache: FoldCache | None = None
+) -> Answer:
     """One point per bucket holding readings, each aggregate exact (fold.py), in order, at most `limit`."""
     assert q.interval is not None
     segments = plan(q.start, q.end, q.interval, floors)
     sql, params = _bucket_sql(segments)
     hot: dict[int, float] = {}
     raw: dict[int, tuple[list[int], list[float], Any]] = {}
-    rollups: dict[tuple[int, int], Rollup] = {}
+    rollups: dict[tuple[int, int], bytes] = {}
     for kind, key, value, data in conn.execute(text(sql), {"sid": series_id, "lo": q.start, "hi": q.end, **params}):
         if kind == 0:
             hot[key] = value
@@ -163,10 +168,11 @@ def bucketed(conn: Connection, series_id: int, q: TelemetryQuery, floors: Floors
         if code == RAW.code:
             if key not in raw:
                 raw[key] = decode_raw(data)
-        elif (code, key) not in rollups:
-            rollups[(code, key)] = decode_rollup(data)
+        else:
+            rollups[(code, key)] = bytes(data)
     fold = Fold(q.interval)
-    served = _fold_segments(fold, segments, raw, rollups)
+    served = _fold_raw(fold, segments, raw)
+    served |= _fold_rollups(fold, series_id, segments, rollups, cache)
     fresh = _not_in_blocks(hot, raw)
     if fresh:
         fold.add_values(fresh, [hot[ts] for ts in fresh])
@@ -176,25 +182,45 @@ def bucketed(conn: Connection, series_id: int, q: TelemetryQuery, floors: Floors
     return Answer(fold.points(q.aggs, q.order == "desc", q.limit), names, exact)  # type: ignore[arg-type]
 
 
-def _fold_segments(
-    fold: Fold, segments: list[Segment], raw: dict[int, Any], rollups: dict[tuple[int, int], Rollup]
-) -> set[Resolution]:
+def _fold_raw(fold: Fold, segments: list[Segment], raw: dict[int, Any]) -> set[Resolution]:
+    """The raw blocks' readings that raw segments cover."""
     served: set[Resolution] = set()
-    for seg in segments:
-        if seg.res is RAW:
-            for start, (stamps, values, _) in raw.items():
-                if start <= seg.hi and start + W > seg.lo:
-                    i, j = bisect_left(stamps, seg.lo), bisect_right(stamps, seg.hi)
-                    if i < j:
-                        fold.add_values(stamps[i:j], values[i:j])
-                        served.add(RAW)
-            continue
-        for (code, start), rollup in rollups.items():
-            if code == seg.res.code and start <= seg.hi and start + seg.res.window_ms > seg.lo:
-                before = bisect_left(rollup.start, seg.lo) < bisect_right(rollup.start, seg.hi)
-                fold.add_rollup(rollup, seg.lo, seg.hi)
-                if before:
-                    served.add(BY_CODE[code])
+    for seg in (s for s in segments if s.res is RAW):
+        for start, (stamps, values, _) in raw.items():
+            if start <= seg.hi and start + W > seg.lo:
+                i, j = bisect_left(stamps, seg.lo), bisect_right(stamps, seg.hi)
+                if i < j:
+                    fold.add_values(stamps[i:j], values[i:j])
+                    served.add(RAW)
+    return served
+
+
+def _fold_rollups(
+    fold: Fold, series_id: int, segments: list[Segment], rollups: dict[tuple[int, int], bytes], cache: FoldCache | None
+) -> set[Resolution]:
+    """The rollup buckets that rollup segments cover; a whole block folded into wider buckets is
+    taken from (or left in) the cache."""
+    served: set[Resolution] = set()
+    for seg in (s for s in segments if s.res is not RAW):
+        res, width = seg.res, fold.width
+        for (code, start), data in rollups.items():
+            if code != res.code or start > seg.hi or start + res.window_ms <= seg.lo:
+                continue
+            whole = seg.lo <= start and start + res.window_ms - 1 <= seg.hi
+            if cache is not None and whole and width > res.bucket_ms:
+                key = (series_id, code, start, data[-4:], width)
+                partials = cache.get(key)
+                if partials is None:
+                    partials = group_rollup(decode_rollup_aggregates(data), seg.lo, seg.hi, width)
+                    cache.put(key, partials)
+                fold.add_partials(partials)
+                found = bool(partials)
+            else:
+                rollup = decode_rollup_aggregates(data)
+                found = bisect_left(rollup.start, seg.lo) < bisect_right(rollup.start, seg.hi)
+                fold.add_rollup(rollup, res.bucket_ms, seg.lo, seg.hi)
+            if found:
+                served.add(res)
     return served
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from pulsewire.clock import now_ms
 from pulsewire.storage import devices as store
 from pulsewire.storage.devices import DeviceRecord, LatestValue
+from pulsewire.storage.foldcache import FoldCache
 from pulsewire.storage.queries import Answer, Point, TelemetryQuery, raw_points, read_series, series_ids
 from pulsewire.storage.retention import Retention
 
@@ -26,6 +27,7 @@ class Reads:
     def __init__(self, engine: Engine, retention: Retention) -> None:
         self._engine = engine
         self._retention = retention
+        self._folds = FoldCache()
 
     def device_for_token(self, token_digest: str) -> str | None:
         with self._engine.connect() as conn:
@@ -71,7 +73,7 @@ class Reads:
         """metric -> its answer, for each chosen series (metric -> series id)."""
         floors = self._retention.floors(now_ms())
         with self._engine.connect() as conn:
-            return {metric: read_series(conn, sid, query, floors) for metric, sid in chosen.items()}
+            return {metric: read_series(conn, sid, query, floors, self._folds) for metric, sid in chosen.items()}
 
     def stream_raw(
         self, chosen: dict[str, int], query: TelemetryQuery, chunk: int = 2000

@@ -22,7 +22,7 @@ from pulsewire.clock import now_ms
 from pulsewire.metrics import Metrics
 from pulsewire.storage.compaction import compact_step, pending
 from pulsewire.storage.layout import RAW
-from pulsewire.storage.retention import SWEEP_BATCH, Retention, sweep_some
+from pulsewire.storage.retention import SWEEP_BATCH, Retention, release_some, sweep_some
 from pulsewire.storage.stats import resolution_bytes
 
 log = logging.getLogger("pulsewire.upkeep")
@@ -81,13 +81,24 @@ async def sweep_all(run: Runner[Any], retention: Retention, now: int) -> dict[st
     return swept
 
 
-def vacuum(engine: Engine) -> None:
-    """PostgreSQL: make the space of deleted rows and blocks reusable now (no lock taken; SQLite
-    reuses free pages by itself)."""
-    if engine.dialect.name != "postgresql":
-        return
+async def give_back(run: Runner[Any], engine: Engine) -> None:
+    """Let the space that compaction and retention freed be used again, or returned.
+
+    SQLite: free pages beyond a small reserve go back to the file system (a file with incremental
+    auto-vacuum), a batch per transaction, and a checkpoint then cuts the file and its WAL down.
+    PostgreSQL: a plain VACUUM (no lock that stops writes) makes the space of deleted rows and
+    blocks reusable, so tables do not grow into bloat."""
+    while await run(release_some) > 0:
+        pass
+    await asyncio.to_thread(_tidy, engine)
+
+
+def _tidy(engine: Engine) -> None:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM (ANALYZE) readings, blocks"))
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("VACUUM (ANALYZE) readings, blocks"))
+        else:  # PASSIVE: never waits, so never holds the writer up; what it cannot copy waits for the next
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 @dataclass(eq=False)
@@ -140,7 +151,8 @@ class Upkeep:
             swept = await sweep_all(self.run, self.retention, now)
             for name, count in swept.items():
                 m.swept_blocks.labels(resolution=name).inc(count)
-            await asyncio.to_thread(vacuum, self.engine)
+        if sweep or done.values:
+            await give_back(self.run, self.engine)
         for name, size in (await asyncio.to_thread(self._sizes)).items():
             m.stored_bytes.labels(resolution=name).set(size)
 
