@@ -9,6 +9,10 @@ Peers (bench/peers/)
 - mosquitto: a private Mosquitto broker on a free port (no persistence); devices publish with
   QoS 1 (the PUBACK is the ack), one subscriber takes every reading (the live client).
 - naive: the FastAPI server a tutorial would write: one INSERT and one commit per reading.
+- pulsewire@REF, with --baseline-ref REF only: Pulsewire as it was at that git revision (e.g.
+  8ff8aef, the release before compact storage), run from a temporary worktree with the same
+  interpreter and packages, right after `pulsewire` in every round, so the two are compared in the
+  same minutes. Off by default: it adds a quarter to the run and needs a git checkout.
 
 Workload (the same load generator, bench/peers/load.mjs, for all): 100 devices, each keeping up
 to 8 batches un-acked.
@@ -21,7 +25,8 @@ to 8 batches un-acked.
   minutes hits every peer alike; the table shows medians (with an even N the less flattering
   middle one) and the JSON every run.
 
-Every run starts its peer afresh. Ratios are to Mosquitto (x1.00 = same as Mosquitto).
+Every run starts its peer afresh. Ratios are to Mosquitto (x1.00 = same as Mosquitto); with a
+baseline peer, Pulsewire's figures are also given as ratios to the baseline's.
 
 Targets (issue, 2-core machine, SQLite, same run): Pulsewire acked readings/s at batch 20 >=
 Mosquitto's delivered readings/s at batch 20; at batch 1 >= half of Mosquitto's; live p99 at
@@ -34,6 +39,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import functools
 import json
 import os
 import platform
@@ -59,6 +66,7 @@ from harness.loadgen import (
     run_loadgen,
 )
 from harness.paths import WORK_DIR
+from harness.revision import Revision, checkout, revision_server
 from harness.sampler import ServerSampler
 from harness.server import RUN_FAILURES, bench_server, free_port, summarize_metrics
 
@@ -72,6 +80,7 @@ LABELS = {
 }
 STORES = {"pulsewire": "stores", "wsrelay": "relays", "mosquitto": "relays", "naive": "stores"}
 BASELINE = "mosquitto"
+REVISION_PEER = "pulsewire@"  # + the git ref: Pulsewire at another revision (--baseline-ref)
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 KEEP_UP_SHARE = 0.95  # the latency run must ack this share of the paced rate to count
@@ -127,8 +136,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_PEERS_DIR,
         help=f"folder holding the peers and load generator (default: {DEFAULT_PEERS_DIR})",
     )
+    parser.add_argument(
+        "--baseline-ref",
+        default=None,
+        metavar="REF",
+        help="also run Pulsewire as it was at this git revision (peer pulsewire@REF, right after pulsewire), "
+        "e.g. 8ff8aef, the release before compact storage (default: off)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout (table to stderr)")
     return parser.parse_args(argv)
+
+
+def label_of(peer: str) -> str:
+    if peer.startswith(REVISION_PEER):
+        return f"Pulsewire@{peer.removeprefix(REVISION_PEER)} (SQLite)"
+    return LABELS[peer]
+
+
+def stores_of(peer: str) -> str:
+    return STORES["pulsewire" if peer.startswith(REVISION_PEER) else peer]
 
 
 # Peers under test
@@ -189,8 +215,13 @@ def spawn(command: list[str], what: str, port: int, tmp: Path, **popen: Any) -> 
 
 
 @contextlib.contextmanager
-def start_pulsewire(ctx: Context, tmp: Path) -> Iterator[Running]:
-    server = bench_server(tmp, None, ctx.server_flags)
+def start_pulsewire(ctx: Context, tmp: Path, revision: Revision | None = None) -> Iterator[Running]:
+    """This checkout's server, or `revision`'s (the baseline peer)."""
+    server = (
+        bench_server(tmp, None, ctx.server_flags)
+        if revision is None
+        else revision_server(revision, tmp, ctx.server_flags)
+    )
     try:
         server.start()
         tokens = tmp / "tokens.txt"
@@ -254,6 +285,14 @@ class Context:
     loadgen: Path
     work_dir: Path
     server_flags: list[str]
+    baseline: Revision | None = None  # the pulsewire@REF peer's tree
+
+
+def starter(peer: str, ctx: Context) -> Callable[[Context, Path], contextlib.AbstractContextManager[Running]]:
+    if peer.startswith(REVISION_PEER):
+        assert ctx.baseline is not None
+        return functools.partial(start_pulsewire, revision=ctx.baseline)
+    return STARTERS[peer]
 
 
 @dataclass
@@ -314,7 +353,7 @@ def run_all(peers: list[str], ctx: Context, repeats: int) -> dict[str, PeerResul
                 pace = f"paced at {rate:,} readings/s" if rate else "as fast as acks allow"
                 round_ = f" (repeat {repeat}/{repeats})" if repeats > 1 else ""
                 say(
-                    f"[{number}/{len(peers)}] {LABELS[peer]}: batch {batch}, {pace}, {ctx.devices} devices, "
+                    f"[{number}/{len(peers)}] {label_of(peer)}: batch {batch}, {pace}, {ctx.devices} devices, "
                     f"{ctx.seconds:g} s{round_} ..."
                 )
                 results[peer].runs.setdefault(key, []).append(run_once(peer, ctx, key, batch, rate))
@@ -325,7 +364,7 @@ def run_once(peer: str, ctx: Context, key: str, batch: int, rate: int | None) ->
     run = Run(key, batch, rate)
     with tempfile.TemporaryDirectory(prefix=f"pulsewire-peer-{peer}-") as tmp:
         try:
-            with STARTERS[peer](ctx, Path(tmp)) as running:
+            with starter(peer, ctx)(ctx, Path(tmp)) as running:
                 drive(running, ctx, run)
                 run.ok = True
                 for line in running.log():
@@ -466,8 +505,8 @@ def table_row(r: PeerResult, base: PeerResult | None) -> tuple[str, ...]:
         return _times(ratio(r.figure(key, attr), base.figure(key, attr) if base else None))
 
     return (
-        LABELS[r.peer],
-        STORES[r.peer],
+        label_of(r.peer),
+        stores_of(r.peer),
         cell("batch1", "acked_per_s", ","),
         times("batch1", "acked_per_s"),
         cell("batch20", "acked_per_s", ","),
@@ -508,18 +547,43 @@ def table_footer(results: dict[str, PeerResult], rate: int) -> list[str]:
     for t in targets(results, rate):
         mark = {True: "met", False: "SHORT", None: "not measured"}[t["met"]]
         lines.append(f"  {mark:>12}  {t['target']}: {_fmt(t['pulsewire'], ',.1f')} (goal {_fmt(t['goal'], ',.1f')})")
+    for v in versus_baseline(results):
+        lines.append(
+            f"Pulsewire / {label_of(v['baseline'])}, {v['figure']}: {_times(v['ratio'])} "
+            f"({_fmt(v['pulsewire'], ',.1f')} vs {_fmt(v['before'], ',.1f')})"
+        )
     notes = [(r.peer, run) for r in results.values() for run in r.all_runs() if run.notes or run.failure]
     if notes:
         lines.append("")
         lines.append("Notes:")
         for peer, run in notes:
             for note in ([f"FAILED: {run.failure.splitlines()[0]}"] if run.failure else []) + run.notes:
-                lines.append(f"  {LABELS[peer]}, {run.key}: {note}")
+                lines.append(f"  {label_of(peer)}, {run.key}: {note}")
     return lines
 
 
 def _fmt(value: float | int | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
+
+
+def versus_baseline(results: dict[str, PeerResult]) -> list[dict[str, Any]]:
+    """Pulsewire's medians over the baseline revision's (the pulsewire@REF peer), when both ran."""
+    pw = results.get("pulsewire")
+    before = next((r for name, r in results.items() if name.startswith(REVISION_PEER)), None)
+    if pw is None or before is None:
+        return []
+    figures = [
+        ("batch 1 acked/s", "batch1", "acked_per_s"),
+        ("batch 20 acked/s", "batch20", "acked_per_s"),
+        ("live p99 ms", "latency", "live_p99_ms"),
+    ]
+    out = []
+    for text, key, attr in figures:
+        ours, theirs = pw.figure(key, attr), before.figure(key, attr)
+        out.append(
+            {"baseline": before.peer, "figure": text, "pulsewire": ours, "before": theirs, "ratio": ratio(ours, theirs)}
+        )
+    return out
 
 
 def report_json(results: dict[str, PeerResult], ctx: Context) -> dict[str, Any]:
@@ -534,7 +598,7 @@ def report_json(results: dict[str, PeerResult], ctx: Context) -> dict[str, Any]:
         "config": {"devices": ctx.devices, "seconds": ctx.seconds, "rate": ctx.rate, "server_flags": ctx.server_flags},
         "peers": {
             name: {
-                "label": LABELS[name],
+                "label": label_of(name),
                 "peak_rss_mb": r.peak_rss_mb,
                 "runs": {k: [asdict(run) for run in runs] for k, runs in r.runs.items()},
                 "medians": {
@@ -545,6 +609,8 @@ def report_json(results: dict[str, PeerResult], ctx: Context) -> dict[str, Any]:
             for name, r in results.items()
         },
         "targets": targets(results, ctx.rate),
+        "versus_baseline": versus_baseline(results),
+        "baseline_commit": ctx.baseline.commit if ctx.baseline else None,
     }
 
 
@@ -557,6 +623,14 @@ def find_mosquitto() -> str:
     return found
 
 
+def with_baseline_peer(peers: list[str], ref: str | None) -> list[str]:
+    """The baseline revision's peer right after pulsewire (first when pulsewire is not run)."""
+    if not ref:
+        return peers
+    at = peers.index("pulsewire") + 1 if "pulsewire" in peers else 0
+    return [*peers[:at], REVISION_PEER + ref, *peers[at:]]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     node, npm = find_node()
@@ -567,9 +641,17 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         give_up(str(exc))
     ctx = Context(args.devices, args.seconds, args.rate, node, mosquitto, loadgen, work_dir, args.server_flag)
-    peers = list(dict.fromkeys(args.peer))
+    peers = with_baseline_peer(list(dict.fromkeys(args.peer)), args.baseline_ref)
     say(f"{len(peers)} peers x 3 runs x {args.repeat} of {args.seconds:g} s each, every run on a freshly started peer")
-    results = run_all(peers, ctx, args.repeat)
+    with contextlib.ExitStack() as stack:
+        if args.baseline_ref:
+            try:
+                baseline = stack.enter_context(checkout(args.baseline_ref))
+            except BenchError as exc:
+                give_up(str(exc))
+            ctx = dataclasses.replace(ctx, baseline=baseline)
+            say(f"{REVISION_PEER}{args.baseline_ref}: commit {baseline.commit[:12]}, from {baseline.tree}")
+        results = run_all(peers, ctx, args.repeat)
     table = format_table(results, ctx.rate)
     if args.json:
         print(table, file=sys.stderr)
