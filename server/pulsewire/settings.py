@@ -6,6 +6,7 @@ defaults below. The object is built once at start-up and passed to whatever need
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -111,7 +112,7 @@ class Settings(BaseSettings):
             )
         return self
 
-    @property
+    @cached_property
     def retention(self) -> Retention:
         def days(value: float) -> float | None:
             return value or None

@@ -234,3 +234,13 @@ def test_any_message_is_decoded_cleanly_or_refused_cleanly(seq: object, ts: obje
     codec.encode({"type": "telemetry", "device": "d", "data": msg.data})
     for metric, _ts, value, _is_bool in value_rows(msg.data):
         assert is_metric_name(metric) and math.isfinite(value)
+
+
+def test_a_bad_metric_name_after_good_ones_in_the_same_batch_is_still_refused() -> None:
+    """Names are checked once per batch: a good name seen before does not let a bad one through."""
+    data = [{"ts": i, "values": {"temp": 1, "hum": 2}} for i in range(3)]
+    data.append({"ts": 3, "values": {"temp": 1, "hum dity": 2}})
+    with pytest.raises(MessageError, match=r"data\[3\]\.values: bad metric name 'hum dity'"):
+        decode_frame(json.dumps({"type": "telemetry", "seq": 1, "data": data}))
+    good = decode_frame(json.dumps({"type": "telemetry", "seq": 1, "data": data[:3]}))
+    assert isinstance(good, Telemetry) and len(good.data) == 3

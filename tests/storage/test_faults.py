@@ -197,8 +197,8 @@ def _replicate(engine: Engine, last: int) -> None:
         )
         conn.execute(
             text(
-                "INSERT INTO blocks (series_id, res, start, first_ts, last_ts, n, data) "
-                "SELECT s.id, b.res, b.start, b.first_ts, b.last_ts, b.n, b.data "
+                "INSERT INTO blocks (series_id, res, start, first_ts, last_ts, n, size, data) "
+                "SELECT s.id, b.res, b.start, b.first_ts, b.last_ts, b.n, b.size, b.data "
                 "FROM blocks b JOIN series s ON s.id <> b.series_id WHERE b.series_id = 1"
             )
         )

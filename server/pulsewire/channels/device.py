@@ -163,9 +163,8 @@ class DeviceConnection:
 
     def ts_window(self) -> codec.TsWindow:
         """The stamps storage takes now: within raw retention, and not far ahead of the clock."""
-        settings, now = self.services.settings, now_ms()
-        kept = settings.retention.raw_days
-        return codec.TsWindow(settings.retention.oldest_accepted(now), now, kept)
+        retention, now = self.services.settings.retention, now_ms()
+        return codec.TsWindow(retention.oldest_accepted(now), now, retention.raw_days)
 
     async def handle_telemetry(self, msg: codec.Telemetry) -> bool:
         """Hand the batch to the writer (and, on arrival, to dashboards); False once the acker has ended."""

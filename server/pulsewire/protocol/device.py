@@ -158,8 +158,9 @@ def _telemetry(obj: dict[str, Any]) -> Telemetry:
     if len(data) > MAX_READINGS_PER_BATCH:
         raise MessageError(ERR_LIMIT, f"data: {len(data)} readings, at most {MAX_READINGS_PER_BATCH} per batch", seq)
     readings = []
+    names: set[str] = set()  # metric names of this batch already checked: most repeat in every reading
     for i, reading in enumerate(data):
-        problem = _reading_problem(reading)
+        problem = _reading_problem(reading, names)
         if problem:
             raise MessageError(problem[0], f"data[{i}].{problem[1]}", seq)
         # Only ts and values go on (to storage and to dashboards); unknown fields stop here.
@@ -167,8 +168,9 @@ def _telemetry(obj: dict[str, Any]) -> Telemetry:
     return Telemetry(seq=seq, data=readings)
 
 
-def _reading_problem(reading: Any) -> tuple[str, str] | None:
-    """What is wrong with one reading, as (error code, detail), or None when it is fine."""
+def _reading_problem(reading: Any, names: set[str]) -> tuple[str, str] | None:
+    """What is wrong with one reading, as (error code, detail), or None when it is fine. `names`:
+    metric names found good so far (this adds to it)."""
     if not isinstance(reading, dict):
         return ERR_INVALID, "reading: expected an object with ts and values"
     ts = reading.get("ts")
@@ -182,8 +184,10 @@ def _reading_problem(reading: Any) -> tuple[str, str] | None:
     if len(values) > MAX_VALUES_PER_READING:
         return ERR_LIMIT, f"values: {len(values)} values, at most {MAX_VALUES_PER_READING} per reading"
     for name, value in values.items():
-        if not METRIC_NAME.match(name):
-            return ERR_INVALID, f"values: bad metric name {name[:80]!r} (want {NAME_CHARS})"
+        if name not in names:
+            if not METRIC_NAME.match(name):
+                return ERR_INVALID, f"values: bad metric name {name[:80]!r} (want {NAME_CHARS})"
+            names.add(name)
         kind = type(value)
         if kind is bool:
             continue

@@ -1,5 +1,5 @@
 """Compaction: each closed hour of a series moves from hot rows into one raw block, and its buckets
-into the series' 1-minute and 1-hour rollups, in one transaction.
+into the series' 1-minute and 1-hour rollups, in the same transaction.
 
 The rows are taken with DELETE ... RETURNING, so exactly the rows removed are the rows packed,
 whatever else writes meanwhile. A window compacted before (late readings arrived since) is
@@ -8,8 +8,9 @@ nothing new. Rollup buckets are rebuilt from the window's complete raw readings,
 never added to twice.
 
 The functions run inside a transaction of the caller's: the server's writer (`upkeep.py`) or
-`pulsewire db compact`. Each step compacts a bounded number of readings, so a writer running
-them between group commits holds ingest up for one small transaction at a time.
+`pulsewire db compact`. A step packs a series' closed hours of one day, at most about STEP_VALUES
+readings (whole hours), so a writer running steps between group commits holds ingest up for one
+small transaction at a time, and a day's rollup blocks are rewritten once per step, not per hour.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pulsewire.storage.blockcodec import (
 from pulsewire.storage.layout import HOUR, MINUTE, RAW, Resolution
 
 W = RAW.window_ms
-STEP_VALUES = 20_000  # readings per transaction, about 10-20 ms of work
+STEP_VALUES = 5_000  # readings per transaction (an hour of 1 Hz readings): some 30-60 ms of work
 
 
 @dataclass(slots=True)
@@ -174,9 +175,10 @@ def _put(
 ) -> None:
     conn.execute(
         text(
-            "INSERT INTO blocks (series_id, res, start, first_ts, last_ts, n, data) "
-            "VALUES (:sid, :res, :start, :first, :last, :n, :data) ON CONFLICT (series_id, res, start) "
-            "DO UPDATE SET first_ts = excluded.first_ts, last_ts = excluded.last_ts, n = excluded.n, data = excluded.data"
+            "INSERT INTO blocks (series_id, res, start, first_ts, last_ts, n, size, data) "
+            "VALUES (:sid, :res, :start, :first, :last, :n, :size, :data) ON CONFLICT (series_id, res, start) "
+            "DO UPDATE SET first_ts = excluded.first_ts, last_ts = excluded.last_ts, n = excluded.n, "
+            "size = excluded.size, data = excluded.data"
         ),
-        {"sid": series_id, "res": res.code, "start": start, "first": first, "last": last, "n": n, "data": data},
+        {"sid": series_id, "res": res.code, "start": start, "first": first, "last": last, "n": n, "size": len(data), "data": data},
     )

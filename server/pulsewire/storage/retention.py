@@ -30,18 +30,19 @@ class Retention:
 
     def cutoffs(self, now: int) -> dict[Resolution, int | None]:
         """Per resolution, the oldest ts still kept at `now` (None: everything is kept)."""
-        out: dict[Resolution, int | None] = {}
-        for res in RESOLUTIONS:
-            days = self.days(res)
-            out[res] = None if days is None else now - int(days * DAY_MS)
-        return out
+        return {res: _cutoff(self.days(res), now) for res in RESOLUTIONS}
 
     def floors(self, now: int) -> dict[Resolution, int]:
         return floors_for(self.cutoffs(now))
 
     def oldest_accepted(self, now: int) -> int | None:
-        """The oldest reading ts ingest takes at `now`: older ones would be swept at once."""
-        return self.cutoffs(now)[RAW]
+        """The oldest reading ts ingest takes at `now`: older ones would be swept at once. (Asked for
+        every batch: no dictionary made.)"""
+        return _cutoff(self.raw_days, now)
+
+
+def _cutoff(days: float | None, now: int) -> int | None:
+    return None if days is None else now - int(days * DAY_MS)
 
 
 SWEEP_BATCH = 500  # blocks per transaction

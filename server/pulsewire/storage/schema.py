@@ -77,7 +77,8 @@ blocks = Table(
     Column("first_ts", BigInteger, nullable=False),  # the first reading's ts, or the first bucket's start
     Column("last_ts", BigInteger, nullable=False),
     Column("n", Integer, nullable=False),  # readings, or buckets
+    Column("size", Integer, nullable=False),  # bytes of data: totals come from the index, not the blocks
     Column("data", LargeBinary, nullable=False),
-    Index("ix_blocks_res_start", "res", "start"),
+    Index("ix_blocks_res_start", "res", "start", "size"),
     sqlite_with_rowid=False,
 )

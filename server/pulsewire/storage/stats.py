@@ -13,8 +13,8 @@ from pulsewire.storage.layout import BY_CODE, RAW, RESOLUTIONS
 def resolution_bytes(conn: Connection) -> dict[str, int]:
     """Bytes of packed data per resolution; raw includes the hot table's rows."""
     out = {r.name: 0 for r in RESOLUTIONS}
-    size = "pg_column_size(data)" if conn.dialect.name == "postgresql" else "length(data)"
-    for code, total in conn.execute(text(f"SELECT res, sum({size}) FROM blocks GROUP BY res")):
+    # (res, start, size) is an index: the totals read it, not the blocks themselves.
+    for code, total in conn.execute(text("SELECT res, sum(size) FROM blocks GROUP BY res")):
         out[BY_CODE[code].name] = int(total or 0)
     out[RAW.name] += _table_bytes(conn).get("readings", 0)
     return out

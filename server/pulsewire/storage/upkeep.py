@@ -110,6 +110,7 @@ class Upkeep:
     retention: Retention
     metrics: Metrics
     _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _sized: bool = field(default=False, init=False)  # stored_bytes set at least once
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="pulsewire-upkeep")
@@ -151,10 +152,11 @@ class Upkeep:
             swept = await sweep_all(self.run, self.retention, now)
             for name, count in swept.items():
                 m.swept_blocks.labels(resolution=name).inc(count)
-        if sweep or done.values:
+        if sweep or done.values or not self._sized:
             await give_back(self.run, self.engine)
-        for name, size in (await asyncio.to_thread(self._sizes)).items():
-            m.stored_bytes.labels(resolution=name).set(size)
+            for name, size in (await asyncio.to_thread(self._sizes)).items():
+                m.stored_bytes.labels(resolution=name).set(size)
+            self._sized = True
 
     def _sizes(self) -> dict[str, int]:
         with self.engine.connect() as conn:

@@ -27,10 +27,11 @@ def upgrade() -> None:
         sa.Column("first_ts", sa.BigInteger, nullable=False),
         sa.Column("last_ts", sa.BigInteger, nullable=False),
         sa.Column("n", sa.Integer, nullable=False),
+        sa.Column("size", sa.Integer, nullable=False),
         sa.Column("data", sa.LargeBinary, nullable=False),
         sqlite_with_rowid=False,
     )
-    op.create_index("ix_blocks_res_start", "blocks", ["res", "start"])
+    op.create_index("ix_blocks_res_start", "blocks", ["res", "start", "size"])
 
 
 def downgrade() -> None:
