@@ -180,5 +180,14 @@ def _put(
             "DO UPDATE SET first_ts = excluded.first_ts, last_ts = excluded.last_ts, n = excluded.n, "
             "size = excluded.size, data = excluded.data"
         ),
-        {"sid": series_id, "res": res.code, "start": start, "first": first, "last": last, "n": n, "size": len(data), "data": data},
+        {
+            "sid": series_id,
+            "res": res.code,
+            "start": start,
+            "first": first,
+            "last": last,
+            "n": n,
+            "size": len(data),
+            "data": data,
+        },
     )
