@@ -32,5 +32,4 @@ RAW = Resolution("raw", 0, 0, HOUR_MS)
 MINUTE = Resolution("1m", 1, MINUTE_MS, DAY_MS)
 HOUR = Resolution("1h", 2, HOUR_MS, 16 * DAY_MS)
 RESOLUTIONS = (RAW, MINUTE, HOUR)
-ROLLUPS = (MINUTE, HOUR)
 BY_CODE = {r.code: r for r in RESOLUTIONS}

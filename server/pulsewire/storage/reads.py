@@ -2,7 +2,7 @@
 
 Each call takes a pooled connection of its own (never the writer's) and gives it back before it
 returns, so callers hold no connection while they wait on anything else. The calls block: async
-code runs them with `run_in_threadpool`. Streaming reads (`stream_series`) hold their connection
+code runs them with `run_in_threadpool`. Streaming reads (`stream_raw`) hold their connection
 while the caller iterates.
 """
 
