@@ -59,25 +59,3 @@ def sweep_some(conn: Connection, res: Resolution, cutoff: int, limit: int = SWEE
     else:
         sql = f"DELETE FROM blocks WHERE (series_id, res, start) IN ({oldest})"
     return conn.execute(text(sql), {"res": res.code, "last": cutoff - res.window_ms, "limit": limit}).rowcount
-
-
-FREE_BYTES_KEPT = 2 * 1024 * 1024  # left free for the hot table's next rows
-RELEASE_BYTES = 32 * 1024 * 1024  # given back per transaction
-
-
-def release_some(conn: Connection) -> int:
-    """SQLite with incremental auto-vacuum: give free pages back to the file system, up to
-    RELEASE_BYTES of them, keeping FREE_BYTES_KEPT for what comes next; how many pages went (0:
-    nothing to do, or a file made without auto-vacuum, which reuses its free pages instead)."""
-    if conn.dialect.name != "sqlite" or conn.exec_driver_sql("PRAGMA auto_vacuum").scalar_one() != 2:
-        return 0
-    page = int(conn.exec_driver_sql("PRAGMA page_size").scalar_one())
-    free = int(conn.exec_driver_sql("PRAGMA freelist_count").scalar_one())
-    surplus = min(RELEASE_BYTES // page, free - FREE_BYTES_KEPT // page)
-    if surplus <= 0:
-        return 0
-    # The pragma frees one page per step, and Python's sqlite3 steps a statement without result
-    # columns once; executescript steps it to the end (committing what this transaction did so far:
-    # nothing, as it is the only statement that writes).
-    conn.connection.driver_connection.executescript(f"PRAGMA incremental_vacuum({surplus});")  # type: ignore[union-attr]
-    return surplus
