@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from pulsewire.storage.layout import HOUR, MINUTE, RAW
 from pulsewire.storage.queries import Point, TelemetryQuery, read_series
+from pulsewire.storage.retention import Retention
 
-ALL_KEPT = {RAW: 0, MINUTE: 0, HOUR: 0}
+ALL_KEPT = Retention(None, None, None).floors(0)  # every resolution from the epoch on
 
 
 def read_points(conn: Connection, series_id: int, q: TelemetryQuery) -> list[Point]:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from sqlalchemy import Connection, Engine
@@ -20,6 +20,9 @@ from sqlalchemy import Connection, Engine
 from pulsewire.cli.serve import MIGRATE_SETTINGS
 from pulsewire.cli.settings_options import build_settings, settings_options
 from pulsewire.settings import Settings
+
+if TYPE_CHECKING:
+    from pulsewire.storage.upkeep import Runner
 
 T = TypeVar("T")
 DB_SETTINGS = (*MIGRATE_SETTINGS, "retention_raw_days", "retention_1m_days", "retention_1h_days")
@@ -100,22 +103,35 @@ def _runner(engine: Engine) -> Callable[[Callable[[Connection], T]], Awaitable[T
     return run
 
 
+def _upkeep(settings: Settings, work: Callable[[Runner[Any]], Awaitable[T]]) -> T:
+    """Run one kind of upkeep on the database, then give back the space it freed, as the server does."""
+    from pulsewire.storage.upkeep import give_back
+
+    engine = _open(settings)
+    try:
+        run = _runner(engine)
+
+        async def both() -> T:
+            done = await work(run)
+            await give_back(run, engine)
+            return done
+
+        return asyncio.run(both())
+    finally:
+        engine.dispose()
+
+
 @db.command("compact")
 @settings_options(DB_SETTINGS)
 @click.option("--json", "as_json", is_flag=True, help='Print {"windows", "values", "dropped", "seconds"}.')
 def db_compact(as_json: bool, **values: Any) -> None:
     """Compact every closed hour now (the server does it by itself a few minutes after each hour)."""
     from pulsewire.clock import now_ms
-    from pulsewire.storage.upkeep import compact_all, give_back
+    from pulsewire.storage.upkeep import compact_all
 
     settings = build_settings(values)
-    engine = _open(settings)
     now = now_ms()
-    try:
-        done = asyncio.run(compact_all(_runner(engine), now, settings.retention.oldest_accepted(now)))
-        asyncio.run(give_back(_runner(engine), engine))
-    finally:
-        engine.dispose()
+    done = _upkeep(settings, lambda run: compact_all(run, now, settings.retention.oldest_accepted(now)))
     out = {"windows": done.windows, "values": done.values, "dropped": done.dropped, "seconds": round(done.seconds, 3)}
     if as_json:
         click.echo(json.dumps(out))
@@ -131,15 +147,10 @@ def db_compact(as_json: bool, **values: Any) -> None:
 def db_sweep(as_json: bool, **values: Any) -> None:
     """Remove what retention no longer keeps, now (the server does it every 10 minutes)."""
     from pulsewire.clock import now_ms
-    from pulsewire.storage.upkeep import give_back, sweep_all
+    from pulsewire.storage.upkeep import sweep_all
 
     settings = build_settings(values)
-    engine = _open(settings)
-    try:
-        swept = asyncio.run(sweep_all(_runner(engine), settings.retention, now_ms()))
-        asyncio.run(give_back(_runner(engine), engine))
-    finally:
-        engine.dispose()
+    swept = _upkeep(settings, lambda run: sweep_all(run, settings.retention, now_ms()))
     if as_json:
         click.echo(json.dumps(swept))
     else:

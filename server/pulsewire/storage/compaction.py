@@ -115,7 +115,7 @@ def _pack(conn: Connection, series_id: int, rows: list[tuple[Any, ...]], raw_cut
     if packed:
         stamps = [ts for s, _ in packed for ts in s]
         values = [x for _, vs in packed for x in vs]
-        _put_rollup(conn, series_id, MINUTE, day, stamps, values, None)
+        _put_rollup(conn, series_id, MINUTE, day, stamps, values, _rollup(conn, series_id, MINUTE, day))
         _put_rollup(conn, series_id, HOUR, HOUR.window_of(day), stamps, values, hours)
     return step
 
@@ -149,9 +149,8 @@ def _put_rollup(
     values: list[float],
     have: Rollup | None,
 ) -> None:
-    """Replace the rollup buckets these complete windows rebuild, in the block starting at `start`."""
-    if have is None:
-        have = _rollup(conn, series_id, res, start)
+    """Replace the rollup buckets these complete windows rebuild, in the block starting at `start`,
+    which holds `have` (None: no block yet)."""
     new = rollup_of(stamps, values, res.bucket_ms)
     merged = new if have is None else merge_rollups(have, new)
     _put(conn, series_id, res, start, merged.start[0], merged.start[-1], len(merged.start), encode_rollup(merged))
