@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 
 import orjson
 
@@ -71,3 +72,35 @@ def configure(level: str = "info", fmt: str = "text") -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+class Throttle:
+    """Log a recurring cause at most once per `interval_s`, then say how many were held back.
+
+    A client's mistakes and a storage outage repeat as fast as clients reconnect: one line per
+    cause per interval keeps the log readable and cheap, while the metrics count every one.
+    `cause` names a kind of event (a fixed, small set), never a client, so this stays bounded.
+    """
+
+    def __init__(self, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def log(
+        self, logger: logging.Logger, level: int, cause: str, event: str, extra: dict[str, object] | None = None
+    ) -> bool:
+        """Log `event` unless `cause` was logged less than `interval_s` ago; True if logged."""
+        now = self._clock()
+        last = self._last.get(cause)
+        if last is not None and now - last < self.interval_s:
+            self._held[cause] = self._held.get(cause, 0) + 1
+            return False
+        self._last[cause] = now
+        fields = {"cause": cause, **(extra or {})}
+        held = self._held.pop(cause, 0)
+        if held:
+            fields["held_back"] = held  # the same cause, not logged since the last line
+        logger.log(level, event, extra=fields)
+        return True
