@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -126,6 +127,81 @@ def test_bad_values_refuse_the_batch(values: str, fragment: str) -> None:
 def test_timestamps_must_be_integers_in_range(ts: str) -> None:
     err = refused('{"type":"telemetry","seq":2,"data":[{"ts":' + ts + ',"values":{"t":1}}]}')
     assert err.code == codec.ERR_INVALID and "ts:" in err.detail and err.seq == 2
+
+
+HUGE = "7" * 5000  # beyond the 4,300 digits Python's int() converts from text
+
+
+def telemetry_with(ts: str = "1", value: str = "1", seq: str = "4") -> str:
+    return '{"type":"telemetry","seq":' + seq + ',"data":[{"ts":' + ts + ',"values":{"v":' + value + "}}]}"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [str(2**64), str(2**64 + 1), str(2**70), str(-(2**63) - 1), str(-(2**64)), "1" + "0" * 400, HUGE, "-" + HUGE],
+)
+def test_integers_beyond_the_64_bit_range_are_refused_not_rounded(value: str) -> None:
+    """orjson reads them as floats (or not at all): they get the same refusal as 2^53 + 1."""
+    err = refused(telemetry_with(value=value))
+    assert (err.code, err.seq) == (codec.ERR_INVALID, 4)
+    assert err.detail == "data[0].values.v: integer beyond ±9007199254740991 cannot be stored exactly"
+
+
+@pytest.mark.parametrize(
+    "ts, shown",
+    [
+        (str(2**64), str(2**64)),
+        (str(-(2**64)), str(-(2**64))),
+        ("9" * 20, "9" * 20),
+        ("1" + "0" * 20, "an integer of more than 20 digits"),
+        (HUGE, "an integer of more than 20 digits"),
+        ("-" + HUGE, "an integer of more than 20 digits"),
+    ],
+)
+def test_huge_timestamps_are_out_of_range_not_floats(ts: str, shown: str) -> None:
+    err = refused(telemetry_with(ts=ts))
+    assert (err.code, err.seq) == (codec.ERR_INVALID, 4)
+    assert err.detail == f"data[0].ts: {shown} is out of range 0..9007199254740991"
+
+
+@pytest.mark.parametrize(
+    "frame, code, detail",
+    [
+        (telemetry_with(seq=str(2**64)), codec.ERR_PROTOCOL, "seq: required positive integer up to 9007199254740991"),
+        (telemetry_with(seq=HUGE), codec.ERR_PROTOCOL, "seq: required positive integer up to 9007199254740991"),
+        ('{"type":"hello","uptime":' + str(2**64) + "}", codec.ERR_INVALID, "uptime: expected a non-negative"),
+        ('{"type":"hello","uptime":-' + HUGE + "}", codec.ERR_INVALID, "uptime: expected a non-negative"),
+        ('{"type":"result","id":' + HUGE + ',"ok":true}', codec.ERR_INVALID, "id: required command id string"),
+        ('{"type":"result","id":"c-1","ok":' + str(2**64) + "}", codec.ERR_INVALID, "ok: required boolean"),
+        ('{"type":"result","id":"c-1","ok":true,"detail":' + HUGE + "}", codec.ERR_INVALID, "detail: expected"),
+        ('{"type":' + HUGE + "}", codec.ERR_INVALID, "type: required string"),
+    ],
+)
+def test_huge_integers_elsewhere_get_the_documented_answer(frame: str, code: str, detail: str) -> None:
+    err = refused(frame)
+    assert err.code == code and err.detail.startswith(detail)
+
+
+def test_huge_integers_in_unknown_fields_are_ignored_like_any_unknown_field() -> None:
+    assert decode_frame('{"type":"hello","note":' + HUGE + ',"big":' + str(2**64) + "}") == Hello(None, None)
+    msg = decode_frame('{"type":"telemetry","seq":1,"data":[{"ts":1,"values":{"v":2},"n":-' + HUGE + "}]}")
+    assert isinstance(msg, Telemetry) and msg.data == [{"ts": 1, "values": {"v": 2}}]
+
+
+@pytest.mark.parametrize("value, stored", [("1e19", 1e19), ("18446744073709551616.0", 2.0**64), ("-1E300", -1e300)])
+def test_large_floats_written_as_floats_are_still_accepted(value: str, stored: float) -> None:
+    msg = decode_frame(telemetry_with(value=value))
+    assert isinstance(msg, Telemetry) and msg.data[0]["values"]["v"] == stored
+    assert type(msg.data[0]["values"]["v"]) is float
+
+
+def test_a_huge_integer_costs_no_time() -> None:
+    """A frame full of 5,000-digit integers is refused as fast as any (never converted)."""
+    frame = telemetry_with(value="[" + ",".join([HUGE] * 12) + "]")
+    started = time.perf_counter()
+    for _ in range(20):
+        assert refused(frame).code == codec.ERR_INVALID
+    assert time.perf_counter() - started < 0.5
 
 
 def test_missing_ts_and_bad_reading_shapes() -> None:

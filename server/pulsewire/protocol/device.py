@@ -93,16 +93,34 @@ class Result:
 Message = Hello | Telemetry | Result
 
 
-def _loads(text: str | bytes) -> Any:
+# orjson reads an integer beyond the 64-bit range as a float (2^64 as 1.8446744073709552e19), and
+# one beyond the range of a double not at all. Such a float where a number counts (a `ts`, a value)
+# makes the frame be read again exactly; below this magnitude orjson's numbers are what was sent.
+_MAYBE_ROUNDED = float(2**63)
+# The exact reading converts at most this many digits: every 64-bit integer, and far beyond every
+# limit of the protocol. A longer one (up to the frame's 64 KiB) costs nothing and stands for "huge".
+_EXACT_DIGITS = 20
+_HUGE = 10**_EXACT_DIGITS
+
+
+class _MaybeRounded(Exception):
+    """orjson may have rounded an integer of the frame: read it again exactly."""
+
+
+def _exact_int(text: str) -> int:
+    """`parse_int` of the exact reading: the integer, or ±_HUGE for one of more than _EXACT_DIGITS
+    digits (never converted, so no digit limit applies and no time is spent)."""
+    if len(text) - text.startswith("-") <= _EXACT_DIGITS:
+        return int(text)
+    return -_HUGE if text.startswith("-") else _HUGE
+
+
+def _exact_loads(text: str | bytes) -> Any:
+    """The frame read by the standard library: every integer exact (or ±_HUGE), and NaN and
+    Infinity read (MicroPython's and CPython's json.dumps both write them for non-finite floats),
+    so that the message gets a precise error instead of the connection being closed."""
     try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        pass
-    # orjson refuses NaN and Infinity, which MicroPython's and CPython's json.dumps both emit for
-    # non-finite floats. Reading them lets the batch be refused with a precise error instead of
-    # the connection being closed for "not JSON".
-    try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_exact_int)
     except (ValueError, RecursionError) as exc:
         raise FrameError(CLOSE_INVALID_PAYLOAD, f"not JSON: {str(exc)[:80]}") from None
 
@@ -121,15 +139,20 @@ def decode_frame(frame: str | bytes) -> Message:
         raise FrameError(CLOSE_INVALID_PAYLOAD, "frame is not valid UTF-8") from None
     if len(raw) > MAX_FRAME_BYTES:
         raise FrameError(CLOSE_TOO_BIG, f"frame is larger than {MAX_FRAME_BYTES} bytes")
-    return decode_message(_loads(raw))
+    try:
+        return decode_message(orjson.loads(raw))
+    except (orjson.JSONDecodeError, _MaybeRounded):
+        pass  # not JSON to orjson (NaN, Infinity, a huge integer, or not JSON at all), or rounded
+    return decode_message(_exact_loads(raw), exact=True)
 
 
-def decode_message(obj: Any) -> Message:
+def decode_message(obj: Any, exact: bool = False) -> Message:
+    """The message `obj`, or MessageError. `exact`: its integers are exact (not read by orjson)."""
     if not isinstance(obj, dict):
         raise MessageError(ERR_INVALID, "message: expected a JSON object")
     kind = obj.get("type")
     if kind == "telemetry":
-        return _telemetry(obj)
+        return _telemetry(obj, exact)
     if kind == "hello":
         return _hello(obj)
     if kind == "result":
@@ -150,7 +173,7 @@ def _seq(obj: dict[str, Any]) -> int:
     return seq
 
 
-def _telemetry(obj: dict[str, Any]) -> Telemetry:
+def _telemetry(obj: dict[str, Any], exact: bool) -> Telemetry:
     seq = _seq(obj)
     data = obj.get("data")
     if not isinstance(data, list) or not data:
@@ -160,7 +183,7 @@ def _telemetry(obj: dict[str, Any]) -> Telemetry:
     readings = []
     names: set[str] = set()  # metric names of this batch already checked: most repeat in every reading
     for i, reading in enumerate(data):
-        problem = _reading_problem(reading, names)
+        problem = _reading_problem(reading, names, exact)
         if problem:
             raise MessageError(problem[0], f"data[{i}].{problem[1]}", seq)
         # Only ts and values go on (to storage and to dashboards); unknown fields stop here.
@@ -168,16 +191,20 @@ def _telemetry(obj: dict[str, Any]) -> Telemetry:
     return Telemetry(seq=seq, data=readings)
 
 
-def _reading_problem(reading: Any, names: set[str]) -> tuple[str, str] | None:
+def _reading_problem(reading: Any, names: set[str], exact: bool) -> tuple[str, str] | None:
     """What is wrong with one reading, as (error code, detail), or None when it is fine. `names`:
-    metric names found good so far (this adds to it)."""
+    metric names found good so far (this adds to it). Raises _MaybeRounded when a number may have
+    been rounded by orjson (not `exact`)."""
     if not isinstance(reading, dict):
         return ERR_INVALID, "reading: expected an object with ts and values"
     ts = reading.get("ts")
     if not _is_int(ts):
+        if not exact and type(ts) is float and abs(ts) >= _MAYBE_ROUNDED:
+            raise _MaybeRounded
         return ERR_INVALID, "ts: required integer (ms since the Unix epoch)"
     if not 0 <= ts <= MAX_TS:
-        return ERR_INVALID, f"ts: {ts} is out of range 0..{MAX_TS}"
+        shown = ts if abs(ts) < _HUGE else f"an integer of more than {_EXACT_DIGITS} digits"
+        return ERR_INVALID, f"ts: {shown} is out of range 0..{MAX_TS}"
     values = reading.get("values")
     if not isinstance(values, dict) or not values:
         return ERR_INVALID, "values: required non-empty object of named values"
@@ -195,8 +222,13 @@ def _reading_problem(reading: Any, names: set[str]) -> tuple[str, str] | None:
             if -MAX_EXACT_INT <= value <= MAX_EXACT_INT:
                 continue
             return ERR_INVALID, f"values.{name}: integer beyond ±{MAX_EXACT_INT} cannot be stored exactly"
-        if kind is float and math.isfinite(value):
-            continue
+        if kind is float:
+            if -_MAYBE_ROUNDED < value < _MAYBE_ROUNDED:
+                continue
+            if math.isfinite(value):
+                if not exact:
+                    raise _MaybeRounded
+                continue
         return ERR_INVALID, f"values.{name}: not a finite number or boolean"
     return None
 
