@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pulsewire.protocol.rules import (
+    DEVICE_ID_PATTERN,
     MAX_INTERVAL_MS,
     MIN_INTERVAL_MS,
     CommandError,
@@ -23,6 +26,19 @@ def test_good_names(name: str) -> None:
 @pytest.mark.parametrize("name", ["", "x" * 65, "tempé", "a b", "a/b", "a\n", "a:b"])
 def test_bad_names(name: str) -> None:
     assert not is_device_id(name) and not is_metric_name(name)
+
+
+@pytest.mark.parametrize("name", [".", "..", ".\n", "..\n"])
+def test_dot_segments_are_no_device_ids_but_metric_names_may_be_dots(name: str) -> None:
+    """A URL path segment "." or ".." means "here" or "up"; a metric name is never a path segment."""
+    assert not is_device_id(name)
+    assert not re.search(DEVICE_ID_PATTERN, name)  # the JSON Schema pattern agrees
+    assert is_metric_name(name.strip())
+
+
+@pytest.mark.parametrize("name", ["...", ".a", "a.", "..a", "a..", "x" * 64, "-"])
+def test_ids_with_dots_are_fine_when_not_dot_segments(name: str) -> None:
+    assert is_device_id(name) and re.search(DEVICE_ID_PATTERN, name)
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,13 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 import httpx
 
 from pulsewire.cli.options import admin_key_from, data_dir_option, key_option, server_option, stored_admin_key
+from pulsewire.protocol.rules import is_device_id
 
 
 def _call(server: str, method: str, path: str, key: str | None = None, *, timeout: float = 15, **kwargs: Any) -> Any:
@@ -31,6 +33,21 @@ def _call(server: str, method: str, path: str, key: str | None = None, *, timeou
     return resp.json()
 
 
+def _device_path(device_id: str) -> str:
+    """/api/devices/<id>, escaped: "." and ".." (taken by older versions) as %2E, which the HTTP
+    client sends as they are instead of resolving them as "here" and "up"."""
+    segment = quote(device_id, safe="")
+    if device_id in (".", ".."):
+        segment = segment.replace(".", "%2E")
+    return "/api/devices/" + segment
+
+
+def _new_device_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not is_device_id(value):
+        raise click.BadParameter(f"{value!r} is not a device id: letters, digits, _ . - (1-64), but not . or ..")
+    return value
+
+
 def _when(ms: int | None) -> str:
     if ms is None:
         return "never"
@@ -43,7 +60,7 @@ def device() -> None:
 
 
 @device.command("add")
-@click.argument("device_id")
+@click.argument("device_id", callback=_new_device_id)
 @click.option("--name", default=None, help="Display name (default: the id).")
 @server_option
 @key_option
@@ -93,7 +110,7 @@ def device_list(server: str, admin_key: str | None, data_dir: Path, as_json: boo
 @data_dir_option()
 def device_rotate(device_id: str, server: str, admin_key: str | None, data_dir: Path) -> None:
     """Give DEVICE_ID a new token; the old one stops working at once (its connection is closed)."""
-    out = _call(server, "POST", f"/api/devices/{device_id}/token", admin_key_from(admin_key, data_dir))
+    out = _call(server, "POST", _device_path(device_id) + "/token", admin_key_from(admin_key, data_dir))
     click.echo(f"new token for {out['id']}: {out['token']}")
 
 
@@ -111,7 +128,7 @@ def device_remove(device_id: str, purge: bool, yes: bool, server: str, admin_key
     out = _call(
         server,
         "DELETE",
-        f"/api/devices/{device_id}",
+        _device_path(device_id),
         admin_key_from(admin_key, data_dir),
         params={"purge": "true" if purge else "false"},
     )
@@ -132,7 +149,7 @@ def _command(server: str, key: str, device_id: str, wait: float, body: dict[str,
     out = _call(
         server,
         "POST",
-        f"/api/devices/{device_id}/commands",
+        _device_path(device_id) + "/commands",
         key,
         json=body,
         params={"wait": f"{wait:g}"},

@@ -7,14 +7,16 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from pulsewire.protocol.rules import DEVICE_ID_PATTERN
+from pulsewire.protocol.rules import DEVICE_ID_PATTERN, STORED_DEVICE_ID_PATTERN
 
-DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, description="Device id")]
+# Any registered id, also "." or ".." that older versions took (sent as %2E%2E), so those can be removed.
+DeviceId = Annotated[str, Path(pattern=STORED_DEVICE_ID_PATTERN, description="Device id")]
 
 
 class DeviceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str = Field(pattern=DEVICE_ID_PATTERN, description="Device id: letters, digits, _ . - (1-64).")
+    # The id rule has a lookahead (not "." or ".."), which pydantic's default regex engine lacks.
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
+    id: str = Field(pattern=DEVICE_ID_PATTERN, description="Device id: letters, digits, _ . - (1-64), but not . or ..")
     name: str | None = Field(None, max_length=200, description="Display name; defaults to the id.")
 
 

@@ -12,9 +12,15 @@ from typing import Any
 
 # Device ids and metric names: letters, digits, '_', '.', '-', 1 to 64 of them.
 NAME_CHARS = "[A-Za-z0-9_.-]{1,64}"
-DEVICE_ID = re.compile(NAME_CHARS + r"\Z")
+# A device id is also a URL path segment (/api/devices/{id}), where "." and ".." mean "here" and
+# "up": clients and proxies resolve them before the server sees them, so they are not ids.
+DEVICE_ID = re.compile(r"(?!\.\.?\Z)" + NAME_CHARS + r"\Z")
 METRIC_NAME = re.compile(NAME_CHARS + r"\Z")
-DEVICE_ID_PATTERN = f"^{NAME_CHARS}$"  # the same rule as a JSON Schema pattern, for the HTTP API
+# The same rule as a JSON Schema pattern (ECMA-262: `$` ends the text), for the HTTP API.
+DEVICE_ID_PATTERN = rf"^(?!\.\.?$){NAME_CHARS}$"
+# Every id a device may be stored under: older versions registered "." and "..". The routes that
+# reach a registered device take these too, so that such a device can still be removed.
+STORED_DEVICE_ID_PATTERN = f"^{NAME_CHARS}$"
 
 MAX_TS = 2**53 - 1  # the largest integer every JSON parser (and a JS dashboard) keeps exact
 # Readings stamped further ahead of the server's clock are refused: a board whose clock jumped
