@@ -7,6 +7,7 @@ import os
 import sys
 
 from pulsewire.settings import Settings
+from pulsewire.storage.private import private_dir
 from pulsewire.tokens import new_admin_key
 
 log = logging.getLogger("pulsewire.admin")
@@ -20,7 +21,7 @@ def resolve_admin_key(settings: Settings) -> str:
         key = path.read_text().strip()
         if key:
             return key
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     key = new_admin_key()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

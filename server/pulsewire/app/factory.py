@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from pulsewire import __version__
 from pulsewire.app.adminkey import resolve_admin_key
+from pulsewire.app.exposure import warn_about_exposure
 from pulsewire.app.services import Services
 from pulsewire.channels import device, live
 from pulsewire.channels.hub import LiveHub
@@ -39,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warn_about_exposure(settings)  # before anything is made: what exists is what was found
         engine = open_engine(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
         if engine.dialect.name == "sqlite":
             check_sqlite()  # before the schema is touched

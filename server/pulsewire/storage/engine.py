@@ -13,6 +13,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from pulsewire.storage.private import private_dir, private_file
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 log = logging.getLogger("pulsewire.storage")
@@ -21,12 +23,23 @@ log = logging.getLogger("pulsewire.storage")
 WAL_KEPT_BYTES = 4 * 1024 * 1024
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite database URL; None for another database or one in memory."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
 def open_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 8) -> Engine:
-    """An engine for `url`. SQLite gets WAL (readers never block the writer) and a busy timeout."""
+    """An engine for `url`. SQLite gets WAL (readers never block the writer) and a busy timeout;
+    a new SQLite file is made in a folder (0700) and with a mode (0600) only its owner can read."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        database = sqlite_file(url)
+        if database is not None:
+            private_dir(database.parent)
+            private_file(database)
         engine = create_engine(
             url,
             pool_size=pool_size,
@@ -105,6 +118,7 @@ def backup_copy(engine: Engine, revision: str) -> Path | None:
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     copy = Path(database).with_name(f"{Path(database).name}.rev{revision}-{stamp}.bak")
+    private_file(copy)  # the copy holds what the database does: as private
     with engine.connect() as conn:
         conn.exec_driver_sql("VACUUM INTO ?", (str(copy),))
     log.warning("copied the database before upgrading its schema", extra={"copy": str(copy), "revision": revision})
