@@ -234,6 +234,7 @@ def test_config_file_is_the_starting_point(tmp_path: Path) -> None:
     [
         ({}, "which device is this board?"),
         ({"device_id": "bad id!"}, "--device-id 'bad id!'"),
+        ({"device_id": ".."}, r"--device-id '\.\.'.*not \. or \.\."),
         ({"token": TOKEN, "rotate_token": True}, "cannot be combined with --token"),
         ({"token": TOKEN, "name": "Shed"}, "--name is given when registering"),
         ({"device_id": "shed"}, "no admin key to register the device"),

@@ -327,7 +327,7 @@ def _identity(opts: Options, file_token: str | None) -> Identity:
     from pulsewire.protocol.rules import is_device_id  # the server's own rule for ids
 
     if opts.device_id is not None and not is_device_id(opts.device_id):
-        raise FlashError(f"--device-id {opts.device_id!r}: use 1-64 letters, digits, '_', '.' or '-'")
+        raise FlashError(f"--device-id {opts.device_id!r}: use 1-64 letters, digits, '_', '.' or '-' (but not . or ..)")
     if opts.token is not None and opts.rotate_token:
         raise FlashError("--rotate-token asks the server for a new token; it cannot be combined with --token")
     if opts.token is not None:
