@@ -97,6 +97,7 @@ Message = Hello | Telemetry | Result
 # one beyond the range of a double not at all. Such a float where a number counts (a `ts`, a value)
 # makes the frame be read again exactly; below this magnitude orjson's numbers are what was sent.
 _MAYBE_ROUNDED = float(2**63)
+_MAYBE_ROUNDED_NEGATIVE = -_MAYBE_ROUNDED
 # The exact reading converts at most this many digits: every 64-bit integer, and far beyond every
 # limit of the protocol. A longer one (up to the frame's 64 KiB) costs nothing and stands for "huge".
 _EXACT_DIGITS = 20
@@ -223,7 +224,7 @@ def _reading_problem(reading: Any, names: set[str], exact: bool) -> tuple[str, s
                 continue
             return ERR_INVALID, f"values.{name}: integer beyond ±{MAX_EXACT_INT} cannot be stored exactly"
         if kind is float:
-            if -_MAYBE_ROUNDED < value < _MAYBE_ROUNDED:
+            if _MAYBE_ROUNDED_NEGATIVE < value < _MAYBE_ROUNDED:
                 continue
             if math.isfinite(value):
                 if not exact:
