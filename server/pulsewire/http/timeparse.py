@@ -3,7 +3,7 @@
 ISO_TIME is the one grammar of ISO 8601 times the server reads: the API's OpenAPI document gives
 it as the pattern of `start` and `end`, and parse_time refuses any other string, so what the
 document allows is what the server takes. It admits real calendar dates only (February 29 in leap
-years), from 1970 on.
+years), from 1970 on; on 1970-01-01 a time with a `+` offset is refused, as it may fall before the epoch.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ _MONTH_DAY = r"(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-
 _DATE = rf"(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)"
 _HH_MM = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]"
 _TIME = rf"{_HH_MM}(?::[0-5][0-9](?:\.[0-9]{{1,9}})?)?(?:Z|[+-]{_HH_MM})?"
-ISO_TIME = rf"^{_DATE}(?:T{_TIME})?$"  # a JSON Schema (ECMA-262) pattern, and a Python one
-_ISO = re.compile(ISO_TIME)
+_NOT_BEFORE_THE_EPOCH = r"(?!1970-01-01T[0-9:.]*\+)"  # a + offset on the first day may reach back past it
+ISO_TIME = rf"^{_NOT_BEFORE_THE_EPOCH}{_DATE}(?:T{_TIME})?$"  # a JSON Schema (ECMA-262) pattern, and a Python one
+ISO_RE = re.compile(ISO_TIME)
 
 
 def parse_time(text: str, name: str) -> int:
@@ -34,7 +35,7 @@ def parse_time(text: str, name: str) -> int:
     if EPOCH_MS.fullmatch(text):
         ms = int(text)
     else:
-        if not _ISO.fullmatch(text):
+        if not ISO_RE.fullmatch(text):
             raise ValueError(f"{name}: {text[:40]!r} is neither epoch milliseconds nor an ISO 8601 time")
         when = datetime.fromisoformat(text)
         if when.tzinfo is None:
