@@ -25,7 +25,8 @@ RUN_TIMEOUT_S = 120
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Server:
-    served = start_server(tmp_path_factory.mktemp("openapi-conformance"), "sqlite", request)
+    # With a read key, the read routes refuse a request without credentials too (checked: ignored_auth).
+    served = start_server(tmp_path_factory.mktemp("openapi-conformance"), "sqlite", request, read_key="pwr-conformance")
     served.register("conformance-1")  # a device the generated requests can reach
     return served
 

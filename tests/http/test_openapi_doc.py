@@ -61,6 +61,19 @@ def test_credentials(doc: dict[str, Any]) -> None:
             assert answers["401"]["headers"]["WWW-Authenticate"]["required"] is True
 
 
+def test_credentials_are_declared_as_bearer(doc: dict[str, Any], tmp_path: Path) -> None:
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for method, path, op in operations(doc):
+        if (method, path) in ADMIN:
+            assert op["security"] == [{"bearer": []}], (method, path)
+        elif path.startswith("/api/"):  # open unless a read key is set
+            assert op["security"] == [{}, {"bearer": []}], (method, path)
+        else:
+            assert "security" not in op, (method, path)
+    with_read_key = create_app(Settings(data_dir=tmp_path, read_key="pwr-1")).openapi()
+    assert with_read_key["paths"]["/api/devices"]["get"]["security"] == [{"bearer": []}]
+
+
 def test_every_storage_route_may_answer_503_with_retry_after(doc: dict[str, Any]) -> None:
     for method, path, op in operations(doc):
         if path.startswith("/api/devices"):
