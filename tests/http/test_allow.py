@@ -41,6 +41,8 @@ def test_options_lists_the_methods(server: Server, path: str, allow: str) -> Non
         ("PATCH", "/api/devices/greenhouse-1/latest", "GET, OPTIONS"),
         ("POST", "/healthz", "GET, HEAD, OPTIONS"),
         ("POST", "/index.html", "GET, HEAD, OPTIONS"),
+        ("POST", "/docs/assets/swagger-ui.css", "GET, HEAD, OPTIONS"),
+        ("DELETE", "/docs", "GET, OPTIONS"),
     ],
 )
 def test_a_wrong_method_gets_405_with_allow(server: Server, method: str, path: str, allow: str) -> None:
@@ -60,3 +62,5 @@ def test_the_routes_still_answer(server: Server) -> None:
     assert httpx.get(server.base + "/").status_code == 200
     assert httpx.get(server.base + "/no-such-file").status_code == 404
     assert httpx.delete(server.base + "/api/devices/nobody", headers=server.admin()).status_code == 404
+    assert httpx.get(server.base + "/api/devices/nobody/latest").status_code == 404  # the route's own 404
+    assert httpx.head(server.base + "/no-such-file").status_code == 404
