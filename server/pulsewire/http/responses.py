@@ -16,12 +16,6 @@ class ErrorOut(BaseModel):
     detail: str = Field(description="What was wrong, in words.")
 
 
-_RETRY_AFTER = {
-    "description": "Seconds to wait before trying again.",
-    "schema": {"type": "integer", "minimum": 0},
-}
-_WWW_AUTHENTICATE = {"description": "`Bearer`: the credential scheme to use.", "schema": {"type": "string"}}
-
 _WORDS = {
     400: "invalid input: a path, query or body value breaks its rule; `detail` says which",
     401: "credential missing (or read key wrong): Authorization: Bearer <key>",
@@ -30,10 +24,6 @@ _WORDS = {
     409: "conflict with the device's state",
     503: "storage is unavailable for now (database down, disk full): try again after Retry-After seconds",
     504: "no answer in time",
-}
-_HEADERS: dict[int, dict[str, Any]] = {
-    401: {"WWW-Authenticate": {**_WWW_AUTHENTICATE, "required": True}},
-    503: {"Retry-After": {**_RETRY_AFTER, "required": True}},
 }
 
 READ = (401, 503)  # a read route: the read key, when one is set; what it reads is in storage
@@ -45,17 +35,21 @@ def answers(
 ) -> dict[int | str, Any]:
     """OpenAPI `responses` for these refusals, and for those `words` describes in this route's terms.
 
-    With `retry_after_always=False`, 503 may also come without Retry-After (a cause other than storage).
+    With `retry_after_always=False`, a 503 may also come without Retry-After (a cause other than storage).
     """
     words = words or {}
     out: dict[int | str, Any] = {}
     for code in sorted({*codes, *words}):
-        declared: dict[str, Any] = {"model": ErrorOut, "description": words.get(code, _WORDS[code])}
-        headers = _HEADERS.get(code)
-        if headers:
-            declared["headers"] = {
-                name: {**h, "required": h["required"] and (code != 503 or retry_after_always)}
-                for name, h in headers.items()
+        out[code] = {"model": ErrorOut, "description": words.get(code, _WORDS[code])}
+        if code == 401:
+            out[code]["headers"] = {"WWW-Authenticate": _header("`Bearer`: the scheme to use.", {"type": "string"})}
+        if code == 503:
+            schema = {"type": "integer", "minimum": 0}
+            out[code]["headers"] = {
+                "Retry-After": _header("Seconds to wait before trying again.", schema, retry_after_always)
             }
-        out[code] = declared
     return out
+
+
+def _header(description: str, schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"description": description, "schema": schema, "required": required}
