@@ -214,6 +214,14 @@ async def test_set_interval_of_an_offline_device_waits_for_its_next_welcome(serv
     assert commands_total(server, "set_interval", "queued") == before + 1
 
 
+async def test_a_whole_number_written_with_a_fraction_is_an_integer(server: Server) -> None:
+    """JSON Schema counts 30000.0 as an integer, so the OpenAPI document allows it: it is taken."""
+    dev, _ = server.register()
+    resp = await command(server, dev, {"name": "set_interval", "args": {"ms": 30000.0}})
+    assert resp.status_code == 202, resp.text
+    assert listed(server, dev)["interval_ms"] == 30000
+
+
 # --- wait=0 ---------------------------------------------------------------------------------------
 
 

@@ -226,6 +226,10 @@ async def test_bad_queries_get_clear_400s_and_404s(server: Server) -> None:
         ({"interval": 2**53}, 400, "interval"),
         ({"order": "sideways"}, 400, "order"),
         ({"keys": "temp/C"}, 400, "bad metric name"),
+        ({"keys": ",,"}, 400, "keys: empty list"),
+        ({"keys": "temperature,,door"}, 400, "has an empty item"),
+        ({"keys": "\ttemperature"}, 400, "bad metric name"),
+        ({"start": " 5"}, 400, "neither epoch milliseconds nor an ISO 8601 time"),
         ({"keys": "humidity"}, 404, "has no metric humidity (it has: door, temperature)"),
     ]
     for params, status, fragment in cases:

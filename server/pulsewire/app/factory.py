@@ -19,7 +19,7 @@ from pulsewire.app.services import Services
 from pulsewire.channels import device, live
 from pulsewire.channels.hub import LiveHub
 from pulsewire.channels.presence import Presence
-from pulsewire.http import commands, devices, errors, openapi_page, ops, telemetry
+from pulsewire.http import allow, commands, devices, errors, openapi_doc, openapi_page, ops, security_headers, telemetry
 from pulsewire.metrics import Metrics
 from pulsewire.settings import Settings
 from pulsewire.storage.engine import migrate, open_engine
@@ -71,11 +71,14 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
+    openapi_doc.install(app, settings)
     openapi_page.install(app)
     for module in (ops, devices, commands, telemetry, device, live):
         app.include_router(module.router)
     dashboard = settings.dashboard_dir or shipped_dashboard()
     app.mount("/", StaticFiles(directory=dashboard, html=True), name="dashboard")
+    app.add_middleware(allow.answer_allow, router=app.router)
+    app.add_middleware(security_headers.security_headers)  # outermost: also on answer_allow's answers
     return app
 
 

@@ -14,6 +14,7 @@ from pulsewire.app.services import MetricsDep, PresenceDep, ReadsDep, WriterDep
 from pulsewire.channels import commands
 from pulsewire.channels.presence import Connection, PendingCommand, Presence
 from pulsewire.http.errors import no_device
+from pulsewire.http.responses import ADMIN, answers
 from pulsewire.http.schemas import CommandAcceptedOut, CommandIn, CommandResultOut, DeviceId
 from pulsewire.protocol.device import Result
 from pulsewire.protocol.rules import CMD_SET_INTERVAL, CommandError, command_args
@@ -42,10 +43,17 @@ class _Failed(Exception):
     summary="Send a command to a device and wait for its result",
     responses={
         202: {"model": CommandAcceptedOut, "description": "sent without waiting (wait=0), or stored for later"},
-        404: {"description": "no such device"},
-        409: {"description": "the device is offline (reboot)"},
-        503: {"description": "the connection ended before the device answered"},
-        504: {"description": "no result from the device within `wait` seconds"},
+        **answers(
+            400,
+            *ADMIN,
+            404,
+            words={
+                409: "the device is offline (reboot)",
+                503: "the connection ended before the device answered, or storage is unavailable (with Retry-After)",
+                504: "no result from the device within `wait` seconds",
+            },
+            retry_after_always=False,
+        ),
     },
 )
 async def send_command(

@@ -13,6 +13,7 @@ from pulsewire.app.services import PresenceDep, ReadsDep, SettingsDep, WriterDep
 from pulsewire.channels.presence import Presence
 from pulsewire.clock import now_ms
 from pulsewire.http.errors import no_device
+from pulsewire.http.responses import ADMIN, READ, answers
 from pulsewire.http.schemas import DeviceId, DeviceIn, DeviceOut, DeviceWithToken, PointOut, RemovedOut
 from pulsewire.protocol.device import CLOSE_TOKEN_REVOKED
 from pulsewire.settings import Settings
@@ -53,7 +54,9 @@ async def _disconnect(presence: Presence, device_id: str, reason: str) -> None:
         await conn.close(CLOSE_TOKEN_REVOKED, reason)
 
 
-@router.get("", response_model=list[DeviceOut], dependencies=[ReaderDep], summary="Every device")
+@router.get(
+    "", response_model=list[DeviceOut], dependencies=[ReaderDep], summary="Every device", responses=answers(*READ)
+)
 def list_devices(reads: ReadsDep, settings: SettingsDep, presence: PresenceDep) -> list[DeviceOut]:
     return [_out(rec, settings, presence) for rec in reads.devices()]
 
@@ -64,6 +67,7 @@ def list_devices(reads: ReadsDep, settings: SettingsDep, presence: PresenceDep) 
     response_model=DeviceWithToken,
     dependencies=[AdminDep],
     summary="Register a device; the answer holds its token, shown once",
+    responses=answers(400, *ADMIN, 503, words={409: "the id is already registered"}),
 )
 async def add_device(
     body: DeviceIn, writer: WriterDep, reads: ReadsDep, settings: SettingsDep, presence: PresenceDep
@@ -82,6 +86,7 @@ async def add_device(
     response_model=DeviceWithToken,
     dependencies=[AdminDep],
     summary="Rotate the token; the old one stops working at once",
+    responses=answers(400, *ADMIN, 404, 503),
 )
 async def rotate_token(
     device_id: DeviceId, writer: WriterDep, reads: ReadsDep, settings: SettingsDep, presence: PresenceDep
@@ -101,6 +106,7 @@ async def rotate_token(
     response_model=RemovedOut,
     dependencies=[AdminDep],
     summary="Remove a device (its readings stay unless purge=true)",
+    responses=answers(400, *ADMIN, 404, 503),
 )
 async def remove_device(
     device_id: DeviceId,
@@ -122,6 +128,7 @@ async def remove_device(
     response_model=dict[str, PointOut],
     dependencies=[ReaderDep],
     summary="The latest value of each metric",
+    responses=answers(400, *READ, 404),
 )
 def latest(device_id: DeviceId, reads: ReadsDep) -> dict[str, PointOut]:
     values = reads.latest(device_id)

@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from pulsewire.app.access import AdminDep
 from pulsewire.app.services import MetricsDep, PresenceDep, WriterDep
+from pulsewire.http.responses import ADMIN, answers
 
 router = APIRouter(tags=["operations"])
 
@@ -33,6 +34,7 @@ def metrics(instruments: MetricsDep) -> Response:
     "/api/admin/check",
     dependencies=[AdminDep],
     summary="Whether the admin key is right: 200 if so, 401 without a key, 403 with a wrong one",
+    responses=answers(*ADMIN),
 )
 def admin_check() -> dict[str, bool]:
     return {"admin": True}

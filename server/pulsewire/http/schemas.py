@@ -5,9 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pulsewire.protocol.rules import DEVICE_ID_PATTERN, STORED_DEVICE_ID_PATTERN
+from pulsewire.protocol.rules import (
+    CMD_REBOOT,
+    CMD_SET_INTERVAL,
+    COMMANDS,
+    DEVICE_ID_PATTERN,
+    MAX_INTERVAL_MS,
+    MIN_INTERVAL_MS,
+    STORED_DEVICE_ID_PATTERN,
+)
 
 # Any registered id, also "." or ".." that older versions took (sent as %2E%2E), so those can be removed.
 DeviceId = Annotated[str, Path(pattern=STORED_DEVICE_ID_PATTERN, description="Device id")]
@@ -47,12 +55,45 @@ class RemovedOut(BaseModel):
     purged_readings: int
 
 
+def _one_schema_per_command(schema: dict[str, Any]) -> None:
+    """The body as command_args checks it: each command with its own `args`.
+
+    The model itself takes any name and object, so that command_args words every refusal."""
+    no_args = {"anyOf": [{"type": "null"}, {"type": "object", "maxProperties": 0}]}
+    interval = {
+        "type": "object",
+        "properties": {"ms": {"type": "integer", "minimum": MIN_INTERVAL_MS, "maximum": MAX_INTERVAL_MS}},
+        "required": ["ms"],
+        "additionalProperties": False,
+    }
+    args = {CMD_REBOOT: no_args, CMD_SET_INTERVAL: interval}
+    schema["properties"]["name"] = {"enum": list(COMMANDS), "description": "Command: reboot or set_interval."}
+    schema["properties"]["args"] = {"description": schema["properties"]["args"]["description"]}
+    schema["oneOf"] = [
+        {
+            "type": "object",
+            "properties": {"name": {"const": name}, "args": args[name]},
+            "required": ["name", "args"] if name == CMD_SET_INTERVAL else ["name"],
+            "additionalProperties": False,
+        }
+        for name in COMMANDS
+    ]
+
+
 class CommandIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_schema_per_command)
     name: str = Field(description="Command: reboot or set_interval.")
     args: dict[str, Any] | None = Field(
         None, description='Arguments: set_interval takes {"ms": <int>}; reboot takes none.'
     )
+
+    @field_validator("args")
+    @classmethod
+    def _whole_numbers_as_integers(cls, args: dict[str, Any] | None) -> dict[str, Any] | None:
+        """JSON has one kind of number: `1000.0` is the integer 1000, as JSON Schema counts it."""
+        if not args:
+            return args
+        return {k: int(v) if type(v) is float and v.is_integer() else v for k, v in args.items()}
 
 
 class CommandResultOut(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from typing import Annotated, cast
@@ -16,9 +17,10 @@ from starlette.concurrency import run_in_threadpool
 from pulsewire.app.access import ReaderDep
 from pulsewire.app.services import ReadsDep, SettingsDep
 from pulsewire.http.errors import no_device
+from pulsewire.http.responses import READ, answers
 from pulsewire.http.schemas import DeviceId, PointOut
-from pulsewire.http.timeparse import parse_time
-from pulsewire.protocol.rules import MAX_TS, METRIC_NAME
+from pulsewire.http.timeparse import ISO_TIME, parse_time
+from pulsewire.protocol.rules import MAX_TS, METRIC_NAME, NAME_CHARS
 from pulsewire.settings import Settings
 from pulsewire.storage.layout import RESOLUTIONS
 from pulsewire.storage.queries import AGGREGATES, Agg, Answer, Order, Point, TelemetryQuery
@@ -63,19 +65,45 @@ def _checked_aggs(text: str | None) -> str | None:
     return text
 
 
+_AGG = "(?:" + "|".join(AGGREGATES) + ")"
+# Each aggregate at most once: no name that comes again after a comma.
+AGG_LIST = rf"^(?!(?:.*,)?({_AGG}),(?:.*,)?\1(?:,|$)){_AGG}(?:,{_AGG}){{0,{len(AGGREGATES) - 1}}}$"
+KEYS = rf"^$|^ *{NAME_CHARS} *(?:, *{NAME_CHARS} *)*$"
+_KEYS = re.compile(KEYS)
+# An epoch-ms integer or an ISO 8601 time (http/timeparse.py), as OpenAPI states it.
+_TIME_SCHEMA = {
+    "anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_TS}, {"type": "string", "pattern": ISO_TIME}]
+}
+
+
 @dataclass
 class TelemetryParams:
-    """The query parameters shared by /telemetry and /telemetry.csv."""
+    """The query parameters shared by /telemetry and /telemetry.csv.
+
+    Some are checked here rather than by FastAPI, for refusals in their own words; their OpenAPI
+    schema (json_schema_extra) states the same rule. `limit`'s bounds come from the settings
+    (http/openapi_doc.py)."""
 
     keys: Annotated[
-        str | None, Query(description="Comma-separated metric names; default: every metric of the device.")
+        str | None,
+        Query(
+            description="Comma-separated metric names; default: every metric of the device.",
+            json_schema_extra={"pattern": KEYS},
+        ),
     ] = None
     start: Annotated[
-        str | None, Query(description="Earliest ts, inclusive: epoch ms or ISO 8601. Default: the beginning.")
+        str | None,
+        Query(
+            description="Earliest ts, inclusive: epoch ms or ISO 8601. Default: the beginning.",
+            json_schema_extra=_TIME_SCHEMA,
+        ),
     ] = None
-    end: Annotated[str | None, Query(description="Latest ts, inclusive: epoch ms or ISO 8601. Default: no bound.")] = (
-        None
-    )
+    end: Annotated[
+        str | None,
+        Query(
+            description="Latest ts, inclusive: epoch ms or ISO 8601. Default: no bound.", json_schema_extra=_TIME_SCHEMA
+        ),
+    ] = None
     limit: Annotated[int | None, Query(description="Most points per metric (default 1000, at most 100000).")] = None
     order: Annotated[Order, Query(description="asc: oldest first; desc: newest first.")] = "desc"
     interval: Annotated[
@@ -85,7 +113,8 @@ class TelemetryParams:
         str | None,
         Query(
             description="Aggregate(s) per bucket, comma-separated, each at most once: avg, min, max, sum, count "
-            "(default avg when interval is given). With several, each point has one field per aggregate."
+            "(default avg when interval is given). With several, each point has one field per aggregate.",
+            json_schema_extra={"pattern": AGG_LIST},
         ),
         AfterValidator(_checked_aggs),
     ] = None
@@ -117,11 +146,7 @@ def _plan(
         raise HTTPException(400, f"limit: {limit} is out of range 1..{settings.query_max_limit}")
     if p.agg is not None and p.interval is None:
         raise HTTPException(400, "agg needs interval (bucket width in ms)")
-    wanted = [k.strip() for k in p.keys.split(",") if k.strip()] if p.keys else None
-    if wanted is not None:
-        bad = [k for k in wanted if not METRIC_NAME.match(k)]
-        if bad or not wanted:
-            raise HTTPException(400, f"keys: bad metric name(s) {bad!r}" if bad else "keys: empty list")
+    wanted = _wanted_keys(p.keys) if p.keys else None
     known = reads.series_of(device_id)
     if known is None:
         raise no_device(device_id)
@@ -138,6 +163,18 @@ def _plan(
     return chosen, query
 
 
+def _wanted_keys(text: str) -> list[str]:
+    if not _KEYS.fullmatch(text):
+        items = [k.strip(" ") for k in text.split(",")]
+        bad = [k for k in items if k and not METRIC_NAME.match(k)]
+        if bad:
+            raise HTTPException(400, f"keys: bad metric name(s) {bad!r}")
+        if not any(items):
+            raise HTTPException(400, "keys: empty list")
+        raise HTTPException(400, f"keys: {text[:80]!r} has an empty item; separate names with single commas")
+    return [k.strip(" ") for k in text.split(",")]
+
+
 def _fields(query: TelemetryQuery) -> tuple[str, ...]:
     """The names of a point's values: `value`, or with several aggregates one field per aggregate."""
     aggs = query.aggs
@@ -151,7 +188,8 @@ def _fields(query: TelemetryQuery) -> tuple[str, ...]:
         200: {
             "model": dict[str, list[PointOut]],
             "description": "metric -> points: {ts, value}, or {ts, <agg1>, <agg2>, ...} with several aggregates",
-        }
+        },
+        **answers(400, *READ, words={404: "no such device, or a metric in `keys` it has no readings for"}),
     },
     summary="Stored readings, raw or aggregated per interval",
 )
@@ -204,7 +242,8 @@ def _csv_value(value: float | int | bool | None) -> str:
         200: {
             "content": {"text/csv": {}},
             "description": "metric,ts,value rows (metric,ts,<agg>,... with several aggregates), streamed",
-        }
+        },
+        **answers(400, *READ, words={404: "no such device, or a metric in `keys` it has no readings for"}),
     },
     summary="The same rows as /telemetry, as CSV, streamed",
 )
