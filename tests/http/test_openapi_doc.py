@@ -10,7 +10,13 @@ import pytest
 from pulsewire.app.factory import create_app
 from pulsewire.http.telemetry import AGG_LIST, KEYS
 from pulsewire.http.timeparse import ISO_TIME
-from pulsewire.protocol.rules import COMMANDS, DEVICE_ID_PATTERN, MAX_INTERVAL_MS, MIN_INTERVAL_MS
+from pulsewire.protocol.rules import (
+    COMMANDS,
+    DEVICE_ID_PATTERN,
+    MAX_INTERVAL_MS,
+    MIN_INTERVAL_MS,
+    STORED_DEVICE_ID_PATTERN,
+)
 from pulsewire.settings import Settings
 
 ERROR_BODY = {"$ref": "#/components/schemas/ErrorOut"}
@@ -86,7 +92,10 @@ def test_every_storage_route_may_answer_503_with_retry_after(doc: dict[str, Any]
 def test_parameters_are_constrained(doc: dict[str, Any]) -> None:
     op = doc["paths"]["/api/devices/{device_id}/telemetry"]["get"]
     params = {p["name"]: p["schema"] for p in op["parameters"]}
-    assert params["device_id"]["pattern"] == DEVICE_ID_PATTERN
+    assert (
+        params["device_id"]["pattern"] == STORED_DEVICE_ID_PATTERN
+    )  # paths also reach . and .. stored by older versions
+    assert doc["components"]["schemas"]["DeviceIn"]["properties"]["id"]["pattern"] == DEVICE_ID_PATTERN
     for name in ("start", "end"):
         assert params[name]["anyOf"] == [
             {"type": "integer", "minimum": 0, "maximum": 2**53 - 1},
