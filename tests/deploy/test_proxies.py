@@ -25,6 +25,7 @@ from tests.support.certs import self_signed
 from tests.support.chromium import CHROMIUM, LAUNCH_ARGS
 from tests.support.clients import SUBPROTOCOL, now_ms
 from tests.support.server import Server
+from tests.support.simboard import board, firmware_config
 from tests.support.waiting import wait_until
 from tests.support.webservers import Proxy, config_block, env_file
 
@@ -174,3 +175,23 @@ def test_the_dashboard_and_the_api_page_under_the_sub_path_in_chromium(
             assert not log.unexpected(), log.errors
         finally:
             browser.close()
+
+
+def test_the_firmware_streams_through_the_proxy_verifying_it(
+    proxy: Proxy, server: Server, certificate: tuple[Path, Path], tls: ssl.SSLContext
+) -> None:
+    """The board's `server` URL carries the sub-path; its `ca` is the proxy's certificate."""
+    device_id, token = _register(proxy, tls, server)
+    acks_before = server.metric_value("pulsewire_acks_total")
+    config = firmware_config(proxy.base, token, ca="ca.pem")
+    with board(config=config, files={"/ca.pem": certificate[0].read_bytes()}) as sim:
+        sim.wait_for_line("link: online", timeout=30)
+        wait_until(lambda: _stored_count(proxy, tls, device_id) >= 3, 20, "the board's readings stored")
+        wait_until(lambda: server.metric_value("pulsewire_acks_total") > acks_before, 10, "the board's batches acked")
+    line = _logged(server, "device connected", device_id)
+    assert "client=127.0.0.1" in line, line
+
+
+def _stored_count(proxy: Proxy, tls: ssl.SSLContext, device_id: str) -> int:
+    resp = httpx.get(f"{proxy.base}/api/devices/{device_id}/telemetry", verify=tls)
+    return sum(len(points) for points in resp.json().values()) if resp.status_code == 200 else 0
