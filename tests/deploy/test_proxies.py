@@ -20,6 +20,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 from websockets.sync.client import ClientConnection, connect
 
+from pulsewire.settings import Settings
 from tests.support.browser import require_chromium, watch_console
 from tests.support.certs import self_signed
 from tests.support.chromium import CHROMIUM, LAUNCH_ARGS
@@ -27,10 +28,12 @@ from tests.support.clients import SUBPROTOCOL, now_ms
 from tests.support.server import Server
 from tests.support.simboard import board, firmware_config
 from tests.support.waiting import wait_until
-from tests.support.webservers import Proxy, config_block, env_file
+from tests.support.webservers import DOC_IDLE_TIMEOUT_S, Proxy, config_block, env_file
 
 SET_BY_THE_TEST_RUNNER = ("PULSEWIRE_HOST", "PULSEWIRE_PORT", "PULSEWIRE_DATA_DIR", "PULSEWIRE_ADMIN_KEY")
 FORGED = "203.0.113.9"
+PING_INTERVAL_S = 1
+IDLE_TIMEOUT_S = 3  # the proxies' idle timeout in these tests (documented: DOC_IDLE_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
         k.removeprefix("PULSEWIRE_").lower(): v for k, v in documented.items() if k not in SET_BY_THE_TEST_RUNNER
     }
     assert settings == {"root_path": "/pulsewire", "trusted_proxies": "127.0.0.1,::1"}
-    server = Server(tmp_path_factory.mktemp("server"), settings=settings).start()
+    # The keepalive made short enough to outlast the proxies' (shortened) idle timeouts in a test.
+    keepalive = {"ping_interval_s": str(PING_INTERVAL_S), "ping_timeout_s": str(PING_INTERVAL_S)}
+    server = Server(tmp_path_factory.mktemp("server"), settings=settings | keepalive).start()
     request.addfinalizer(server.stop)
     return server
 
@@ -60,7 +65,8 @@ def proxy(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Proxy]:
     cert, key = certificate
-    running = Proxy(request.param, tmp_path_factory.mktemp(request.param), server.port, cert, key).start()
+    folder = tmp_path_factory.mktemp(request.param)
+    running = Proxy(request.param, folder, server.port, cert, key, idle_timeout_s=IDLE_TIMEOUT_S).start()
     yield running
     running.stop()
 
@@ -195,3 +201,14 @@ def test_the_firmware_streams_through_the_proxy_verifying_it(
 def _stored_count(proxy: Proxy, tls: ssl.SSLContext, device_id: str) -> int:
     resp = httpx.get(f"{proxy.base}/api/devices/{device_id}/telemetry", verify=tls)
     return sum(len(points) for points in resp.json().values()) if resp.status_code == 200 else 0
+
+
+def test_an_idle_device_outlasts_the_proxy_s_idle_timeout(proxy: Proxy, server: Server, tls: ssl.SSLContext) -> None:
+    """The server's pings keep a quiet connection busy, so the proxy never drops it as idle."""
+    defaults = Settings()
+    assert defaults.ping_interval_s + defaults.ping_timeout_s < DOC_IDLE_TIMEOUT_S  # as documented
+    _, token = _register(proxy, tls, server)
+    with _device(proxy, tls, token) as ws:
+        time.sleep(IDLE_TIMEOUT_S * 2)  # silent, past the proxy's idle timeout
+        ws.send(orjson.dumps({"type": "telemetry", "seq": 1, "data": [{"ts": now_ms(), "values": {"t": 1}}]}).decode())
+        assert orjson.loads(ws.recv(5)) == {"type": "ack", "seq": 1}

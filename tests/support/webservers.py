@@ -24,6 +24,13 @@ START_TIMEOUT_S = 15.0
 DOC_PORT = "443"  # what the documented configurations listen on
 DOC_CERT = "/etc/ssl/pulsewire/fullchain.pem"
 DOC_KEY = "/etc/ssl/pulsewire/privkey.pem"
+DOC_IDLE_TIMEOUT_S = 90
+# Where each configuration sets its idle timeout, as documented.
+IDLE_TIMEOUTS = {
+    "nginx": f"{DOC_IDLE_TIMEOUT_S}s;",
+    "apache": f"Timeout {DOC_IDLE_TIMEOUT_S}",
+    "lighttpd": f"-idle = {DOC_IDLE_TIMEOUT_S}",
+}
 BINARIES = {"nginx": "/usr/sbin/nginx", "apache": "/usr/sbin/apache2", "lighttpd": "/usr/sbin/lighttpd"}
 PACKAGES = {"nginx": "nginx", "apache": "apache2", "lighttpd": "lighttpd lighttpd-mod-openssl"}
 
@@ -71,6 +78,7 @@ class Proxy:
     upstream_port: int
     cert: Path
     key: Path
+    idle_timeout_s: int = DOC_IDLE_TIMEOUT_S  # a shorter one lets a test outlast it
     port: int = field(default_factory=_free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -124,6 +132,8 @@ class Proxy:
         raise RuntimeError(f"{self.kind} did not listen on {self.port} within {START_TIMEOUT_S:g} s:\n{self.logs()}")
 
     def _site(self, name: str, values: dict[str, str]) -> Path:
+        timeout = IDLE_TIMEOUTS[name]
+        values[timeout] = timeout.replace(str(DOC_IDLE_TIMEOUT_S), str(self.idle_timeout_s))
         site = self.folder / f"{name}.conf"
         site.write_text(fill(config_block(name), values))
         return site
