@@ -9,7 +9,6 @@ modules) stands in for the distribution's, so the proxy runs from a temporary fo
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -210,7 +209,3 @@ class Proxy:
             f'include "{site}"\n'
         )
         return [binary, "-D", "-f", str(main)]
-
-
-def which_systemd_analyze() -> str | None:
-    return shutil.which("systemd-analyze")
