@@ -12,6 +12,7 @@ needs nothing the tests alone use.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import signal
@@ -74,7 +75,7 @@ class Server:
     def ws_base(self) -> str:
         return f"{'wss' if self.ca else 'ws'}://127.0.0.1:{self.port}"
 
-    @property
+    @functools.cached_property
     def verify(self) -> ssl.SSLContext | bool:
         """What HTTP clients verify the server with: its own certificate when it serves TLS."""
         return ssl.create_default_context(cafile=self.ca) if self.ca else True
