@@ -2,6 +2,7 @@
 // the server's own `detail`, ready to show.
 
 import { readResolution } from "./resolution.js";
+import { apiUrl } from "./urls.js";
 
 export class ApiError extends Error {
   constructor(status, message) {
@@ -21,8 +22,9 @@ function detailText(detail) {
 const enc = encodeURIComponent;
 
 // `keys.read()` and `keys.admin()` return the keys held in memory (or null); `keys.adminRefused`
-// hears when the server no longer takes the admin key (it was changed on the server).
-export function makeApi(keys) {
+// hears when the server no longer takes the admin key (it was changed on the server). Paths are
+// relative to `base`, the page's URL (urls.js).
+export function makeApi(keys, base) {
   // The answer's body and headers.
   async function request(method, path, { body, admin = false, adminKey = null } = {}) {
     const headers = {};
@@ -31,7 +33,7 @@ export function makeApi(keys) {
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let resp;
     try {
-      resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      resp = await fetch(apiUrl(base, path), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     } catch {
       throw new ApiError(0, "The server cannot be reached.");
     }
@@ -50,10 +52,10 @@ export function makeApi(keys) {
     return { data, headers: resp.headers };
   }
   const call = async (...args) => (await request(...args)).data;
-  const telemetryPath = (id, params) => `/api/devices/${enc(id)}/telemetry?${params}`;
+  const telemetryPath = (id, params) => `api/devices/${enc(id)}/telemetry?${params}`;
 
   return {
-    devices: () => call("GET", "/api/devices"),
+    devices: () => call("GET", "api/devices"),
     telemetry: (id, params) => call("GET", telemetryPath(id, params)),
     // The same readings, with which stored resolutions served them: {readings, served} (resolution.js).
     async telemetryServed(id, params) {
@@ -65,12 +67,12 @@ export function makeApi(keys) {
       const q = new URLSearchParams(params);
       const key = keys.read();
       if (key) q.set("key", key);
-      return `/api/devices/${enc(id)}/telemetry.csv?${q}`;
+      return apiUrl(base, `api/devices/${enc(id)}/telemetry.csv?${q}`);
     },
-    checkAdmin: (adminKey) => call("GET", "/api/admin/check", { adminKey }),
-    addDevice: (id, name) => call("POST", "/api/devices", { admin: true, body: name ? { id, name } : { id } }),
-    rotateToken: (id) => call("POST", `/api/devices/${enc(id)}/token`, { admin: true }),
-    removeDevice: (id, purge) => call("DELETE", `/api/devices/${enc(id)}?purge=${purge ? "true" : "false"}`, { admin: true }),
-    command: (id, name, args) => call("POST", `/api/devices/${enc(id)}/commands?wait=10`, { admin: true, body: { name, args } }),
+    checkAdmin: (adminKey) => call("GET", "api/admin/check", { adminKey }),
+    addDevice: (id, name) => call("POST", "api/devices", { admin: true, body: name ? { id, name } : { id } }),
+    rotateToken: (id) => call("POST", `api/devices/${enc(id)}/token`, { admin: true }),
+    removeDevice: (id, purge) => call("DELETE", `api/devices/${enc(id)}?purge=${purge ? "true" : "false"}`, { admin: true }),
+    command: (id, name, args) => call("POST", `api/devices/${enc(id)}/commands?wait=10`, { admin: true, body: { name, args } }),
   };
 }

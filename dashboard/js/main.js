@@ -11,6 +11,7 @@ import {
   makeStore, newestTs, removeDevice,
 } from "./store.js";
 import { makeTheme } from "./theme.js";
+import { liveUrl } from "./urls.js";
 
 const DEVICE_LIST_REFRESH_MS = 30000;
 const REFILL_PARALLEL = 4;
@@ -27,11 +28,12 @@ let down = null;
 
 const theme = makeTheme();
 const store = makeStore();
-const api = makeApi({
+const keys = {
   read: () => readKey,
   admin: () => admin.key(),
   adminRefused: (why) => admin.lock(`Admin actions are off: ${why}`),
-});
+};
+const api = makeApi(keys, document.baseURI);
 const admin = makeAdmin({
   api,
   onChange(message, addedId) {
@@ -78,16 +80,10 @@ function showConnection() {
   $("conn-retry").hidden = connected || !down;
 }
 
-function liveUrl() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const query = readKey ? `?key=${encodeURIComponent(readKey)}` : "";
-  return `${scheme}://${location.host}/ws/live${query}`;
-}
-
 function startLive() {
   let first = true;
   live = keepLive({
-    url: liveUrl,
+    url: () => liveUrl(document.baseURI, readKey),
     onOpen() {
       connected = true;
       down = null;

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pulsewire.protocol.rules import MAX_INTERVAL_MS, MIN_INTERVAL_MS
+from pulsewire.proxies import Network, parse_trusted
 from pulsewire.storage.retention import Retention
 
 
@@ -22,6 +23,19 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on (0 picks a free one).")
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate (with its chain) to serve https:// and wss:// directly; needs tls_key."
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert (unencrypted); needs tls_cert.")
+    trusted_proxies: str | None = Field(
+        None,
+        description="Comma-separated addresses and CIDRs of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; unset: none (the socket's peer is the client).",
+    )
+    root_path: str | None = Field(
+        None,
+        description="Path prefix the server is reached under behind a proxy that strips it (/pulsewire); unset: none.",
+    )
     data_dir: Path = Field(Path("data"), description="Folder for the SQLite database and the admin key file.")
     database_url: str | None = Field(
         None,
@@ -87,6 +101,22 @@ class Settings(BaseSettings):
             raise ValueError("only sqlite:// and postgresql+psycopg:// URLs are supported")
         return url
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, text: str | None) -> str | None:
+        parse_trusted(text or "")
+        return text
+
+    @field_validator("root_path")
+    @classmethod
+    def _a_prefix(cls, prefix: str | None) -> str | None:
+        if prefix is None:
+            return None
+        prefix = prefix.strip().rstrip("/")
+        if prefix and (not prefix.startswith("/") or any(c in prefix for c in "?#% ")):
+            raise ValueError(f"{prefix!r} is not a path prefix such as /pulsewire")
+        return prefix
+
     @field_validator("dashboard_dir")
     @classmethod
     def _a_dashboard(cls, folder: Path | None) -> Path | None:
@@ -105,6 +135,13 @@ class Settings(BaseSettings):
         return value.lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            given, missing = ("tls_cert", "tls_key") if self.tls_key is None else ("tls_key", "tls_cert")
+            raise ValueError(f"{given} is set but {missing} is not: give both (https) or neither (http)")
+        return self
+
+    @model_validator(mode="after")
     def _limits_agree(self) -> Settings:
         if self.query_default_limit > self.query_max_limit:
             raise ValueError(
@@ -118,6 +155,10 @@ class Settings(BaseSettings):
             return value or None
 
         return Retention(days(self.retention_raw_days), days(self.retention_1m_days), days(self.retention_1h_days))
+
+    @cached_property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        return parse_trusted(self.trusted_proxies or "")
 
     @property
     def resolved_database_url(self) -> str:

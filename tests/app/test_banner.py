@@ -35,3 +35,17 @@ def test_the_next_steps_carry_the_server_and_data_folder_when_not_the_defaults()
 def test_a_given_admin_key_needs_no_data_folder_in_the_next_steps() -> None:
     text = banner("http://127.0.0.1:8000", Settings(data_dir=Path("x"), admin_key="k"), devkit=True, lan=None)
     assert "--data-dir" not in text
+
+
+def test_a_tls_server_shows_https_and_wss_and_how_clients_trust_it() -> None:
+    settings = Settings(host="0.0.0.0", port=8443, tls_cert=Path("/etc/pw/cert.pem"), tls_key=Path("/etc/pw/key.pem"))
+    text = banner("https://127.0.0.1:8443", settings, devkit=True, lan="192.168.1.20")
+    for line in (
+        "Dashboard:  https://127.0.0.1:8443/",
+        "API docs:   https://127.0.0.1:8443/docs",
+        "Live:       wss://127.0.0.1:8443/ws/live",
+        "pulsewire flash --port /dev/ttyUSB0 --server https://192.168.1.20:8443 --device-id greenhouse-1",
+        "SSL_CERT_FILE=/etc/pw/cert.pem",
+    ):
+        assert line in text, line
+    assert "http://" not in text and "ws://" not in text

@@ -274,3 +274,30 @@ async def test_silent_device_is_marked_offline(server: Server) -> None:
         assert devices[dev]["online"] is False and devices[dev]["last_seen"] is not None
     finally:
         writer.close()
+
+
+def _disconnect_line(server: Server, device_id: str) -> str | None:
+    lines = [line for line in server.log_lines() if "device disconnected" in line and f"device={device_id}" in line]
+    return lines[-1] if lines else None
+
+
+async def test_disconnect_is_logged_with_who_closed_and_why(server: Server) -> None:
+    clean, token = server.register()
+    async with device(server, token) as ws:
+        await ws.close(1000, "going to sleep")
+    line = await eventually(lambda: _disconnect_line(server, clean), 5, "the clean close logged")
+    assert "by=device" in line and "close_code=1000" in line and 'reason="going to sleep"' in line, line
+
+    lost, token = server.register()
+    async with device(server, token) as ws:
+        ws.transport.abort()  # no close frame: the connection is lost
+    line = await eventually(lambda: _disconnect_line(server, lost), 5, "the lost connection logged")
+    assert "by=lost" in line and ("close_code=1005" in line or "close_code=1006" in line), line
+
+    closed, token = server.register()
+    async with device(server, token) as ws:
+        await ws.send("not json")
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    line = await eventually(lambda: _disconnect_line(server, closed), 5, "the server's close logged")
+    assert "by=server" in line and "close_code=1007" in line, line

@@ -109,6 +109,10 @@ def test_bad_settings_are_refused_with_the_reason() -> None:
     assert out.returncode == 2 and "only sqlite:// and postgresql+psycopg:// URLs" in out.stderr
     out = pulsewire("serve", "--dashboard-dir", "/nonexistent/page")
     assert out.returncode == 2 and "dashboard_dir: /nonexistent/page has no index.html to serve at /" in out.stderr
+    out = pulsewire("serve", "--trusted-proxies", "127.0.0.1,nginx")
+    assert out.returncode == 2 and "trusted_proxies: 'nginx' is not an IP address or a CIDR" in out.stderr
+    out = pulsewire("serve", "--root-path", "pulsewire/")
+    assert out.returncode == 2 and "root_path: 'pulsewire' is not a path prefix such as /pulsewire" in out.stderr
 
 
 def test_first_start_generates_the_admin_key_once(tmp_path: Path) -> None:

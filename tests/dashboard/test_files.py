@@ -36,11 +36,21 @@ def test_vendored_files_are_the_released_ones() -> None:
     assert "MIT License" in (VENDOR / "uplot" / "LICENSE").read_text()
 
 
+SERVER_PAGES = {"docs", "metrics"}  # linked from the page, served by the server's routes
+
+
 def test_the_page_references_only_files_that_exist() -> None:
     refs = ASSET.findall((DASHBOARD / "index.html").read_text())
     assert "js/main.js" in refs and "app.css" in refs
     for ref in refs:
-        assert (DASHBOARD / ref).is_file(), f"index.html refers to a missing {ref}"
+        assert ref in SERVER_PAGES or (DASHBOARD / ref).is_file(), f"index.html refers to a missing {ref}"
+
+
+def test_every_url_of_the_dashboard_is_relative_to_the_page() -> None:
+    """A path from the server's root would leave the sub-path a proxy serves the dashboard under."""
+    for path in [DASHBOARD / "index.html", *MODULES]:
+        absolute = re.findall(r"""(?:href|src)=["']/|["'`]/(?:api|ws|docs|metrics)\b""", path.read_text())
+        assert not absolute, f"{path.name}: {absolute}"
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda p: p.name)

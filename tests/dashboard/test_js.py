@@ -35,6 +35,7 @@ COVERED = [
     "series.js",
     "store.js",
     "timeaxis.js",
+    "urls.js",
     "valueaxis.js",
 ]
 TEST_FILES = [
@@ -48,6 +49,7 @@ TEST_FILES = [
     "store.test.mjs",
     "live.test.mjs",
     "timeaxis.test.mjs",
+    "urls.test.mjs",
     "valueaxis.test.mjs",
 ]
 EXPORT = re.compile(r"^export\s+(?:async\s+)?(?:function\*?|const|let|class)\s+([A-Za-z_$][\w$]*)", re.MULTILINE)

@@ -24,6 +24,7 @@ async def device(server: Server, token: str, *, hello: bool = True) -> AsyncIter
         additional_headers={"Authorization": f"Bearer {token}"},
         open_timeout=10,
         ping_interval=None,
+        **_tls(server),
     ) as ws:
         if hello:
             await ws.send(dumps({"type": "hello", "fw": "test-1.0", "uptime": 1}))
@@ -34,8 +35,15 @@ async def device(server: Server, token: str, *, hello: bool = True) -> AsyncIter
 
 @contextlib.asynccontextmanager
 async def live(server: Server, query: str = "") -> AsyncIterator[ClientConnection]:
-    async with websockets.connect(server.ws_base + "/ws/live" + query, open_timeout=10, max_size=None) as ws:
+    async with websockets.connect(
+        server.ws_base + "/ws/live" + query, open_timeout=10, max_size=None, **_tls(server)
+    ) as ws:
         yield ws
+
+
+def _tls(server: Server) -> dict[str, Any]:
+    """A server serving TLS is verified against its own certificate."""
+    return {"ssl": server.verify} if server.ca else {}
 
 
 def dumps(obj: Any) -> str:
@@ -66,5 +74,3 @@ async def live_until(ws: ClientConnection, predicate: Any, timeout: float = 5) -
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-

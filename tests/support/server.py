@@ -12,10 +12,12 @@ needs nothing the tests alone use.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -62,15 +64,21 @@ class Server:
     proc: subprocess.Popen[Any] | None = None
     flags: list[str] = field(default_factory=list)
     log_level: str = "info"
+    ca: Path | None = None  # serving TLS (tls_cert/tls_key in settings): the certificate clients verify it with
     _log_start: int = field(default=0, init=False, repr=False)  # server.log's size when this run started
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def ws_base(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{'wss' if self.ca else 'ws'}://127.0.0.1:{self.port}"
+
+    @functools.cached_property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What HTTP clients verify the server with: its own certificate when it serves TLS."""
+        return ssl.create_default_context(cafile=self.ca) if self.ca else True
 
     @property
     def pid(self) -> int:
@@ -109,7 +117,7 @@ class Server:
     def healthy(self) -> bool:
         """Does it answer /healthz with 200 now?"""
         try:
-            return httpx.get(self.base + "/healthz", timeout=1).status_code == 200
+            return httpx.get(self.base + "/healthz", timeout=1, verify=self.verify).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -122,7 +130,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise ServerError(f"server exited with {self.proc.returncode} at start:\n{self.log_tail()}")
             try:
-                resp = httpx.get(self.base + "/healthz", timeout=1)
+                resp = httpx.get(self.base + "/healthz", timeout=1, verify=self.verify)
                 if resp.status_code == 200:
                     return
                 last = f"HTTP {resp.status_code}"
@@ -201,21 +209,21 @@ class Server:
         return {"Authorization": f"Bearer {self.admin_key}"}
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.get(self.base + path, timeout=10, **kw)
+        return httpx.get(self.base + path, timeout=10, verify=self.verify, **kw)
 
     def register(self, device_id: str | None = None, name: str | None = None) -> tuple[str, str]:
         device_id = device_id or "dev-" + secrets.token_hex(4)
         body: dict[str, str] = {"id": device_id}
         if name:
             body["name"] = name
-        resp = httpx.post(self.base + "/api/devices", json=body, headers=self.admin(), timeout=10)
+        resp = httpx.post(self.base + "/api/devices", json=body, headers=self.admin(), timeout=10, verify=self.verify)
         assert resp.status_code == 201, resp.text
         return device_id, resp.json()["token"]
 
     def register_many(self, device_ids: list[str]) -> list[str]:
         """Register the devices over one connection (there is no bulk call); their tokens, in the same order."""
         tokens = []
-        with httpx.Client(base_url=self.base, headers=self.admin(), timeout=30) as client:
+        with httpx.Client(base_url=self.base, headers=self.admin(), timeout=30, verify=self.verify) as client:
             for device_id in device_ids:
                 resp = client.post("/api/devices", json={"id": device_id})
                 if resp.status_code != 201:
@@ -226,7 +234,7 @@ class Server:
     def remove(self, device_ids: list[str]) -> list[str]:
         """Remove the devices with their readings, best effort; the ids that could not be removed."""
         failed = []
-        with httpx.Client(base_url=self.base, headers=self.admin(), timeout=120) as client:
+        with httpx.Client(base_url=self.base, headers=self.admin(), timeout=120, verify=self.verify) as client:
             for device_id in device_ids:
                 try:
                     resp = client.delete(f"/api/devices/{device_id}", params={"purge": "true"})

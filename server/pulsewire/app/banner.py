@@ -19,6 +19,7 @@ def banner(base: str, settings: Settings, *, devkit: bool, lan: str | None) -> s
     if settings.data_dir != Path("data") and not settings.admin_key:
         where += f" --data-dir {settings.data_dir}"
     port = base.rsplit(":", 1)[1]
+    scheme = base.split("://", 1)[0]
     lines = [
         "",
         f"  Dashboard:  {base}/",
@@ -30,17 +31,23 @@ def banner(base: str, settings: Settings, *, devkit: bool, lan: str | None) -> s
         f"    simulated devices:  pulsewire simulate 3{where}",
     ]
     if settings.host in ("0.0.0.0", "::"):
-        board_base = f"http://{lan or '<this machine>'}:{port}"
+        board_base = f"{scheme}://{lan or '<this machine>'}:{port}"
         lines.append(
             f"    flash a board:      pulsewire flash --port /dev/ttyUSB0 --server {board_base} --device-id greenhouse-1"
         )
     else:
         lines += [
             "    flash a board:      boards cannot reach " + settings.host + ": serve with --host 0.0.0.0, then",
-            f"                        pulsewire flash --port /dev/ttyUSB0 --server http://<this machine>:{port} "
+            f"                        pulsewire flash --port /dev/ttyUSB0 --server {scheme}://<this machine>:{port} "
             "--device-id greenhouse-1",
         ]
     if not devkit:
         lines.append(f"                        (flashing needs the devkit: {DEVKIT_INSTALL})")
+    if settings.tls_cert:
+        lines += [
+            "",
+            f"  TLS:        {settings.tls_cert}; with a self-signed certificate, the commands above need",
+            f"              SSL_CERT_FILE={settings.tls_cert}, and a board its CA in `ca` (docs/firmware.md)",
+        ]
     lines.append("")
     return "\n".join(lines)

@@ -39,16 +39,24 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
+        # Forwarded headers only from the trusted proxies; with none, not at all (uvicorn's own
+        # default believes any local process).
+        proxy_headers=bool(settings.trusted_networks),
+        forwarded_allow_ips=[str(network) for network in settings.trusted_networks],
+        root_path=settings.root_path or "",
     )
 
 
 def bound_address(server: uvicorn.Server, settings: Settings) -> str:
+    scheme = "https" if settings.tls_cert else "http"
     for srv in server.servers:
         for sock in srv.sockets:
             host, port = sock.getsockname()[:2]
             shown = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-            return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
-    return f"http://{settings.host}:{settings.port}"
+            return f"{scheme}://[{shown}]:{port}" if ":" in shown else f"{scheme}://{shown}:{port}"
+    return f"{scheme}://{settings.host}:{settings.port}"
 
 
 def check_port_free(host: str, port: int) -> str | None:

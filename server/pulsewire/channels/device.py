@@ -31,6 +31,8 @@ log = logging.getLogger("pulsewire.device")
 
 router = APIRouter()
 
+NO_CLOSE_CODE = (1005, 1006)  # RFC 6455: no status received, closed abnormally
+
 
 @router.websocket("/ws/device")
 async def device_channel(ws: WebSocket, services: ServicesDep) -> None:
@@ -71,6 +73,7 @@ class DeviceConnection:
         self.token = token
         self.session = codec.DeviceSession()
         self.closing: tuple[int, str] | None = None  # the close code and reason, once closing
+        self.closed_by_device: tuple[int, str] | None = None  # the code and reason the device closed with
         self.me = Connection(device_id, self.close, ws.send_text)
         # Batches handed to the writer, in arrival order, with the future of their commit.
         self.pending: asyncio.Queue[tuple[int, asyncio.Future[None]]] = asyncio.Queue()
@@ -124,6 +127,7 @@ class DeviceConnection:
         while self.closing is None:
             message = await self.ws.receive()
             if message["type"] == "websocket.disconnect":
+                self.closed_by_device = (message.get("code", 1005), message.get("reason") or "")
                 return
             frame = message.get("text")
             if frame is None:
@@ -254,8 +258,15 @@ class DeviceConnection:
             services.hub.publish_status(self.device_id, False, seen)
             with contextlib.suppress(Exception):
                 await services.writer.touch(self.device_id, seen)
-        code, reason = self.closing or (None, "closed by device or lost")
-        log.info("device disconnected", extra={"device": self.device_id, "close_code": code, "reason": reason})
+        log.info("device disconnected", extra={"device": self.device_id, **self._how_closed()})
+
+    def _how_closed(self) -> dict[str, object]:
+        """Who closed, with which code and reason. The ASGI server reports a connection that ended
+        without a close code as 1005 or 1006: lost, as far as anyone can tell."""
+        if self.closing is not None:
+            return {"by": "server", "close_code": self.closing[0], "reason": self.closing[1]}
+        code, reason = self.closed_by_device or (1006, "")
+        return {"by": "lost" if code in NO_CLOSE_CODE else "device", "close_code": code, "reason": reason}
 
 
 def _consume(done: asyncio.Future[None]) -> None:

@@ -35,6 +35,12 @@ def serve(simulate_count: int, **values: Any) -> None:
     problem = serving.check_port_free(settings.host, settings.port)
     if problem:
         raise click.ClickException(f"{problem}. Is another server running there? Pick another with --port.")
+    if settings.tls_cert and settings.tls_key:
+        from pulsewire.app.tls import tls_problem
+
+        problem = tls_problem(settings.tls_cert, settings.tls_key)
+        if problem:
+            raise click.ClickException(f"{problem}. Check --tls-cert and --tls-key.")
     on_started = None
     if simulate_count:
         from pulsewire.app.adminkey import resolve_admin_key
