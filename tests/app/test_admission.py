@@ -12,6 +12,7 @@ from pulsewire.app.admission import (
     Limits,
     TokenBucket,
     connection_cap,
+    peers_in,
     pending_cap,
 )
 
@@ -91,3 +92,10 @@ def test_the_connection_cap_leaves_a_reserve_of_descriptors(open_files: int, cap
 @pytest.mark.parametrize(("total", "per_address"), [(896, 224), (17_500, 1000), (2, 1)])
 def test_the_derived_per_address_cap_is_a_quarter_of_the_total_at_most_1000(total: int, per_address: int) -> None:
     assert pending_cap(total) == per_address
+
+
+def test_peers_in_names_addresses_and_networks() -> None:
+    exempt = peers_in(["10.0.0.0/8", "192.168.1.7", "::1"])
+    assert exempt("10.1.2.3") and exempt("192.168.1.7") and exempt("::1")
+    assert not exempt("192.168.1.8") and not exempt("127.0.0.1") and not exempt("") and not exempt("not-an-ip")
+    assert not peers_in([])("10.0.0.1")

@@ -126,7 +126,7 @@ async def test_a_device_past_hello_is_not_capped_per_address_but_unproven_connec
 async def test_the_total_cap_refuses_with_503_and_logs_once(tmp_path: Path) -> None:
     server = start(tmp_path, max_connections="6", max_pending_per_address="100")
     try:
-        idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(6)]
+        idle = [await kept_alive(server) for _ in range(6)]
         answers = [(await answer_of(server, HEALTHZ))[0] for _ in range(5)]
         assert all(a.startswith(b"HTTP/1.1 503 ") for a in answers), answers
         for _, writer in idle:
@@ -136,6 +136,33 @@ async def test_the_total_cap_refuses_with_503_and_logs_once(tmp_path: Path) -> N
         assert server.metric_value("pulsewire_connection_limit") == 6
         refused = [line for line in server.log_lines() if "connection refused" in line]
         assert len(refused) == 1 and " warning " in refused[0], refused  # once per cause per interval
+    finally:
+        server.stop()
+
+
+async def kept_alive(server: Server) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection that made one request and stays open (keep-alive): not waiting for a head."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
+    return reader, writer
+
+
+async def test_when_full_a_new_connection_takes_the_place_of_the_oldest_one_without_a_head(tmp_path: Path) -> None:
+    server = start(tmp_path, max_connections="4", max_pending_per_address="100")
+    try:
+        busy = [await kept_alive(server) for _ in range(2)]
+        silent = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+        answer, _ = await answer_of(server, HEALTHZ)
+        assert answer.startswith(b"HTTP/1.1 503 ")  # the silent ones are too young to give way
+        await asyncio.sleep(1.2)
+        answer, _ = await answer_of(server, HEALTHZ)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        assert await asyncio.wait_for(silent[0][0].read(), 2) == b""  # the oldest silent one was closed
+        assert not silent[1][0].at_eof() and not busy[0][0].at_eof()
+        assert server.metric_value("pulsewire_connections_refused_total", 'cause="evicted"') == 1
+        for _, writer in busy + silent:
+            writer.close()
     finally:
         server.stop()
 
@@ -177,8 +204,16 @@ async def test_a_refused_handshake_and_a_text_frame_not_utf8_log_no_error(guarde
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(ws.recv(), 5)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
-    assert guarded.metric_value("pulsewire_invalid_text_closes_total") == before + 3
     lines = guarded.log_lines()
     assert not [line for line in lines if " error " in line or "Traceback" in line], "\n".join(lines[-20:])
     assert len([line for line in lines if "text frame is not UTF-8" in line]) == 1
     assert len([line for line in lines if "device handshake refused" in line]) == 1
+    assert guarded.metric_value("pulsewire_invalid_text_closes_total") == before + 3
+
+
+async def test_requests_that_do_not_parse_get_400_and_one_log_line(guarded: Server) -> None:
+    for _ in range(3):
+        answer, _ = await answer_of(guarded, b"NOT HTTP AT ALL\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert guarded.metric_value("pulsewire_connections_refused_total", 'cause="bad_request"') == 3
+    assert len([line for line in guarded.log_lines() if "Invalid HTTP request" in line or "bad_request" in line]) == 1

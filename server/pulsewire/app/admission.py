@@ -11,7 +11,8 @@ the total.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import ipaddress
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 # What a refusal says: the total is reached, the address has too many unproven connections, or it
@@ -82,6 +83,22 @@ class TokenBucket:
 
 def never_exempt(host: str) -> bool:
     return False
+
+
+def peers_in(networks: Iterable[str]) -> Callable[[str], bool]:
+    """A test for `Admission(exempt=...)`: is the peer in one of `networks` (addresses or CIDRs)?"""
+    nets = [ipaddress.ip_network(n, strict=False) for n in networks]
+    if not nets:
+        return never_exempt
+
+    def exempt(host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in net for net in nets)
+
+    return exempt
 
 
 class Admission:

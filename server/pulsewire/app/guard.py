@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httptools
 from uvicorn._types import ASGISendEvent
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -34,7 +35,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.server import ServerState
 from websockets.exceptions import InvalidMessage
 
-from pulsewire.app.admission import Admission, Limits, connection_cap, pending_cap
+from pulsewire.app.admission import FULL, Admission, Limits, connection_cap, pending_cap
 from pulsewire.logs import Throttle
 from pulsewire.metrics import Metrics
 from pulsewire.protocol.device import CLOSE_INVALID_PAYLOAD
@@ -49,6 +50,9 @@ MAX_LINGERING = 32  # refused connections lingering at once; past it they are cl
 
 # Refusal causes besides admission's (metric label values, docs/protocol.md).
 HEAD_TOO_LARGE = "head_too_large"
+EVICTED = "evicted"
+EVICT_AFTER_S = 1.0  # how long a connection may wait for its head before a newcomer may take its place
+BAD_REQUEST = "bad_request"
 BAD_UPGRADE = "bad_upgrade"
 
 
@@ -120,15 +124,32 @@ class Guard:
         self.clock = clock
         self.throttle = Throttle()
         self.lingering = 0
+        # Connections still waiting for their first request head, oldest first, with when they came.
+        self.waiting: dict[GuardedHttpProtocol, float] = {}
         metrics.open_connections.set_function(lambda: admission.open)
         metrics.connection_limit.set(admission.limits.max_connections)
 
     def admit(self, host: str) -> Ticket | None:
-        cause = self.admission.admit(host, self.clock())
+        now = self.clock()
+        cause = self.admission.admit(host, now)
+        if cause == FULL and self._evict_oldest_waiting(now):
+            cause = self.admission.admit(host, now)
         if cause is None:
             return Ticket(self, host)
         self.refused(cause, host)
         return None
+
+    def _evict_oldest_waiting(self, now: float) -> bool:
+        """When full, a new connection takes the place of the oldest one that has been waiting for
+        its request head for EVICT_AFTER_S: a client sends its head at once, so that one is idle
+        or dribbling (the flood a full server most likely faces), and new devices still get in."""
+        for oldest, since in self.waiting.items():
+            if now - since < EVICT_AFTER_S:
+                return False
+            oldest.evict()
+            self.refused(EVICTED, oldest.host)
+            return True
+        return False
 
     def refused(self, cause: str, host: str) -> None:
         self.metrics.connections_refused.labels(cause=cause).inc()
@@ -203,6 +224,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         super().connection_made(transport)
         self._arm_head_timer()
+        self.guard.waiting[self] = self.guard.clock()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.refusing:
@@ -211,6 +233,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self.head_timer.cancel()
             return
         self._disarm_head_timer()
+        self.guard.waiting.pop(self, None)
         if self.ticket is not None:
             self.ticket.release()
         super().connection_lost(exc)
@@ -228,7 +251,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if self.head_bytes > MAX_HEAD_BYTES:
                 self._answer_and_close(431, f"request head larger than {MAX_HEAD_BYTES} bytes", HEAD_TOO_LARGE)
                 return
-        super().data_received(data)
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            # uvicorn logs each of these as a warning of its own; here they are counted and throttled.
+            self._answer_and_close(400, "Invalid HTTP request received.", BAD_REQUEST)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
 
     def _refuse_at_once(self) -> None:
         """Answer 503 before reading anything; linger a moment so the answer is read, not reset."""
@@ -255,6 +288,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self.head_timer = None
+        self.guard.waiting.pop(self, None)
         if self.transport.is_closing():
             return
         stage = "partial" if self.got_bytes else "silent"
@@ -267,7 +301,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._arm_head_timer()  # the next request on a kept-alive connection has the same deadline
 
+    def evict(self) -> None:
+        """Close this connection, still waiting for its first head, to make room (see Guard)."""
+        self.guard.waiting.pop(self, None)
+        self._disarm_head_timer()
+        if self.ticket is not None:
+            self.ticket.release()  # its place is taken now, not when the close is done
+        if self.got_bytes:
+            self.transport.write(plain_response(408, "request head not complete in time"))
+        self.transport.close()
+
     def on_headers_complete(self) -> None:
+        self.guard.waiting.pop(self, None)
         self._disarm_head_timer()
         self.awaiting_head = False
         self.head_bytes = 0
@@ -278,6 +323,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.awaiting_head = True
 
     def _answer_and_close(self, status: int, text: str, cause: str) -> None:
+        self.guard.waiting.pop(self, None)
         self._disarm_head_timer()
         self.guard.refused(cause, self.host)
         self.transport.write(plain_response(status, text))
