@@ -12,11 +12,55 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from pulsewire.app.admission import Admission
+from pulsewire.app.guard import TICKET, Guard, limits_for, plain_response, prove
+from pulsewire.metrics import Metrics
 from pulsewire.protocol.device import SUBPROTOCOL
+from pulsewire.settings import Settings
 from tests.support.clients import device, now_ms, send_batch
 from tests.support.server import Server
 
 pytestmark = pytest.mark.anyio
+
+
+# --- the parts, without a server ------------------------------------------------------------------
+
+
+def test_plain_response_is_a_complete_http_answer() -> None:
+    answer = plain_response(503, "too many", retry_after=1)
+    head, body = answer.split(b"\r\n\r\n")
+    assert head.split(b"\r\n") == [
+        b"HTTP/1.1 503 Service Unavailable",
+        b"content-type: text/plain; charset=utf-8",
+        b"content-length: 8",
+        b"retry-after: 1",
+        b"connection: close",
+    ]
+    assert body == b"too many"
+
+
+def test_limits_derive_from_the_open_file_limit_unless_set() -> None:
+    derived = limits_for(Settings(), 1024)
+    assert (derived.max_connections, derived.max_pending_per_address) == (896, 224)
+    assert (derived.rate_per_address, derived.burst_per_address) == (1000, 10_000)
+    chosen = limits_for(Settings(max_connections=50, max_pending_per_address=7), 1024)
+    assert (chosen.max_connections, chosen.max_pending_per_address) == (50, 7)
+
+
+def test_a_ticket_counts_once_however_often_it_is_proved_or_released() -> None:
+    guard = Guard(Admission(limits_for(Settings(), 1024)), 10, Metrics())
+    ticket = guard.admit("10.0.0.1")
+    assert ticket is not None and guard.admission.pending == {"10.0.0.1": 1}
+    prove({"extensions": {TICKET: ticket}})
+    prove({"extensions": {TICKET: ticket}})
+    prove({})  # a scope without a guard (another server, a test client): nothing to do
+    assert guard.admission.pending == {} and guard.admission.open == 1
+    ticket.release()
+    ticket.release()
+    assert guard.admission.open == 0
+
+
+# --- against the real server ----------------------------------------------------------------------
 
 UPGRADE = (
     "GET /ws/device HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
