@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         0,
         ge=0,
         description="Open connections of one address that are not a device past hello; past it 503. "
-        "0: a quarter of max_connections, at most 1000.",
+        "0: a quarter of max_connections.",
     )
     new_connections_per_s_per_address: float = Field(
         1000.0, gt=0, description="New connections per second one address may open, on average; past it 503."

@@ -25,8 +25,7 @@ ADDRESS_RATE = "address_rate"
 # sockets, the database pool, and connections refused a moment ago whose answer is still going out.
 MIN_RESERVE = 64
 RESERVE_FRACTION = 8  # an eighth of the limit, at least MIN_RESERVE
-PENDING_SHARE = 4  # derived per-address cap: a quarter of the total ...
-MAX_DERIVED_PENDING = 1000  # ... and no more than this
+PENDING_SHARE = 4  # derived per-address cap: a quarter of the total
 BUCKET_SWEEP_S = 60.0  # how often full buckets of quiet addresses are forgotten
 
 
@@ -37,8 +36,9 @@ def connection_cap(open_files: int) -> int:
 
 
 def pending_cap(max_connections: int) -> int:
-    """The derived cap on one address's unproven connections: a quarter of the total, at most 1,000."""
-    return max(1, min(MAX_DERIVED_PENDING, max_connections // PENDING_SHARE))
+    """The derived cap on one address's unproven connections: a quarter of the total, so that one
+    address cannot fill the server, while a whole fleet's handshakes after an outage still fit."""
+    return max(1, max_connections // PENDING_SHARE)
 
 
 @dataclass(frozen=True, slots=True)
