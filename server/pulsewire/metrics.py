@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
+    # long: one statement per instrument, a flat list to scan
     def __post_init__(self) -> None:
         r = self.registry
         self.device_connections = Gauge("pulsewire_device_connections", "Open device connections", registry=r)
@@ -70,6 +71,40 @@ class Metrics:
         )
         self.live_dropped = Counter(
             "pulsewire_live_dropped_clients", "Live clients dropped for falling behind", registry=r
+        )
+        self._connection_hygiene(r)
+
+    def _connection_hygiene(self, r: CollectorRegistry) -> None:
+        """What the guard under the app (app/guard.py) and the device channel's deadlines refuse."""
+        self.open_connections = Gauge(
+            "pulsewire_open_connections", "Open connections of every kind (HTTP, live, device)", registry=r
+        )
+        self.connection_limit = Gauge(
+            "pulsewire_connection_limit",
+            "Most open connections before new ones are refused (max_connections)",
+            registry=r,
+        )
+        self.connections_refused = Counter(
+            "pulsewire_connections_refused", "Connections or requests refused before the app", ["cause"], registry=r
+        )
+        self.handshake_timeouts = Counter(
+            "pulsewire_handshake_timeouts",
+            "Connections closed for a request head not complete within handshake_timeout_s",
+            ["stage"],
+            registry=r,
+        )
+        self.hello_timeouts = Counter(
+            "pulsewire_hello_timeouts", "Device connections closed for no hello within hello_timeout_s", registry=r
+        )
+        self.invalid_text_closes = Counter(
+            "pulsewire_invalid_text_closes",
+            "WebSocket connections closed with 1007 for a text frame not UTF-8",
+            registry=r,
+        )
+        self.telemetry_throttled = Counter(
+            "pulsewire_telemetry_throttled",
+            "Times a device's reading paused because it sent batches faster than device_batches_per_s",
+            registry=r,
         )
 
     def render(self) -> bytes:

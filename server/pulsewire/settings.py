@@ -58,6 +58,33 @@ class Settings(BaseSettings):
     )
     ping_interval_s: float = Field(20.0, gt=0, description="Seconds between server pings on idle WebSockets.")
     ping_timeout_s: float = Field(20.0, gt=0, description="Seconds to wait for a pong before a connection is dead.")
+    handshake_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds from accepting a connection to its complete request head; then it is closed."
+    )
+    hello_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds a device connection has to say hello; then it is closed with 1008."
+    )
+    max_connections: int = Field(
+        0, ge=0, description="Open connections of all kinds; past it new ones get 503. 0: from the open-file limit."
+    )
+    max_pending_per_address: int = Field(
+        0,
+        ge=0,
+        description="Open connections of one address that are not a device past hello; past it 503. "
+        "0: a quarter of max_connections.",
+    )
+    new_connections_per_s_per_address: float = Field(
+        1000.0, gt=0, description="New connections per second one address may open, on average; past it 503."
+    )
+    new_connections_burst_per_address: int = Field(
+        10_000, ge=1, description="New connections one address may open at once before the per-second rate applies."
+    )
+    device_batches_per_s: float = Field(
+        20_000.0,
+        gt=0,
+        description="Telemetry batches per second one device connection may send (a second's worth at once); "
+        "past it the server stops reading that device until its allowance refills.",
+    )
     inflight_batches: int = Field(
         16, ge=1, le=1024, description="Un-acked batches one device may have; past it the server stops reading."
     )

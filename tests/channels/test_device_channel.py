@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -249,31 +252,106 @@ async def test_newer_connection_replaces_older(server: Server) -> None:
 
 
 async def test_silent_device_is_marked_offline(server: Server) -> None:
-    """A device that stops answering pings (server ping interval and timeout are 1 s here)."""
+    """A device that says hello, then stops answering pings (server ping interval and timeout are 1 s here)."""
     dev, token = server.register()
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(
-        (
-            "GET /ws/device HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-            f"Sec-WebSocket-Protocol: {SUBPROTOCOL}\r\nAuthorization: Bearer {token}\r\n\r\n"
-        ).encode()
-    )
-    status = await reader.readline()
-    assert b"101" in status
-    try:
-        async with live(server) as dashboard:
-            snap = await recv_json(dashboard)
-            assert any(d["id"] == dev and d["online"] for d in snap["devices"])
+    async with live(server) as dashboard:
+        await recv_json(dashboard)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(
+                (
+                    "GET /ws/device HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                    f"Sec-WebSocket-Protocol: {SUBPROTOCOL}\r\nAuthorization: Bearer {token}\r\n\r\n"
+                ).encode()
+            )
+            status = await reader.readline()
+            assert b"101" in status
+            writer.write(masked_text_frame(dumps({"type": "hello"})))
+            await live_until(dashboard, lambda m: m["type"] == "status" and m["device"] == dev and m["online"])
             # The raw socket never reads or answers a ping; the server gives up and says so.
             offline = await live_until(
                 dashboard, lambda m: m["type"] == "status" and m["device"] == dev and not m["online"], timeout=10
             )
             assert offline["ts"] <= now_ms()
-        devices = {d["id"]: d for d in httpx.get(f"{server.base}/api/devices").json()}
-        assert devices[dev]["online"] is False and devices[dev]["last_seen"] is not None
+        finally:
+            writer.close()
+    devices = {d["id"]: d for d in httpx.get(f"{server.base}/api/devices").json()}
+    assert devices[dev]["online"] is False and devices[dev]["last_seen"] is not None
+
+
+def masked_text_frame(text: str) -> bytes:
+    """One client-to-server text frame (RFC 6455 section 5.2: FIN, opcode 1, masked), payload under 126 bytes."""
+    payload = text.encode()
+    assert len(payload) < 126
+    mask = os.urandom(4)
+    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def test_a_device_is_online_only_once_it_said_hello_and_is_closed_without_one(tmp_path: Path) -> None:
+    server = Server(tmp_path, settings={"hello_timeout_s": "1"}).start()
+    try:
+        dev, token = server.register()
+        async with live(server) as dashboard:
+            await recv_json(dashboard)
+            started = time.monotonic()
+            async with device(server, token, hello=False) as ws:
+                await asyncio.sleep(0.3)
+                assert _listed_when(server, dev, lambda d: True)["online"] is False  # type: ignore[index]
+                assert server.get("/healthz").json()["devices_online"] == 0
+                assert server.metric_value("pulsewire_device_connections") == 0
+                with pytest.raises(ConnectionClosed) as info:
+                    await asyncio.wait_for(ws.recv(), 5)
+                assert 0.9 < time.monotonic() - started < 3
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+            assert info.value.rcvd.reason == "no hello within 1 s"
+            with pytest.raises(TimeoutError):  # no status went out: it was never online
+                await live_until(dashboard, lambda m: m["type"] == "status" and m["device"] == dev, timeout=0.5)
+        assert server.metric_value("pulsewire_hello_timeouts_total") == 1
+        assert not [line for line in server.log_lines() if " error " in line]
     finally:
-        writer.close()
+        server.stop()
+
+
+async def test_a_connection_without_hello_does_not_replace_the_current_one(tmp_path: Path) -> None:
+    server = Server(tmp_path, settings={"hello_timeout_s": "1"}).start()
+    try:
+        _, token = server.register()
+        async with device(server, token) as first:
+            async with device(server, token, hello=False) as silent:
+                assert (await send_batch(first, 1, [{"ts": now_ms(), "values": {"t": 1}}]))["type"] == "ack"
+                with pytest.raises(ConnectionClosed) as info:
+                    await asyncio.wait_for(silent.recv(), 5)
+                assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+            assert (await send_batch(first, 2, [{"ts": now_ms(), "values": {"t": 2}}]))["type"] == "ack"
+            async with device(server, token) as second:  # a newer connection that says hello does replace it
+                with pytest.raises(ConnectionClosed) as info:
+                    await asyncio.wait_for(first.recv(), 5)
+                assert info.value.rcvd is not None and info.value.rcvd.code == 4001
+                assert (await send_batch(second, 3, [{"ts": now_ms(), "values": {"t": 3}}]))["type"] == "ack"
+    finally:
+        server.stop()
+
+
+async def test_a_device_over_its_batch_rate_is_slowed_down_and_loses_nothing(tmp_path: Path) -> None:
+    server = Server(tmp_path, settings={"device_batches_per_s": "10"}).start()
+    try:
+        dev, token = server.register()
+        ts = now_ms()
+        async with device(server, token) as ws:
+            started = time.monotonic()
+            for seq in range(1, 26):
+                await ws.send(
+                    dumps({"type": "telemetry", "seq": seq, "data": [{"ts": ts + seq, "values": {"t": seq}}]})
+                )
+            answers = [await recv_json(ws) for _ in range(25)]
+            took = time.monotonic() - started
+        assert answers == [{"type": "ack", "seq": seq} for seq in range(1, 26)]
+        assert took > 1.4  # 10 at once, then 10 a second
+        assert len(server.telemetry(dev, limit=100)["t"]) == 25
+        assert server.metric_value("pulsewire_telemetry_throttled_total") >= 10
+    finally:
+        server.stop()
 
 
 def _disconnect_line(server: Server, device_id: str) -> str | None:

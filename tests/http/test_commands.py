@@ -123,13 +123,15 @@ async def test_each_command_gets_its_own_id_and_results_match_by_id(server: Serv
     assert b.json() == {"id": two["id"], "name": "set_interval", "ok": True, "detail": "second"}
 
 
-async def test_command_waits_for_hello(server: Server) -> None:
+async def test_a_device_is_offline_for_commands_until_its_hello(server: Server) -> None:
     dev, token = server.register()
     async with device(server, token, hello=False) as ws:
-        call = asyncio.create_task(command(server, dev, {"name": "reboot"}, wait=5))
-        with pytest.raises(TimeoutError):  # nothing before the device says hello
-            await asyncio.wait_for(ws.recv(), 0.5)
+        refused = await command(server, dev, {"name": "reboot"}, wait=5)
+        assert refused.status_code == 409 and refused.json() == {"detail": "device is offline"}
+        with pytest.raises(TimeoutError):  # nothing was sent
+            await asyncio.wait_for(ws.recv(), 0.3)
         await hello(ws)
+        call = asyncio.create_task(command(server, dev, {"name": "reboot"}, wait=5))
         sent = await recv_json(ws)
         assert sent["type"] == "command" and sent["name"] == "reboot"
         await ws.send(dumps({"type": "result", "id": sent["id"], "ok": True}))

@@ -191,7 +191,9 @@ def python_modules(root: Path, package: str) -> dict[str, Path]:
     return out
 
 
-_JS_IMPORT = re.compile(r"""^\s*(?:import|export)\b[^;]*?\bfrom\s*["'](\.[^"']+)["']|^\s*import\s*["'](\.[^"']+)["']""", re.M)
+_JS_IMPORT = re.compile(
+    r"""^\s*(?:import|export)\b[^;]*?\bfrom\s*["'](\.[^"']+)["']|^\s*import\s*["'](\.[^"']+)["']""", re.M
+)
 
 
 def js_imports(path: Path) -> set[Path]:

@@ -18,5 +18,3 @@ def sqlite_write_lock(db: Path) -> Iterator[None]:
     finally:
         other.execute("COMMIT")
         other.close()
-
-

@@ -65,6 +65,8 @@ class Server:
     flags: list[str] = field(default_factory=list)
     log_level: str = "info"
     ca: Path | None = None  # serving TLS (tls_cert/tls_key in settings): the certificate clients verify it with
+    # Runs the server under a command, e.g. ["prlimit", "--nofile=1024:1024", "--"] for a lower open-file limit.
+    command_prefix: list[str] = field(default_factory=list)
     _log_start: int = field(default=0, init=False, repr=False)  # server.log's size when this run started
 
     @property
@@ -91,7 +93,7 @@ class Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
-        command = [sys.executable, "-m", "pulsewire", "serve", *self.flags]
+        command = [*self.command_prefix, sys.executable, "-m", "pulsewire", "serve", *self.flags]
         # Appended to, not replaced: a test that restarts a server on the same folder reads both runs.
         # The child keeps its own copies of the descriptors.
         with open(self.log_path, "ab") as log, open(self.data_dir / "server.out", "ab") as out:

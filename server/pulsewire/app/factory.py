@@ -35,8 +35,12 @@ def shipped_dashboard() -> Path:
     return Path(str(files("pulsewire") / "dashboard"))
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The app: its routes now; its services (database, writer, hub) when it starts (`lifespan`)."""
+def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
+    """The app: its routes now; its services (database, writer, hub) when it starts (`lifespan`).
+
+    `metrics`: the registry to count in, when what runs around the app (app/guard.py) counts there too.
+    """
+    metrics = metrics or Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,7 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
         if engine.dialect.name == "sqlite":
             check_sqlite()  # before the schema is touched
         migrate(engine)
-        services = _services(settings, engine)
+        services = _services(settings, engine, metrics)
         await services.writer.start()
         upkeep = Upkeep(services.writer.upkeep_call, engine, settings.retention, services.metrics)
         upkeep.start()
@@ -82,9 +86,8 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _services(settings: Settings, engine: Engine) -> Services:
+def _services(settings: Settings, engine: Engine, metrics: Metrics) -> Services:
     """The running parts over an open, migrated database; the writer is not started yet."""
-    metrics = Metrics()
     hub = LiveHub(metrics, settings.live_queue_messages)
 
     def push_committed(group: list[Batch]) -> None:

@@ -8,15 +8,20 @@ import logging
 import socket
 import sys
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 import uvicorn
 
 from pulsewire import logs
+from pulsewire.app.admission import Admission, never_exempt
 from pulsewire.app.banner import banner
 from pulsewire.app.factory import create_app
+from pulsewire.app.guard import Guard, http_protocol, limits_for, raise_open_file_limit
+from pulsewire.metrics import Metrics
 from pulsewire.netaddr import lan_address
 from pulsewire.protocol.device import MAX_FRAME_BYTES
+from pulsewire.proxies import is_trusted
 from pulsewire.settings import Settings
 from pulsewire_devkit import missing as devkit_missing
 
@@ -26,11 +31,18 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 GC_THRESHOLDS = (10_000, 50, 100)
 
 
-def uvicorn_config(settings: Settings) -> uvicorn.Config:
+def uvicorn_config(settings: Settings, open_files: int, exempt: Callable[[str], bool] = never_exempt) -> uvicorn.Config:
+    """uvicorn's configuration: the app, and under it the guard (app/guard.py) with caps for `open_files`.
+
+    `exempt(host)`: peers not capped per address (trusted reverse proxies carry every client).
+    """
+    metrics = Metrics()
+    guard = Guard(Admission(limits_for(settings, open_files), exempt), settings.handshake_timeout_s, metrics)
     return uvicorn.Config(
-        create_app(settings),
+        create_app(settings, metrics),
         host=settings.host,
         port=settings.port,
+        http=http_protocol(guard),
         ws="websockets-sansio",
         ws_max_size=MAX_FRAME_BYTES,
         ws_ping_interval=settings.ping_interval_s,
@@ -96,7 +108,18 @@ async def run(settings: Settings, on_started: Callable[[str], Coroutine[Any, Any
     # statements while the event loop is busy decoding frames. With the default 5 ms switch
     # interval every such moment costs up to 5 ms, which added tens of ms to each commit.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    server = uvicorn.Server(uvicorn_config(settings))
+    open_files = raise_open_file_limit()
+    config = uvicorn_config(settings, open_files, exempt=partial(is_trusted, networks=settings.trusted_networks))
+    limits = limits_for(settings, open_files)
+    log.info(
+        "connection limits",
+        extra={
+            "open_files": open_files,
+            "max_connections": limits.max_connections,
+            "max_pending_per_address": limits.max_pending_per_address,
+        },
+    )
+    server = uvicorn.Server(config)
     listening = asyncio.create_task(_once_listening(server, settings, on_started))
     try:
         await server.serve()

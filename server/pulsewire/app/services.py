@@ -6,7 +6,7 @@ live channels take the whole set (`ServicesDep`): a device connection uses nearl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends
@@ -14,6 +14,7 @@ from starlette.requests import HTTPConnection
 
 from pulsewire.channels.hub import LiveHub
 from pulsewire.channels.presence import Presence
+from pulsewire.logs import Throttle
 from pulsewire.metrics import Metrics
 from pulsewire.settings import Settings
 from pulsewire.storage.reads import Reads
@@ -29,6 +30,8 @@ class Services:
     presence: Presence
     metrics: Metrics
     admin_key: str
+    # Recurring causes (a client's mistakes) are logged at most once a minute each; metrics count all.
+    throttle: Throttle = field(default_factory=Throttle)
 
 
 def services_of(conn: HTTPConnection) -> Services:

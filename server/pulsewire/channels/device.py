@@ -1,7 +1,8 @@
 """Device channel `/ws/device` (docs/protocol.md section 1): a thin I/O shell around the device codec.
 
 The handshake checks the subprotocol and the token; then a `DeviceConnection` owns the
-connection until it ends, with one `handle_*` method per kind of message.
+connection until it ends, with one `handle_*` method per kind of message. A connection is the
+device's (online, in `presence`) only once it has said hello, within `hello_timeout_s`.
 
 Reading and acking run apart: the reader hands each batch to the writer and goes on with the
 next frame; the acker waits for commits in order and sends acks. At most `inflight_batches`
@@ -19,6 +20,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketState
 
+from pulsewire.app import guard
+from pulsewire.app.admission import TokenBucket
 from pulsewire.app.services import Services, ServicesDep
 from pulsewire.channels import commands
 from pulsewire.channels.presence import Connection
@@ -56,7 +59,8 @@ async def device_channel(ws: WebSocket, services: ServicesDep) -> None:
 async def _refuse(ws: WebSocket, services: Services, status: int, reason: str, detail: str) -> None:
     services.metrics.auth_refusals.labels(reason=reason).inc()
     client = ws.client.host if ws.client else "?"
-    log.warning("device handshake refused", extra={"reason": reason, "client": client})
+    fields: dict[str, object] = {"reason": reason, "client": client}
+    services.throttle.log(log, logging.WARNING, f"handshake:{reason}", "device handshake refused", fields)
     try:
         await ws.send_denial_response(JSONResponse({"detail": detail}, status_code=status))
     except RuntimeError:  # server without the denial-response extension
@@ -80,6 +84,10 @@ class DeviceConnection:
         self.window = asyncio.Semaphore(services.settings.inflight_batches)
         self.push_on_arrival = not services.settings.live_after_commit
         self.acker: asyncio.Task[None] | None = None
+        self.registered = False  # in `presence` and counted in device_connections, from hello on
+        self.clock = asyncio.get_running_loop().time
+        rate = services.settings.device_batches_per_s
+        self.batches = TokenBucket(rate, max(1.0, rate), self.clock())
 
     async def close(self, code: int, reason: str) -> None:
         if self.closing is None:
@@ -88,18 +96,11 @@ class DeviceConnection:
                 await self.ws.close(code, reason)
 
     async def run(self) -> None:
-        presence = self.services.presence
-        previous = presence.arrive(self.me)
-        self.services.metrics.device_connections.inc()
         try:
-            if not await self._still_registered(previous):
+            hello = await self._await_hello()
+            if hello is None or not await self._register():
                 return
-            if previous is not None:
-                await previous.close(codec.CLOSE_REPLACED, "replaced by a newer connection of the same device")
-            else:
-                self.services.hub.publish_status(self.device_id, True, now_ms())
-            client = self.ws.client.host if self.ws.client else "?"
-            log.info("device connected", extra={"device": self.device_id, "client": client})
+            await self.handle_hello(hello)
             self.acker = asyncio.create_task(self._ack_in_order())
             await self._read_frames()
         except StorageError:
@@ -108,6 +109,40 @@ class DeviceConnection:
             await self._failed(exc)
         finally:
             await self._teardown()
+
+    async def _await_hello(self) -> codec.Hello | None:
+        """The device's hello, within `hello_timeout_s` of the accept; None if the connection ended first.
+
+        Until then the connection is nobody's: not online, not counted, and it replaces no other.
+        """
+        timeout = self.services.settings.hello_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                msg = await self._receive()
+        except TimeoutError:
+            self.services.metrics.hello_timeouts.inc()
+            client = self.ws.client.host if self.ws.client else "?"
+            fields = {"device": self.device_id, "client": client, "timeout_s": timeout}
+            self.services.throttle.log(log, logging.INFO, "hello_timeout", "no hello in time; closed", fields)
+            await self.close(codec.CLOSE_POLICY, f"no hello within {timeout:g} s")
+            return None
+        return msg if isinstance(msg, codec.Hello) else None  # the session takes nothing else first
+
+    async def _register(self) -> bool:
+        """Make this the device's connection (online from now), closing an older one; False if the token went."""
+        previous = self.services.presence.arrive(self.me)
+        self.registered = True
+        self.services.metrics.device_connections.inc()
+        guard.prove(self.ws.scope)  # a device now: no longer counted against its address
+        if not await self._still_registered(previous):
+            return False
+        if previous is not None:
+            await previous.close(codec.CLOSE_REPLACED, "replaced by a newer connection of the same device")
+        else:
+            self.services.hub.publish_status(self.device_id, True, now_ms())
+        client = self.ws.client.host if self.ws.client else "?"
+        log.info("device connected", extra={"device": self.device_id, "client": client})
+        return True
 
     async def _still_registered(self, previous: Connection | None) -> bool:
         """Check the token again now that this connection is in `presence`.
@@ -123,23 +158,30 @@ class DeviceConnection:
         await self.close(codec.CLOSE_TOKEN_REVOKED, "token revoked")
         return False
 
-    async def _read_frames(self) -> None:
+    async def _receive(self) -> codec.Message | None:
+        """The next message the session takes; None once the connection ends or is closing.
+
+        A refused message gets its `error` here; an unusable frame closes the connection.
+        """
         while self.closing is None:
             message = await self.ws.receive()
             if message["type"] == "websocket.disconnect":
                 self.closed_by_device = (message.get("code", 1005), message.get("reason") or "")
-                return
+                return None
             frame = message.get("text")
             if frame is None:
                 frame = message.get("bytes", b"")
             try:
-                msg = self.session.receive(frame, self.ts_window())
+                return self.session.receive(frame, self.ts_window())
             except codec.FrameError as exc:
                 await self.handle_unusable(exc)
-                return
+                return None
             except codec.MessageError as exc:
                 await self.handle_refused(exc)
-                continue
+        return None
+
+    async def _read_frames(self) -> None:
+        while (msg := await self._receive()) is not None:
             if isinstance(msg, codec.Telemetry):
                 if not await self.handle_telemetry(msg):
                     return
@@ -172,6 +214,7 @@ class DeviceConnection:
 
     async def handle_telemetry(self, msg: codec.Telemetry) -> bool:
         """Hand the batch to the writer (and, on arrival, to dashboards); False once the acker has ended."""
+        await self._within_batch_rate()
         if not await self._take_slot():
             return False  # the acker closed the connection
         services = self.services
@@ -200,6 +243,19 @@ class DeviceConnection:
             log.info("command result", extra={**fields, "command": answered.name})
 
     # --- acks, errors, teardown -------------------------------------------------------------
+
+    async def _within_batch_rate(self) -> None:
+        """Past `device_batches_per_s`, stop reading until the allowance refills: TCP slows the device
+        down, as a full in-flight window does, and nothing it sent is lost."""
+        if self.batches.take(self.clock()):
+            return
+        self.services.metrics.telemetry_throttled.inc()
+        fields = {"device": self.device_id, "batches_per_s": self.services.settings.device_batches_per_s}
+        self.services.throttle.log(
+            log, logging.INFO, "batch_rate", "device over its batch rate; reading paused", fields
+        )
+        while not self.batches.take(self.clock()):  # the loop's timers may wake a hair early
+            await asyncio.sleep(self.batches.wait_for_one(self.clock()))
 
     async def _take_slot(self) -> bool:
         """Wait for room in the in-flight window; False if the acker ended (and closed) meanwhile."""
@@ -252,7 +308,8 @@ class DeviceConnection:
             await asyncio.gather(self.acker, return_exceptions=True)
         while not self.pending.empty():  # batches still being committed: their outcome has no reader now
             self.pending.get_nowait()[1].add_done_callback(_consume)
-        services.metrics.device_connections.dec()
+        if self.registered:
+            services.metrics.device_connections.dec()
         if services.presence.leave(self.me):
             seen = now_ms()
             services.hub.publish_status(self.device_id, False, seen)
