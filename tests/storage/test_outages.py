@@ -10,7 +10,6 @@ import asyncio
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +21,13 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.storage.test_faults import _fill, _readings, small_disk  # noqa: F401 (a fixture)
 from tests.support.clients import device, now_ms, recv_json, send_batch
-from tests.support.postgres import PrivatePostgres
+from tests.support.postgres import PrivatePostgres, private_postgres  # noqa: F401 (a fixture)
 from tests.support.server import Server
 from tests.support.waiting import eventually, wait_until
 
 # Short waits, so the test sees the hint, the probe and the recovery in seconds.
 FAST = {"storage_retry_s": "2", "storage_retry_max_s": "4", "storage_probe_s": "0.5", "storage_probe_timeout_s": "3"}
 HINT = re.compile(r"^storage unavailable; retry in (\d+) s$")
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    pg = PrivatePostgres()
-    try:
-        yield pg.start()
-    finally:
-        pg.destroy()
 
 
 def readiness(server: Server) -> tuple[int, dict[str, Any], str | None]:
@@ -95,7 +85,9 @@ async def closed_for_storage(ws: Any, seq: int, data: list[dict[str, Any]]) -> i
 
 
 def test_readiness_finds_postgresql_gone_from_an_idle_server_and_back(
-    private_postgres: PrivatePostgres, tmp_path: Path, request: pytest.FixtureRequest
+    private_postgres: PrivatePostgres,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     pg = private_postgres
     server = Server(tmp_path, database_url=pg.url, settings=dict(FAST)).start()
@@ -111,7 +103,9 @@ def test_readiness_finds_postgresql_gone_from_an_idle_server_and_back(
 
 
 def test_a_postgresql_outage_answers_devices_and_http_clients_with_503_and_1013(
-    private_postgres: PrivatePostgres, tmp_path: Path, request: pytest.FixtureRequest
+    private_postgres: PrivatePostgres,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     pg = private_postgres
     server = Server(tmp_path, database_url=pg.url, settings=dict(FAST)).start()

@@ -14,8 +14,11 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from tests.support.env import missing
 from tests.support.server import free_port
@@ -96,3 +99,13 @@ class PrivatePostgres:
         if self.data.exists() and self.running():
             self.stop("immediate")
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A private PostgreSQL, started; removed after the test."""
+    pg = PrivatePostgres()
+    try:
+        yield pg.start()
+    finally:
+        pg.destroy()
