@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +145,66 @@ def test_a_postgresql_outage_answers_devices_and_http_clients_with_503_and_1013(
     # One line per cause per minute, and one when storage came back.
     assert_quiet_log(server, most=1)
     assert sum('"storage available again"' in line for line in server.log_lines()) == 1
+
+
+def _logged_at(line: str) -> float:
+    """Seconds since the epoch of a text log line's stamp (2026-11-30T11:03:23.254Z ...)."""
+    stamp = datetime.strptime(line.split(" ", 1)[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return stamp.timestamp()
+
+
+def test_simulated_devices_wait_as_long_as_the_server_asks(
+    private_postgres: PrivatePostgres,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    pg = private_postgres
+    retry = {"storage_retry_s": "4", "storage_retry_max_s": "6", "sample_interval_ms": "200"}
+    server = Server(tmp_path, database_url=pg.url, settings=retry).start()
+    request.addfinalizer(server.stop)
+    out_path = tmp_path / "simulate.log"
+    command = [
+        sys.executable,
+        "-m",
+        "pulsewire",
+        "simulate",
+        "1",
+        "--server",
+        server.base,
+        "--admin-key",
+        server.admin_key,
+    ]
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: "temperature" in server.get("/api/devices/sim-1/latest").text, 20, "sim-1 streaming")
+        pg.stop()
+
+        def waits() -> list[str]:  # told to wait after a close, or reconnecting after a refusal or a close
+            text = out_path.read_text()
+            return [
+                line for line in text.splitlines() if "simulated device told to wait" in line or "reconnecting" in line
+            ]
+
+        closed = wait_until(waits, 20, "the device closed for storage trouble")[0]
+        waited = float(re.search(r"in_s=([\d.]+)", closed).group(1))  # type: ignore[union-attr]
+        hint = re.search(r"retry in (\d+) s", closed)  # in the close's reason, when the error is logged
+        assert 2 <= waited <= 6 and (hint is None or waited >= int(hint.group(1)))
+        # The next try gets 503 with Retry-After (the token cannot be checked): waited for too.
+        again = wait_until(lambda: waits()[1:], waited + 10, "the next try")[0]
+        assert "HTTP 503" in again
+        assert _logged_at(again) - _logged_at(closed) >= waited - 0.05
+        assert float(re.search(r"in_s=([\d.]+)", again).group(1)) >= 1  # type: ignore[union-attr]
+        pg.start()
+        before = len(server.telemetry("sim-1", keys="temperature", limit=100_000)["temperature"])
+        wait_until(
+            lambda: len(server.telemetry("sim-1", keys="temperature", limit=100_000)["temperature"]) > before + 3,
+            30,
+            "readings again",
+        )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(20)
 
 
 def test_a_full_disk_makes_the_server_not_ready_until_a_commit_succeeds_again(
