@@ -60,7 +60,7 @@ class Settings(BaseSettings):
         "seconds (Retry-After, close reasons); the wait grows with the outage's length up to storage_retry_max_s.",
     )
     storage_retry_max_s: float = Field(
-        120.0, gt=0, description="Longest wait a client is told to keep while storage fails (seconds)."
+        60.0, gt=0, description="Longest wait a client is told to keep while storage fails (seconds)."
     )
     storage_probe_s: float = Field(
         10.0,

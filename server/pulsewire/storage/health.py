@@ -111,7 +111,7 @@ class RetryPolicy:
     """
 
     first_s: float = 10.0
-    max_s: float = 120.0
+    max_s: float = 60.0
 
     def hint_s(self, outage_s: float, draw: float) -> int:
         """Whole seconds to wait, `outage_s` into an outage, for a `draw` in [0, 1)."""
