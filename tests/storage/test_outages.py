@@ -24,7 +24,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from tests.storage.test_faults import _fill, _readings, small_disk  # noqa: F401 (a fixture)
-from tests.support.clients import device, now_ms, recv_json, send_batch
+from tests.support.clients import device, live, now_ms, recv_json, send_batch
 from tests.support.postgres import PrivatePostgres, private_postgres  # noqa: F401 (a fixture)
 from tests.support.server import Server
 from tests.support.waiting import eventually, wait_until
@@ -130,6 +130,11 @@ def test_a_postgresql_outage_answers_devices_and_http_clients_with_503_and_1013(
             listed = await asyncio.to_thread(server.get, "/api/devices")
             assert listed.status_code == 503 and 1 <= int(listed.headers["Retry-After"]) <= 4
             assert listed.json()["detail"].startswith("storage unavailable (database unreachable); retry in ")
+            async with live(server) as dashboard:  # its snapshot cannot be read
+                with pytest.raises(ConnectionClosed) as closed:
+                    await dashboard.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+            assert HINT.match(closed.value.rcvd.reason)
             hint = await closed_for_storage(ws, 2, batch(base + 100))  # the connected device
             assert 1 <= hint <= 4
         await asyncio.to_thread(pg.start)
@@ -139,7 +144,7 @@ def test_a_postgresql_outage_answers_devices_and_http_clients_with_503_and_1013(
 
     asyncio.run(outage())
     assert len(server.telemetry(dev, limit=100)["t"]) == 10  # each reading once
-    for where in ("device", "handshake", "http"):
+    for where in ("device", "handshake", "http", "live"):
         assert server.metric_value("pulsewire_storage_refusals_total", f'where="{where}"') >= 1
     assert server.get("/readyz").status_code == 200
     # One line per cause per minute, and one when storage came back.
