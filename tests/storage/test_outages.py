@@ -7,6 +7,7 @@ once storage does."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import sqlite3
@@ -104,6 +105,30 @@ def test_readiness_finds_postgresql_gone_from_an_idle_server_and_back(
     wait_ready(server)
     assert server.metric_value("pulsewire_storage_failures_total", 'cause="database unreachable"') >= 1
     assert_quiet_log(server, most=1)
+
+
+def test_a_database_that_stops_answering_is_found_within_the_probe_timeout(
+    private_postgres: PrivatePostgres,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    pg = private_postgres
+    server = Server(tmp_path, database_url=pg.url, settings=dict(FAST)).start()
+    request.addfinalizer(server.stop)
+    assert readiness(server)[0] == 200
+    frozen = pg.pids()
+    for pid in frozen:  # a database host that hangs rather than refuses
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(1)  # past storage_probe_s
+        started = time.monotonic()
+        status, body, _ = readiness(server)
+        assert time.monotonic() - started < 3 + 1.5  # storage_probe_timeout_s, and no longer
+        assert (status, body["cause"]) == (503, "storage not answering")
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    wait_ready(server)
 
 
 def test_a_postgresql_outage_answers_devices_and_http_clients_with_503_and_1013(

@@ -89,6 +89,12 @@ class PrivatePostgres:
         """Stop it (`fast`: connections are ended; `immediate`: as if it crashed)."""
         self._run("pg_ctl", "stop", "-w", "-t", "60", "-D", str(self.data), "-m", mode)
 
+    def pids(self) -> list[int]:
+        """The postmaster and every process it started (its backends and helpers)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+        return [postmaster, *map(int, children)]
+
     def running(self) -> bool:
         done = subprocess.run(
             [str(self._bin / "pg_ctl"), "status", "-D", str(self.data)], user=self._user, capture_output=True
