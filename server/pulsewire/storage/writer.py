@@ -226,9 +226,8 @@ class BatchingWriter:
         if not self.running or self.health.quiet_for() < quiet_s:
             return
         if self._probe is None or self._probe.done():
-            self._probe = asyncio.ensure_future(
-                self._call(_Call(_probe, asyncio.get_running_loop().create_future(), True, True))
-            )
+            probe = _Call(_probe, asyncio.get_running_loop().create_future(), devices_unchanged=True, read_only=True)
+            self._probe = asyncio.ensure_future(self._call(probe))
             self._probe.add_done_callback(_consume_probe)
         try:
             await asyncio.wait_for(asyncio.shield(self._probe), timeout_s)
