@@ -4,6 +4,8 @@ One connection at a time. Whatever ends it (the server closing, a broken link, a
 silent, a protocol error) ends in the same place: a pause that grows with each failure, with
 jitter so a fleet that lost its server together does not come back together, and a try again.
 Readings wait in the ring meanwhile; batches not acked are sent again on the next connection.
+A server that says when to come back (a close reason "... retry in N s", a Retry-After header:
+its storage is failing) gets at least that long.
 """
 
 import asyncio
@@ -16,7 +18,7 @@ import rules
 import wifi
 import wsclient
 import wsframe
-from session import ACKED, COMMAND, REJECTED, WELCOME
+from session import ACKED, COMMAND, REJECTED, WELCOME, retry_hint_ms
 
 try:
     from typing import TYPE_CHECKING
@@ -65,6 +67,7 @@ async def run(dev: "Device", cfg: dict, session: "Session") -> None:
             await wifi.join(cfg["wifi"]["ssid"], cfg["wifi"].get("password", ""), dev)
         dev.status = "connecting"
         delay = 0
+        hint = 0  # the wait the server asked for
         try:
             conn: wsclient.Conn = await asyncio.wait_for_ms(
                 wsclient.connect(host, port, path, secure, authorization, SUBPROTOCOL, rx, tx, cfg["ca"]),
@@ -78,6 +81,7 @@ async def run(dev: "Device", cfg: dict, session: "Session") -> None:
                 print("link: token refused (%s); check the token, next try in %d s" % (exc.detail, delay // 1000))
             else:
                 print("link: handshake failed:", exc.detail)
+                hint = retry_hint_ms(exc.retry_after)
         except asyncio.TimeoutError:
             print("link: no answer from %s:%d within %d s" % (host, port, answer_ms // 1000))
         except (OSError, wsframe.ProtocolError) as exc:
@@ -89,8 +93,13 @@ async def run(dev: "Device", cfg: dict, session: "Session") -> None:
             print("link: disconnected:", why)
             if time.ticks_diff(time.ticks_ms(), started) > _STABLE_MS:
                 failures = 0
+            hint = retry_hint_ms(conn.close_reason)
         if not delay:
             delay = backoff_ms(failures, 1000, 60000)
+        if hint > delay:
+            delay = hint
+        if hint:
+            print("link: the server asked to wait; next try in %d s" % (delay // 1000))
         failures += 1
         if dev.status != "refused":
             dev.status = "offline"

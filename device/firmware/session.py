@@ -44,6 +44,24 @@ UNKNOWN = const(5)
 
 _ACK_PREFIX = b'{"type":"ack","seq":'
 _MAX_ID = const(64)
+_HINT_MAX_MS = const(900000)  # a hint past 15 minutes is taken as 15 minutes
+
+
+def retry_hint_ms(text: str) -> int:
+    """The wait the server asked for, in ms; 0 if it asked for none.
+
+    `text` is a close reason ("storage unavailable; retry in 15 s") or a Retry-After header value
+    ("15"). The device waits at least this long before it connects again (docs/protocol.md).
+    """
+    i = text.find("retry in ")
+    rest = text[i + 9 :] if i >= 0 else text.strip()
+    end = 0
+    while end < len(rest) and end < 6 and rest[end].isdigit():
+        end += 1
+    if not end or (i < 0 and end != len(rest)):
+        return 0
+    ms = int(rest[:end]) * 1000
+    return ms if ms < _HINT_MAX_MS else _HINT_MAX_MS
 
 
 def _put(buf: bytearray, pos: int, data: bytes) -> int:

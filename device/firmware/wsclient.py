@@ -28,12 +28,16 @@ _CTL_BYTES = 14 + 256
 
 
 class HandshakeError(Exception):
-    """The server did not upgrade the connection; `status` is its HTTP status (0: not HTTP)."""
+    """The server did not upgrade the connection; `status` is its HTTP status (0: not HTTP).
 
-    def __init__(self, status: int, detail: str) -> None:
+    `retry_after` is its Retry-After header ("" if none): when to try again.
+    """
+
+    def __init__(self, status: int, detail: str, retry_after: str = "") -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.retry_after = retry_after
 
 
 class Closed(Exception):
@@ -66,6 +70,7 @@ class Conn:
         self.last_rx = time.ticks_ms()
         self.close_sent = False
         self.open = True
+        self.close_reason = ""  # the reason of the server's close, once it closed
 
     async def _send(self, buf: bytearray, view: memoryview, opcode: int, length: int) -> None:
         if not self.open:
@@ -107,6 +112,7 @@ class Conn:
                 await self._send(self.ctl, self.ctlv, wsframe.OP_PONG, n)
             elif opcode == wsframe.OP_CLOSE:
                 code, reason = wsframe.parse_close(payload)
+                self.close_reason = reason
                 if not self.close_sent:  # section 5.5.1: answer with a close of our own
                     await self._close_frame(wsframe.CLOSE_NORMAL if code == wsframe.CLOSE_NO_STATUS else code, "")
                 self.open = False
@@ -219,7 +225,7 @@ def _check_response(head: bytes, key: bytes, subprotocol: str, rx: wsframe.Reade
             fields[name.strip().lower()] = value.strip()
     if status != 101:
         body = bytes(rx.view[rx.start : rx.end])[:200]
-        raise HandshakeError(status, ("HTTP %d " % status) + _text(body))
+        raise HandshakeError(status, ("HTTP %d " % status) + _text(body), _text(fields.get(b"retry-after", b"")))
     if fields.get(b"upgrade", b"").lower() != b"websocket":
         raise HandshakeError(status, "response does not upgrade to websocket")
     expected = binascii.b2a_base64(hardware.sha1(key + _GUID).digest())[:-1]

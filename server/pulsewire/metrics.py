@@ -72,6 +72,21 @@ class Metrics:
         self.live_dropped = Counter(
             "pulsewire_live_dropped_clients", "Live clients dropped for falling behind", registry=r
         )
+        self.storage_ready = Gauge(
+            "pulsewire_storage_ready", "1 while storage commits, 0 while it fails (as /readyz answers)", registry=r
+        )
+        self.storage_failures = Counter(
+            "pulsewire_storage_failures",
+            "Storage operations (commits, probes, reads) that failed, by cause",
+            ["cause"],
+            registry=r,
+        )
+        self.storage_refusals = Counter(
+            "pulsewire_storage_refusals",
+            "Clients turned away for storage trouble: HTTP 503s, handshakes refused with 503, devices closed with 1013",
+            ["where"],
+            registry=r,
+        )
         self._connection_hygiene(r)
 
     def _connection_hygiene(self, r: CollectorRegistry) -> None:

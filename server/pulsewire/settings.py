@@ -94,6 +94,24 @@ class Settings(BaseSettings):
     group_commit_readings: int = Field(
         20_000, ge=1, description="Most values written in one transaction by the batching writer."
     )
+    storage_retry_s: float = Field(
+        10.0,
+        gt=0,
+        description="While storage fails, clients are told to come back after between half this and this many "
+        "seconds (Retry-After, close reasons); the wait grows with the outage's length up to storage_retry_max_s.",
+    )
+    storage_retry_max_s: float = Field(
+        60.0, gt=0, description="Longest wait a client is told to keep while storage fails (seconds)."
+    )
+    storage_probe_s: float = Field(
+        10.0,
+        gt=0,
+        description="When nothing was committed for this many seconds, /readyz and /healthz probe the database "
+        "first (one probe at a time).",
+    )
+    storage_probe_timeout_s: float = Field(
+        5.0, gt=0, description="A storage probe not done within this many seconds counts as storage not answering."
+    )
     live_queue_messages: int = Field(
         1024, ge=1, description="Messages queued for one live client; a client further behind is dropped."
     )
@@ -173,6 +191,14 @@ class Settings(BaseSettings):
         if self.query_default_limit > self.query_max_limit:
             raise ValueError(
                 f"query_default_limit ({self.query_default_limit}) is larger than query_max_limit ({self.query_max_limit})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> Settings:
+        if self.storage_retry_s > self.storage_retry_max_s:
+            raise ValueError(
+                f"storage_retry_s ({self.storage_retry_s:g}) is larger than storage_retry_max_s ({self.storage_retry_max_s:g})"
             )
         return self
 

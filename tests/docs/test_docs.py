@@ -42,7 +42,7 @@ LIVE_CHANNEL_MODULES = (live_codec, hub, live_channel)
 # Modules that close device-channel and live-channel connections.
 DEVICE_CLOSERS = (device_channel, devices_api)
 LIVE_CLOSERS = (live_channel,)
-DOCUMENTED_ROUTE_PREFIXES = ("/api", "/ws", "/healthz", "/metrics")
+DOCUMENTED_ROUTE_PREFIXES = ("/api", "/ws", "/healthz", "/readyz", "/metrics")
 
 
 # --- reading the docs -----------------------------------------------------------------------------

@@ -8,14 +8,17 @@ once" is checkable: the stored values must be 1..N, without a gap or a repeat.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.env import ROOT
+from tests.support.postgres import PrivatePostgres, private_postgres  # noqa: F401 (a fixture)
 from tests.support.server import Server, start_server
 from tests.support.simboard import board, firmware_config, require_node
 from tests.support.waiting import wait_until
@@ -113,6 +116,41 @@ def test_a_refused_token_is_reported_and_nothing_is_stored(tmp_path: Path, reque
         line = sim.wait_for_line("link: token refused", timeout=30)
     assert "check the token" in line
     assert server.telemetry(device_id) == {}
+
+
+def test_closed_for_storage_trouble_the_board_waits_as_long_as_the_server_asks(
+    private_postgres: PrivatePostgres,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    pg = private_postgres
+    retry = {"storage_retry_s": "4", "storage_retry_max_s": "6"}
+    server = Server(tmp_path, database_url=pg.url, settings={"sample_interval_ms": "200", **retry}).start()
+    request.addfinalizer(server.stop)
+    device_id, token = server.register()
+    with board(config=firmware_config(server.base, token)) as sim:
+        sim.wait_for_line("link: online", timeout=30)
+        since = sim.mark()
+        pg.stop()
+        closed = sim.wait_for_line("link: disconnected: server closed (1013 storage unavailable; retry in", 15, since)
+        hint = int(re.search(r"retry in (\d+) s", closed).group(1))  # type: ignore[union-attr]
+        waits = sim.wait_for_line("link: the server asked to wait; next try in", 5, since)
+        told_at = time.monotonic()
+        assert int(re.search(r"next try in (\d+) s", waits).group(1)) >= hint >= 2  # type: ignore[union-attr]
+        # The next try is refused with 503 and Retry-After (the token cannot be checked): waited for too.
+        sim.wait_for_line("link: handshake failed: HTTP 503", hint + 10, since)
+        assert time.monotonic() - told_at >= hint - 0.25
+        since = sim.mark()
+        again = sim.wait_for_line("link: the server asked to wait; next try in", 5, since)
+        told_at = time.monotonic()
+        wait_s = int(re.search(r"next try in (\d+) s", again).group(1))  # type: ignore[union-attr]
+        pg.start()
+        sim.wait_for_line("link: online", wait_s + 30, since)
+        assert time.monotonic() - told_at >= wait_s - 0.25
+        taken = sim.status()["readings"]
+        wait_until(lambda: len(values(server, device_id)) >= taken, 30, f"the {taken} readings taken")
+    got = values(server, device_id)
+    assert got == list(range(1, len(got) + 1)), "a reading was lost or stored twice"
 
 
 def test_the_heap_benchmark_reports_its_figures() -> None:

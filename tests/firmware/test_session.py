@@ -220,3 +220,29 @@ def test_frame_budget_is_respected() -> None:
         json.loads(bytes(buf[:end]))
         s.handle(codec.ack(s.seq).encode(), 0)
     assert len(sizes) > 1 and len(s.ring) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [
+        ("storage unavailable; retry in 15 s", 15_000),  # a close reason (docs/protocol.md)
+        ("retry in 1 s", 1000),
+        ("7", 7000),  # a Retry-After header
+        (" 12 ", 12_000),
+        ("retry in 99999 s", 900_000),  # more than 15 minutes is taken as 15 minutes
+        ("", 0),
+        ("storage unavailable; reconnect and resend", 0),
+        ("keepalive ping timeout", 0),
+        ("retry in soon", 0),
+        ("12 s", 0),  # a Retry-After is digits only
+        ("Wed, 21 Oct 2026 07:28:00 GMT", 0),  # an HTTP date: not given by this server
+    ],
+)
+def test_the_wait_the_server_asks_for_is_read_from_a_close_reason_or_retry_after(text: str, ms: int) -> None:
+    assert session_mod.retry_hint_ms(text) == ms
+
+
+def test_the_servers_close_reason_for_storage_trouble_is_understood() -> None:
+    from pulsewire.storage.health import close_reason
+
+    assert session_mod.retry_hint_ms(close_reason(23)) == 23_000

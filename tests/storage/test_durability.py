@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -45,9 +46,9 @@ async def test_storage_failure_closes_without_ack_and_the_resend_is_stored(
         await ws.send('{"type":"telemetry","seq":2,"data":[{"ts":' + str(base + 1) + ',"values":{"t":2.0}}]}')
         with pytest.raises(ConnectionClosed) as info:
             await recv_json(ws)  # neither ack nor error: the device keeps the batch
-        assert info.value.rcvd is not None and info.value.rcvd.code == 1011
-        assert "storage unavailable" in info.value.rcvd.reason
-    assert "group commit failed" in server.log_text()
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1013
+        assert re.fullmatch(r"storage unavailable; retry in \d+ s", info.value.rcvd.reason)
+    assert '"storage unavailable" cause="storage failed" where=commit' in server.log_text()
     assert server.get("/healthz").status_code == 200  # the server stays up
     with sqlite3.connect(tmp_path / "pulsewire.db") as db:
         db.execute("ALTER TABLE readings_away RENAME TO readings")

@@ -23,6 +23,7 @@ from pulsewire.http import allow, commands, devices, errors, openapi_doc, openap
 from pulsewire.metrics import Metrics
 from pulsewire.settings import Settings
 from pulsewire.storage.engine import migrate, open_engine
+from pulsewire.storage.health import RetryPolicy, StorageHealth
 from pulsewire.storage.reads import Reads
 from pulsewire.storage.upkeep import Upkeep
 from pulsewire.storage.writer import Batch, BatchingWriter, check_sqlite
@@ -104,6 +105,7 @@ def _services(settings: Settings, engine: Engine, metrics: Metrics) -> Services:
         group_values=settings.group_commit_readings,
         on_commit=push_committed if settings.live_after_commit else settle,
         on_unstored=None if settings.live_after_commit else settle,
+        health=StorageHealth(metrics, RetryPolicy(settings.storage_retry_s, settings.storage_retry_max_s)),
     )
     return Services(
         settings=settings,

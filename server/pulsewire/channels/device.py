@@ -27,7 +27,8 @@ from pulsewire.channels import commands
 from pulsewire.channels.presence import Connection
 from pulsewire.clock import now_ms
 from pulsewire.protocol import device as codec
-from pulsewire.storage.writer import DeviceRemoved, StorageError
+from pulsewire.storage.health import StorageError, close_reason, is_storage_error
+from pulsewire.storage.writer import DeviceRemoved
 from pulsewire.tokens import bearer, token_hash
 
 log = logging.getLogger("pulsewire.device")
@@ -48,7 +49,13 @@ async def device_channel(ws: WebSocket, services: ServicesDep) -> None:
     if token is None:
         await _refuse(ws, services, 401, "missing_token", "device token required: Authorization: Bearer <token>")
         return
-    device_id = await run_in_threadpool(services.reads.device_for_token, token_hash(token))
+    try:
+        device_id = await run_in_threadpool(services.reads.device_for_token, token_hash(token))
+    except Exception as exc:
+        if not is_storage_error(exc):
+            raise
+        await _refuse_for_storage(ws, services, exc)
+        return
     if device_id is None:
         await _refuse(ws, services, 401, "bad_token", "unknown or revoked device token")
         return
@@ -65,6 +72,19 @@ async def _refuse(ws: WebSocket, services: Services, status: int, reason: str, d
         await ws.send_denial_response(JSONResponse({"detail": detail}, status_code=status))
     except RuntimeError:  # server without the denial-response extension
         await ws.close(codec.CLOSE_POLICY, detail[:120])
+
+
+async def _refuse_for_storage(ws: WebSocket, services: Services, exc: Exception) -> None:
+    """503 with Retry-After: the token cannot be checked while storage fails (logged once per cause per interval)."""
+    health = services.writer.health
+    cause = exc.cause if isinstance(exc, StorageError) else health.failed(exc, "handshake")
+    retry_s = health.refused("handshake")
+    detail = f"storage unavailable ({cause}); retry in {retry_s} s"
+    response = JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(retry_s)})
+    try:
+        await ws.send_denial_response(response)
+    except RuntimeError:  # server without the denial-response extension
+        await ws.close(codec.CLOSE_TRY_AGAIN_LATER, close_reason(retry_s))
 
 
 class DeviceConnection:
@@ -103,10 +123,11 @@ class DeviceConnection:
             await self.handle_hello(hello)
             self.acker = asyncio.create_task(self._ack_in_order())
             await self._read_frames()
-        except StorageError:
-            await self.close(codec.CLOSE_INTERNAL_ERROR, "storage unavailable; reconnect and resend")
         except Exception as exc:
-            await self._failed(exc)
+            if is_storage_error(exc):
+                await self._storage_failed(exc)
+            else:
+                await self._failed(exc)
         finally:
             await self._teardown()
 
@@ -279,9 +300,9 @@ class DeviceConnection:
             except DeviceRemoved:
                 await self.close(codec.CLOSE_TOKEN_REVOKED, "device removed")
                 return
-            except StorageError:
+            except StorageError as exc:
                 # Neither ack nor error: the device keeps the batch and sends it again after reconnecting.
-                await self.close(codec.CLOSE_INTERNAL_ERROR, "storage unavailable; reconnect and resend")
+                await self._storage_failed(exc)
                 return
             finally:
                 self.window.release()
@@ -290,6 +311,14 @@ class DeviceConnection:
             except Exception:
                 return  # connection gone; the device resends and the store keeps one copy
             acks.inc()
+
+    async def _storage_failed(self, exc: Exception) -> None:
+        """Close with 1013 and the wait in the reason: the device keeps its batches and comes back then."""
+        health = self.services.writer.health
+        if not isinstance(exc, StorageError):
+            health.failed(exc, "device")
+        if self.closing is None:
+            await self.close(codec.CLOSE_TRY_AGAIN_LATER, close_reason(health.refused("device")))
 
     async def _failed(self, exc: Exception) -> None:
         # A send failing because the peer vanished ends the connection like a disconnect.

@@ -18,6 +18,7 @@ from pulsewire.app.services import Services, ServicesDep
 from pulsewire.channels.hub import LiveClient
 from pulsewire.protocol import live
 from pulsewire.protocol.device import CLOSE_POLICY, CLOSE_TRY_AGAIN_LATER
+from pulsewire.storage.health import StorageError, close_reason, is_storage_error
 
 log = logging.getLogger("pulsewire.live")
 
@@ -91,9 +92,19 @@ async def live_channel(ws: WebSocket, services: ServicesDep) -> None:
             if not task.cancelled() and task.exception() is not None:
                 log.debug("live connection ended", extra={"error": repr(task.exception())})
     except Exception as exc:
+        if is_storage_error(exc):  # the snapshot could not be read: come back later, not at once
+            await _close_for_storage(ws, services, exc)
         log.debug("live connection ended", extra={"error": repr(exc)})
     finally:
         services.hub.leave(client)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _close_for_storage(ws: WebSocket, services: Services, exc: Exception) -> None:
+    health = services.writer.health
+    if not isinstance(exc, StorageError):
+        health.failed(exc, "live")
+    with contextlib.suppress(Exception):
+        await ws.close(CLOSE_TRY_AGAIN_LATER, close_reason(health.refused("live")))

@@ -1,4 +1,4 @@
-"""Liveness, Prometheus metrics, and the admin-key check the dashboard uses before admin actions."""
+"""Liveness, readiness, Prometheus metrics, and the admin-key check the dashboard uses before admin actions."""
 
 from __future__ import annotations
 
@@ -7,22 +7,59 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pulsewire.app.access import AdminDep
-from pulsewire.app.services import MetricsDep, PresenceDep, WriterDep
+from pulsewire.app.services import MetricsDep, Services, ServicesDep
 from pulsewire.http.responses import ADMIN, answers
+from pulsewire.storage.health import WRITER_STOPPED, StorageHealth
 
 router = APIRouter(tags=["operations"])
+
+
+_STORAGE_503 = {
+    "description": "storage cannot commit: the body says why; Retry-After says when to ask again",
+    "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 0}}},
+}
+
+
+async def _checked(services: Services) -> StorageHealth:
+    """The storage record, after a probe if nothing was committed lately (an idle server)."""
+    settings = services.settings
+    await services.writer.check_storage(settings.storage_probe_s, settings.storage_probe_timeout_s)
+    return services.writer.health
 
 
 @router.head("/healthz", include_in_schema=False)
 @router.get(
     "/healthz",
-    summary="Liveness: 200 while the server and its writer run, 503 when the writer has stopped",
-    responses={503: {"description": "the writer has stopped: readings cannot be stored"}},
+    summary="Liveness: 200 while the server and its writer run (the body says whether storage commits), "
+    "503 when the writer has stopped",
+    responses={503: {**_STORAGE_503, "description": "the writer has stopped: readings cannot be stored"}},
 )
-def healthz(writer: WriterDep, presence: PresenceDep) -> JSONResponse:
-    ok = writer.running
-    body = {"status": "ok" if ok else "writer stopped", "devices_online": len(presence)}
-    return JSONResponse(body, status_code=200 if ok else 503)
+async def healthz(services: ServicesDep) -> JSONResponse:
+    # A storage outage is not a reason to restart the server: it stays 200 and says so in the body.
+    health = await _checked(services)
+    running = services.writer.running
+    status = "writer stopped" if not running else "ok" if health.ready else "storage failing"
+    body = {"status": status, "devices_online": len(services.presence), "storage": health.report()}
+    if running:
+        return JSONResponse(body)
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(health.retry_after_s())})
+
+
+@router.head("/readyz", include_in_schema=False)
+@router.get(
+    "/readyz",
+    summary="Readiness: 200 while storage commits, 503 with the cause while it cannot",
+    responses={503: _STORAGE_503},
+)
+async def readyz(services: ServicesDep) -> JSONResponse:
+    health = await _checked(services)
+    report = health.report()
+    if not services.writer.running:
+        report.update(ready=False, cause=WRITER_STOPPED)
+    if report["ready"]:
+        return JSONResponse({"status": "ready", "storage": report})
+    headers = {"Retry-After": str(health.retry_after_s())}
+    return JSONResponse({"status": "not ready", "cause": report["cause"], "storage": report}, 503, headers=headers)
 
 
 @router.get("/metrics", summary="Prometheus text metrics", response_class=Response)

@@ -133,6 +133,7 @@ async def run_device(base: str, device_id: str, token: str, *, seed: int, stop: 
     device = VirtualDevice(device_id, seed)
     sampler = asyncio.create_task(sample(device, stop))
     backoff = 1.0
+    retry_hint_ms = firmware.load("session").retry_hint_ms  # the board's rule for the server's "come back later"
     try:
         while not stop.is_set():
             try:
@@ -144,14 +145,20 @@ async def run_device(base: str, device_id: str, token: str, *, seed: int, stop: 
                 ) as ws:
                     backoff = 1.0
                     await _connection(ws, device, stop)
+                hint_s = retry_hint_ms(ws.close_reason or "") / 1000
+                if hint_s and not stop.is_set():
+                    log.warning("simulated device told to wait", extra={"device": device_id, "in_s": hint_s})
+                    await _either_or_timeout(stop, hint_s)
             except (TimeoutError, OSError, websockets.WebSocketException) as exc:
                 if stop.is_set():
                     return
+                hint_s = retry_hint_ms(_retry_after(exc)) / 1000
+                wait = max(backoff * (0.5 + random.random()), hint_s)
                 log.warning(
                     "simulated device reconnecting",
-                    extra={"device": device_id, "error": str(exc)[:120], "in_s": round(backoff, 1)},
+                    extra={"device": device_id, "error": str(exc)[:120], "in_s": round(wait, 1)},
                 )
-                await asyncio.sleep(backoff * (0.5 + random.random()))
+                await asyncio.sleep(wait)
                 backoff = min(backoff * 2, 30.0)
     finally:
         sampler.cancel()
@@ -212,6 +219,20 @@ async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
     finally:
         for w in waits:
             w.cancel()
+
+
+async def _either_or_timeout(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+def _retry_after(exc: Exception) -> str:
+    """The Retry-After of a refused handshake ("" if none); a closed connection's reason says when too."""
+    if isinstance(exc, websockets.InvalidStatus):
+        return exc.response.headers.get("Retry-After", "")
+    if isinstance(exc, websockets.ConnectionClosed) and exc.rcvd is not None:
+        return exc.rcvd.reason
+    return ""
 
 
 def _utf8(raw: str | bytes) -> bytes:

@@ -18,6 +18,10 @@ handler stops reading its socket, and TCP pushes back on the devices.
 
 Other writes (device registration, rotation, removal) go through `call`, in their own transaction
 on the same thread, so there is exactly one writer.
+
+Every outcome goes to `health` (storage/health.py), which readiness and the 503 answers read. A
+server nobody writes to learns of an outage from `check_storage`, a probe run when asked and
+only when nothing has been committed for a while.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from sqlalchemy import Connection, Engine, bindparam, case, func, select, text, 
 
 from pulsewire.clock import now_ms
 from pulsewire.metrics import Metrics
+from pulsewire.storage.health import NOT_ANSWERING, WRITER_STOPPED, StorageError, StorageHealth, is_storage_error
 from pulsewire.storage.schema import devices
 
 log = logging.getLogger("pulsewire.writer")
@@ -88,8 +93,7 @@ def value_rows(data: list[dict[str, Any]]) -> list[tuple[str, int, float, bool]]
     return out
 
 
-class StorageError(Exception):
-    """A group commit failed; nothing of the group is stored and nothing is acked."""
+__all__ = ["Batch", "BatchingWriter", "DeviceRemoved", "StorageError", "Touch", "check_sqlite", "value_rows"]
 
 
 class DeviceRemoved(StorageError):
@@ -122,6 +126,7 @@ class _Call:
     fn: Callable[[Connection], Any]
     done: asyncio.Future[Any] = field(repr=False)
     devices_unchanged: bool = False  # the writer's cached device and series ids stay valid
+    read_only: bool = False  # a probe: its success cannot end an outage only a write shows
 
 
 _STOP = object()
@@ -139,12 +144,15 @@ class BatchingWriter:
         group_values: int,
         on_commit: OnCommit,
         on_unstored: OnCommit | None = None,
+        health: StorageHealth | None = None,
     ) -> None:
         self._engine = engine
         self._metrics = metrics
         self._group_values = group_values
         self._on_commit = on_commit
         self._on_unstored = on_unstored
+        self.health = health or StorageHealth(metrics)
+        self._probe: asyncio.Future[Any] | None = None
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_batches)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pulsewire-writer")
         self._task: asyncio.Task[None] | None = None
@@ -206,7 +214,27 @@ class BatchingWriter:
 
     def _check_running(self) -> None:
         if not self.running:
-            raise StorageError("the writer is not running")
+            raise StorageError("the writer is not running", WRITER_STOPPED)
+
+    async def check_storage(self, quiet_s: float, timeout_s: float) -> None:
+        """Probe the database when nothing was committed for `quiet_s` seconds; waits at most `timeout_s`.
+
+        The probe (a SELECT on the writer thread, behind whatever is queued) records its outcome in
+        `health`. Callers at the same moment share one probe. A probe that does not finish in time
+        says the writer is stuck; its outcome, when it comes, is recorded too.
+        """
+        if not self.running or self.health.quiet_for() < quiet_s:
+            return
+        if self._probe is None or self._probe.done():
+            probe = _Call(_probe, asyncio.get_running_loop().create_future(), devices_unchanged=True, read_only=True)
+            self._probe = asyncio.ensure_future(self._call(probe))
+            self._probe.add_done_callback(_consume_probe)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._probe), timeout_s)
+        except TimeoutError:
+            self.health.failed(StorageError("probe timed out", NOT_ANSWERING), "probe")
+        except Exception:  # recorded by the writer task
+            pass
 
     async def _next(self) -> Any:
         if self._carry is not None:
@@ -244,13 +272,18 @@ class BatchingWriter:
         try:
             result = await loop.run_in_executor(self._thread, self._call_in_thread, item)
         except Exception as exc:  # handed to the caller, who decides what it means
+            if is_storage_error(exc):
+                self.health.failed(exc, "probe" if item.read_only else "write")
             if not item.done.done():
                 item.done.set_exception(exc)
         else:
+            self.health.succeeded(read_only=item.read_only)
             if not item.done.done():
                 item.done.set_result(result)
 
     def _call_in_thread(self, call: _Call) -> Any:
+        if call.read_only:  # a probe: of the connection commits use, which it revives if it had broken
+            return self._on_own_connection(call.fn)
         try:
             with self._engine.begin() as conn:
                 return call.fn(conn)
@@ -259,6 +292,18 @@ class BatchingWriter:
             if not call.devices_unchanged:
                 self._series_ids.clear()
                 self._device_ids = None
+
+    def _on_own_connection(self, fn: Callable[[Connection], T]) -> T:
+        conn = self._conn
+        assert conn is not None
+        try:
+            conn.begin()
+            result = fn(conn)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return result
 
     async def _commit(self, group: list[Batch], touches: list[Touch], values: int) -> None:
         loop = asyncio.get_running_loop()
@@ -271,11 +316,8 @@ class BatchingWriter:
             self._series_ids.clear()
             self._device_ids = None
             self._metrics.storage_errors.inc()
-            log.error(
-                "group commit failed; devices will resend",
-                extra={"batches": len(group), "values": values, "error": f"{type(exc).__name__}: {exc}"[:300]},
-            )
-            failure = StorageError(f"storage failed: {type(exc).__name__}")
+            cause = self.health.failed(exc, "commit")  # logged once per cause per interval
+            failure = StorageError(f"storage failed: {cause}", cause)
             self._unstored(group)
             for batch in group:
                 if not batch.done.done():
@@ -289,6 +331,7 @@ class BatchingWriter:
                     batch.done.set_exception(gone)
             group = [b for b in group if b.device_id not in removed]
             values = sum(len(b.rows) for b in group)
+        self.health.succeeded()
         m = self._metrics
         m.commit_seconds.observe(time.perf_counter() - started)
         m.group_batches.observe(len(group))
@@ -374,6 +417,15 @@ class BatchingWriter:
         )
         for device_id, metric, sid in found:
             ids.setdefault(device_id, {})[metric] = sid
+
+
+def _probe(conn: Connection) -> None:
+    conn.execute(text("SELECT 1"))
+
+
+def _consume_probe(done: asyncio.Future[Any]) -> None:
+    if not done.cancelled():
+        done.exception()
 
 
 @dataclass(slots=True)
