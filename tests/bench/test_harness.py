@@ -48,7 +48,7 @@ def test_a_run_registers_many_reads_metrics_removes_and_stops(tmp_path: Path) ->
         assert not any(name.endswith("_bucket") for name in metrics)
 
         assert server.remove(["bench-a", "never-registered"]) == []  # already gone counts as removed
-        assert server.get("/api/devices/bench-a").status_code == 404
+        assert server.get("/api/devices/bench-a/latest").status_code == 404
         refused = Server(tmp_path, port=server.port, admin_key="not-the-key")
         assert refused.remove(["bench-b"]) == ["bench-b"]
         assert server.log_lines() == [], "a quiet run logs nothing at warning level (the banner goes elsewhere)"

@@ -248,7 +248,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     disk.mkdir()
     try:
         mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True, text=True
+            ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(disk)], capture_output=True, text=True
         )
         problem = mounted.stderr.strip() if mounted.returncode else None
     except FileNotFoundError:

@@ -90,7 +90,7 @@ class Server:
     # Process
 
     def start(self, timeout: float = START_TIMEOUT_S) -> Server:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # as the server makes it: no open-files warning
         self.port = self.port or free_port()
         self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         command = [*self.command_prefix, sys.executable, "-m", "pulsewire", "serve", *self.flags]

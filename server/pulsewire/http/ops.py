@@ -14,9 +14,16 @@ from pulsewire.storage.health import WRITER_STOPPED, StorageHealth
 router = APIRouter(tags=["operations"])
 
 
+# /healthz and /readyz answer their 503 with their own status body, not a refusal's {"detail"}.
+_STATUS_BODY = {
+    "type": "object",
+    "properties": {"status": {"type": "string"}, "cause": {"type": "string"}, "storage": {"type": "object"}},
+    "required": ["status", "storage"],
+}
 _STORAGE_503 = {
     "description": "storage cannot commit: the body says why; Retry-After says when to ask again",
     "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 0}}},
+    "content": {"application/json": {"schema": _STATUS_BODY}},
 }
 
 
