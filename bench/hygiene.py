@@ -36,7 +36,6 @@ import json
 import multiprocessing as mp
 import os
 import queue
-import resource
 import statistics
 import sys
 import tempfile
@@ -46,11 +45,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli import BenchError, give_up, positive_float, positive_int, say
+from harness.devices import open_device, raise_open_files_limit
 from harness.server import Server, bench_server
+from pulsewire.protocol.device import SUBPROTOCOL
 
-SUBPROTOCOL = "pulsewire.v1"
 PARTIAL_HEAD = b"GET /ws/device HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-HELLO = json.dumps({"type": "hello", "fw": "bench-hygiene", "uptime": 1})
+FW = "bench-hygiene"  # the firmware version its real device says hello with
 HELLOLESS_DEVICES = 20  # tokens the hello-less connections take turns with
 PROBE_BATCH_EVERY_S = 0.1
 PROBE_CONNECT_EVERY_S = 1.0
@@ -233,26 +233,6 @@ def _upgrade(token: str) -> bytes:
 # --- the real device (this process) ---------------------------------------------------------------
 
 
-async def _open_device(url: str, token: str) -> Any:
-    from websockets.asyncio.client import connect
-    from websockets.typing import Subprotocol
-
-    ws = await connect(
-        url,
-        additional_headers={"Authorization": f"Bearer {token}"},
-        subprotocols=[Subprotocol(SUBPROTOCOL)],
-        compression=None,
-        proxy=None,
-        open_timeout=30,
-        ping_interval=None,
-    )
-    await ws.send(HELLO)
-    welcome = json.loads(await asyncio.wait_for(ws.recv(), 30))
-    if welcome.get("type") != "welcome":
-        raise BenchError(f"expected welcome, got {welcome}")
-    return ws
-
-
 async def _connect_retrying(url: str, token: str) -> tuple[Any, int]:
     """Connect as a device, again after each 503 (the server's answer over a cap); (connection, refusals)."""
     from websockets.exceptions import InvalidStatus
@@ -260,7 +240,7 @@ async def _connect_retrying(url: str, token: str) -> tuple[Any, int]:
     refusals = 0
     while True:
         try:
-            return await _open_device(url, token), refusals
+            return await open_device(url, token, FW, ping_interval=None), refusals
         except InvalidStatus as exc:
             if exc.response.status_code != 503:
                 raise
@@ -467,14 +447,6 @@ def report(phases: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def raise_open_files_limit(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        give_up(f"{needed:,} open files needed for these connections, but the hard limit is {hard:,} (`ulimit -Hn`)")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.half_open < 0 or args.helloless < 0:
@@ -483,7 +455,10 @@ def main(argv: list[str] | None = None) -> int:
         import psutil  # noqa: F401
     except ImportError:
         give_up("psutil is needed to sample the server: pip install psutil")
-    raise_open_files_limit(args.half_open + args.helloless + OPEN_FILES_MARGIN)
+    try:
+        raise_open_files_limit(args.half_open + args.helloless + OPEN_FILES_MARGIN)
+    except BenchError as exc:
+        give_up(str(exc))
     limits = [None] + ([args.open_files_limit] if args.open_files_limit else [])
     phases, failed = [], False
     for limit in limits:

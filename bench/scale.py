@@ -60,7 +60,6 @@ import multiprocessing as mp
 import os
 import platform
 import queue
-import resource
 import shutil
 import sqlite3
 import subprocess
@@ -76,6 +75,7 @@ from typing import Any
 import httpx
 
 from harness.cli import BenchError, give_up, positive_float, positive_int, say
+from harness.devices import open_device, raise_open_files_limit
 from harness.paths import WORK_DIR
 from harness.sampler import ServerSampler
 from harness.server import RUN_FAILURES, Server, bench_server
@@ -84,8 +84,7 @@ TARGET_KB_PER_CONNECTION = 50.0
 TARGET_DAY_VIEW_MS = 100.0
 
 # Idle connections
-SUBPROTOCOL = "pulsewire.v1"
-HELLO = json.dumps({"type": "hello", "fw": "bench-scale", "uptime": 1000})
+FW = "bench-scale"  # the firmware version its devices say hello with
 CONNECT_TIMEOUT_S = 60.0  # one handshake plus hello/welcome, under a queue of others
 REGISTER_CHUNK = 1000  # devices per progress line (and per keep-alive client) while registering
 PROGRESS_EVERY = 1000  # connections per progress line
@@ -108,10 +107,6 @@ METRIC = "temperature"
 DB_FILE = "pulsewire.db"  # where `pulsewire serve --data-dir` keeps SQLite (Settings.resolved_database_url)
 MANIFEST = "manifest.json"
 DENSE_DEVICE = "dense-0"
-
-
-class SetupError(Exception):
-    """The machine cannot run the benchmark as asked (exit status 2)."""
 
 
 # Command line
@@ -253,32 +248,6 @@ def hold_process(url: str, tokens: list[str], concurrency: int, counters: Any, r
         results.put(summary)
 
 
-async def _open_device(url: str, token: str) -> Any:
-    """One device: handshake with its token, hello, welcome (docs/protocol.md section 1); the open connection."""
-    from websockets.asyncio.client import connect
-    from websockets.typing import Subprotocol
-
-    ws = await connect(
-        url,
-        additional_headers={"Authorization": f"Bearer {token}"},
-        subprotocols=[Subprotocol(SUBPROTOCOL)],
-        compression=None,  # the server does not offer per-message deflate
-        proxy=None,  # never through a proxy from the environment
-        open_timeout=CONNECT_TIMEOUT_S,
-        ping_interval=None,  # idle devices: only the server pings; the client answers by itself
-        close_timeout=5,
-    )
-    try:
-        await ws.send(HELLO)
-        welcome = json.loads(await asyncio.wait_for(ws.recv(), CONNECT_TIMEOUT_S))
-        if welcome.get("type") != "welcome":
-            raise BenchError(f"expected welcome after hello, got {welcome}")
-    except BaseException:
-        await ws.close()
-        raise
-    return ws
-
-
 async def _hold_connections(
     url: str, tokens: list[str], concurrency: int, counters: Any, release: Any
 ) -> dict[str, Any]:
@@ -288,7 +257,7 @@ async def _hold_connections(
 
     async def one(token: str) -> Any:
         async with gate:
-            ws = await _open_device(url, token)
+            ws = await open_device(url, token, FW, CONNECT_TIMEOUT_S, ping_interval=None, close_timeout=5)
         counters[CONNECTED] += 1
         return ws
 
@@ -408,27 +377,13 @@ class IdleResult:
     verdict: str | None = None  # "pass", "short" or "failed"
 
 
-def raise_open_files_limit(needed: int) -> int:
-    """Soft RLIMIT_NOFILE up to the hard limit (inherited by the server and the client process)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        raise SetupError(
-            f"{needed:,} open files needed per process for these connections, but the hard limit is {hard:,} "
-            "(`ulimit -Hn`): raise it (e.g. in /etc/security/limits.conf, or `ulimit -Hn` as root) or ask for "
-            "fewer --connections"
-        )
-    return hard
-
-
 def run_idle(args: argparse.Namespace) -> IdleResult:
     n = args.connections
     result = IdleResult(n, args.connect_concurrency, args.idle_seconds)
     say(f"idle connections: {n:,} devices")
     try:
         result.open_files_limit = raise_open_files_limit(n + OPEN_FILES_MARGIN)
-    except SetupError as exc:
+    except BenchError as exc:
         give_up(str(exc))
     with tempfile.TemporaryDirectory(prefix="pulsewire-scale-") as tmp:
         server = bench_server(Path(tmp), None, args.server_flag)

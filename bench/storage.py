@@ -69,6 +69,7 @@ import httpx
 import orjson
 
 from harness.cli import LOG_LINES_KEPT, BenchError, give_up, positive_float, positive_int, say
+from harness.devices import open_device
 from harness.revision import DEFAULT_BASELINE_REF, Revision, check_imports, checkout, current, revision_server
 from harness.sampler import ServerSampler
 from harness.server import RUN_FAILURES, Server, summarize_metrics
@@ -81,7 +82,6 @@ DAY_MS = 24 * HOUR_MS
 WEEK_MS = 7 * DAY_MS
 YEAR_MS = 365 * DAY_MS
 SEED = 20_251_120
-SUBPROTOCOL = "pulsewire.v1"
 DB_FILE = "pulsewire.db"  # where `pulsewire serve --data-dir` keeps SQLite
 ACK_TIMEOUT_S = 120.0  # no ack for this long: the server is stuck
 PROGRESS_EVERY_S = 10.0
@@ -260,27 +260,6 @@ class IngestFigures:
     server_peak_rss_mb: float | None = None
 
 
-async def _open(url: str, token: str) -> Any:
-    from websockets.asyncio.client import connect
-    from websockets.typing import Subprotocol
-
-    ws = await connect(
-        url,
-        additional_headers={"Authorization": f"Bearer {token}"},
-        subprotocols=[Subprotocol(SUBPROTOCOL)],
-        compression=None,
-        proxy=None,
-        open_timeout=30,
-        max_size=2**20,
-    )
-    await ws.send(json.dumps({"type": "hello", "fw": "bench-storage", "uptime": 1}))
-    welcome = json.loads(await asyncio.wait_for(ws.recv(), 30))
-    if welcome.get("type") != "welcome":
-        await ws.close()
-        raise BenchError(f"expected welcome after hello, got {welcome}")
-    return ws
-
-
 async def _receive_acks(ws: Any, sizes: dict[int, int], slots: asyncio.Semaphore, acked: list[int]) -> None:
     """Count acked readings and free a window slot per ack; an error answer ends the run."""
     async for raw in ws:
@@ -335,7 +314,7 @@ async def _progress(acked: list[int], total: int, started: float) -> None:
 
 async def ingest(url: str, tokens: list[str], fleet: Fleet, batch: int, window: int) -> IngestFigures:
     """Connect every board, then send the whole fleet; acked values per second from the first send."""
-    sockets = await asyncio.gather(*(_open(url, token) for token in tokens))
+    sockets = await asyncio.gather(*(open_device(url, token, "bench-storage", max_size=2**20) for token in tokens))
     acked = [0]
     cpu, started = time.process_time(), time.perf_counter()
     ticker = asyncio.create_task(_progress(acked, fleet.devices * fleet.count, started))
