@@ -72,6 +72,11 @@ class Metrics:
         self.live_dropped = Counter(
             "pulsewire_live_dropped_clients", "Live clients dropped for falling behind", registry=r
         )
+        self._storage_health(r)
+        self._connection_hygiene(r)
+
+    def _storage_health(self, r: CollectorRegistry) -> None:
+        """Whether storage commits (storage/health.py), and the clients turned away while it does not."""
         self.storage_ready = Gauge(
             "pulsewire_storage_ready", "1 while storage commits, 0 while it fails (as /readyz answers)", registry=r
         )
@@ -87,7 +92,6 @@ class Metrics:
             ["where"],
             registry=r,
         )
-        self._connection_hygiene(r)
 
     def _connection_hygiene(self, r: CollectorRegistry) -> None:
         """What the guard under the app (app/guard.py) and the device channel's deadlines refuse."""
