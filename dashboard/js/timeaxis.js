@@ -114,16 +114,35 @@ export function pickTimeStep(min, max, width, measure, room = { left: 0, right: 
   const span = max - min;
   let chosen = { step: TIME_STEPS[TIME_STEPS.length - 1], splits: [], labels: [] };
   if (!(span > 0 && width > 0)) return chosen;
+  const place = (t) => ((t - min) / span) * width;
+  const fit = { place, width, measure, room, locale };
+  let finer = null;
   for (const step of TIME_STEPS) {
     if ((width * step.ms) / span < MIN_SPACING) continue;
     const splits = timeSplits(min, max, step);
-    const place = (t) => ((t - min) / span) * width;
-    const labels = labelsInRoom(splits, step, { place, width, measure, room, locale });
+    const labels = labelsInRoom(splits, step, fit);
     chosen = { step, splits, labels };
-    if (apart(splits, labels, place, measure)) return chosen;
+    if (apart(splits, labels, place, measure)) {
+      return shown(labels) < 2 && finer ? everyOther(finer, fit) || chosen : chosen;
+    }
+    finer = chosen;
   }
   return chosen;
 }
+
+// A step whose labels fit can still show only one, when a tick near an end has its label left
+// out; the finer step with a label on every other tick (either half) then shows two or more.
+function everyOther({ step, splits }, fit) {
+  for (const phase of [0, 1]) {
+    const half = splits.filter((_, i) => i % 2 === phase);
+    const halfLabels = labelsInRoom(half, step, fit);
+    const labels = splits.map((_, i) => (i % 2 === phase ? halfLabels[(i - phase) / 2] : null));
+    if (shown(labels) >= 2 && apart(splits, labels, fit.place, fit.measure)) return { step, splits, labels };
+  }
+  return null;
+}
+
+const shown = (labels) => labels.filter((label) => label !== null).length;
 
 // Labels, those at the ends left out while they would reach past the room there. The day (or
 // year) goes on the first label that is kept.

@@ -83,3 +83,19 @@ test("pickTimeStep: an empty span or width picks nothing", () => {
   assert.deepEqual(pickTimeStep(NOW, NOW, 500, measure).splits, []);
   assert.deepEqual(pickTimeStep(NOW - HOUR, NOW, 0, measure).labels, []);
 });
+
+test("pickTimeStep: a narrow chart keeps two labels when the step that fits would leave one", () => {
+  // 24 hours ending 10 min after noon, 200 px: 6-hour labels crowd each other, and the 12-hour
+  // step's noon tick sits at the right edge, its label left out: every other 6-hour tick instead.
+  const end = new Date(2026, 10, 30, 12, 10).getTime();
+  const { step: picked, splits, labels } = pickTimeStep(end - DAY, end, 200, measure, { left: 40, right: 0 }, L);
+  const shown = labels.filter((label) => label !== null);
+  assert.ok(shown.length >= 2, JSON.stringify({ picked, labels }));
+  const place = (t) => ((t - (end - DAY)) / DAY) * 200;
+  const kept = splits.map((t, i) => ({ t, label: labels[i] })).filter((s) => s.label !== null);
+  for (let i = 1; i < kept.length; i++) {
+    const half = (s) => Math.max(...s.label.split("\n").map(measure)) / 2;
+    assert.ok(place(kept[i].t) - place(kept[i - 1].t) >= half(kept[i]) + half(kept[i - 1]) + LABEL_GAP, i);
+  }
+  assert.ok(place(kept.at(-1).t) + Math.max(...kept.at(-1).label.split("\n").map(measure)) / 2 <= 200);
+});
