@@ -1,4 +1,4 @@
-"""Alert rules: the body of PROTOCOL.md section 4 checked into a `Rule`, every refusal with its detail."""
+"""Alert rules: the body of the alerts contract checked into a `Rule`, every refusal with its detail."""
 
 from __future__ import annotations
 

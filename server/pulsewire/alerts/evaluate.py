@@ -76,14 +76,15 @@ def on_reading(
     x = float(value)
     if state.phase == OK:
         state = replace(state, phase=PENDING, since=ts)
+    since = state.since
+    assert since is not None
     state = replace(state, value=x, value_ts=ts)
-    assert state.since is not None
-    if state.phase == PENDING and ts - state.since >= rule.for_s * 1000:
+    if state.phase == PENDING and ts - since >= rule.for_s * 1000:
         state = replace(state, phase=FIRING, notified_at=now if fresh else None)
-        return state, [Event("firing", state.since, ts, x, notify=fresh)]
+        return state, [Event("firing", since, ts, x, notify=fresh)]
     if state.phase == FIRING and state.notified_at is None and fresh:
         state = replace(state, notified_at=now)
-        return state, [Event("firing", state.since, ts, x, notify=True, late=True)]
+        return state, [Event("firing", since, ts, x, notify=True, late=True)]
     return on_tick(rule, state, now)
 
 

@@ -1,4 +1,4 @@
-"""Alert rules (PROTOCOL.md section 4): the JSON body checked into a frozen `Rule`, and back.
+"""Alert rules: the rule body of the alerts contract (docs/protocol.md) checked into a frozen `Rule`, and back.
 
 No I/O. Every refusal is a `RuleError` whose `detail` names the field, for a 400 `{"detail": ...}`.
 Device ids and metric names follow the shared rules (`pulsewire.protocol.rules`).
