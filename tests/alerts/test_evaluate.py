@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -157,6 +159,11 @@ def test_state_round_trips_through_json() -> None:
     r = rule(for_s=0, repeat_s=60)
     for state in [State(), feed(r, [(T0, 0)])[0], feed(rule(), [(T0, 0)])[0], feed(r, [(T0, 0)], now=T0 + 10**8)[0]]:
         assert from_json(json.loads(json.dumps(to_json(state)))) == state
+
+
+def test_a_stored_state_with_no_known_phase_is_refused() -> None:
+    with pytest.raises(ValueError, match="phase: 'fired' is no state"):
+        from_json({**to_json(State()), "phase": "fired"})
 
 
 def test_no_data_fires_after_for_s_and_resolves_when_heard_from() -> None:

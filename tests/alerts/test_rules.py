@@ -117,6 +117,7 @@ def test_round_trip(body: dict[str, Any]) -> None:
         (with_(FREEZER, channels=[f"c{i}" for i in range(17)]), "channels: 17 channels, at most 16"),
         (with_(FREEZER, name=DROP), "name: required text of 1 to 100 characters"),
         (with_(FREEZER, name=""), "name: required text of 1 to 100 characters"),
+        (with_(FREEZER, name="   "), "name: required text of 1 to 100 characters"),
         (with_(FREEZER, name=42), "name: required text of 1 to 100 characters"),
         (with_(FREEZER, name="x" * 101), "name: 101 characters, at most 100"),
         (
@@ -166,18 +167,25 @@ def test_booleans_count_as_zero_and_one() -> None:
     assert matches(door_open, True) and not matches(door_open, False)
 
 
-@settings(max_examples=300, deadline=None)
+values = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5) | st.lists(st.text(max_size=3))
+
+
+@settings(max_examples=500, deadline=None)
 @given(
-    st.dictionaries(
-        st.sampled_from(sorted({*FREEZER, *BAND, "extra"})),
-        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-    )
+    st.sampled_from([FREEZER, BAND, SILENT]),
+    st.dictionaries(st.sampled_from(sorted({*FREEZER, *BAND, "extra"})), values, max_size=3),
 )
-def test_any_body_is_a_rule_or_a_refusal_naming_a_field(body: dict[str, Any]) -> None:
+def test_any_body_is_a_rule_or_a_refusal_naming_a_field(base: dict[str, Any], changes: dict[str, Any]) -> None:
+    """Valid bodies with a few fields changed to anything: a rule that round-trips, or one refusal naming a field."""
     try:
-        rule = parse_rule(body)
+        rule = parse_rule({**base, **changes})
     except RuleError as refused:
         field = refused.detail.split(":")[0].split("[")[0]
         assert field in {"body", *FREEZER, *BAND, "extra"}
     else:
         assert parse_rule(rule_to_json(rule)) == rule
+
+
+def test_a_no_data_rule_has_no_value_condition() -> None:
+    with pytest.raises(ValueError, match="no_data rule has no condition"):
+        matches(parse_rule(SILENT), 1.0)

@@ -126,6 +126,8 @@ def matches(rule: Rule, value: float | bool) -> bool:
     "door open for 5 minutes" is `>= 1` with `for_s` 300. Refusing them would leave such sensors
     with no rule at all.
     """
+    if rule.kind != "threshold":
+        raise ValueError(f"matches: a {rule.kind} rule has no condition on values")
     x = float(value)
     if rule.op in BANDS:
         assert rule.low is not None and rule.high is not None
@@ -145,7 +147,7 @@ _MISSING = object()
 
 
 def _name(name: object) -> str:
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str) or not name.strip():  # a blank name would show as nothing
         raise RuleError(f"name: required text of 1 to {MAX_NAME} characters")
     if len(name) > MAX_NAME:
         raise RuleError(f"name: {len(name)} characters, at most {MAX_NAME}")
