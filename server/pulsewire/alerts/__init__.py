@@ -1,0 +1,1 @@
+"""Alerts: the pure cores of rules, channels and notifications, with no I/O."""
