@@ -72,7 +72,7 @@ def parse_channel(body: object) -> Channel:
     if not isinstance(body, dict):
         raise ChannelError("body: expected a JSON object")
     kind = body.get("type")
-    if kind not in FIELDS:
+    if not isinstance(kind, str) or kind not in FIELDS:
         raise ChannelError(f"type: required, one of {', '.join(FIELDS)}")
     unknown = sorted(str(k) for k in body if k not in FIELDS[kind])
     if unknown:
@@ -132,7 +132,7 @@ def check_url(value: object) -> str:
     if not value.isascii():
         raise ChannelError("url: only ASCII characters (percent-encode the path, use the xn-- form of a host)")
     if any(c <= " " or c in '\\"<>^`{|}\x7f' for c in value):
-        raise ChannelError("url: spaces, control characters and \\ \" < > ^ ` { | } are not allowed")
+        raise ChannelError('url: spaces, control characters and \\ " < > ^ ` { | } are not allowed')
     try:
         parts = urlsplit(value)
     except ValueError:  # an unclosed '[' of an IPv6 host
@@ -146,9 +146,9 @@ def check_url(value: object) -> str:
     check_host(parts.netloc, parts.hostname)
     try:
         port = parts.port
-    except ValueError:
-        port = 0
-    if port == 0 and parts.netloc.rsplit("]", 1)[-1].count(":"):
+    except ValueError:  # out of range, or not a number
+        port = None
+    if not port and ":" in parts.netloc.rsplit("]", 1)[-1]:  # a colon after the host: a port was meant
         raise ChannelError("url: the port must be a number from 1 to 65535")
     return value
 
