@@ -1,4 +1,4 @@
-"""Notification channels: every body PROTOCOL.md section 4 allows, and every bad one with its detail."""
+"""Notification channels: every body the alerts contract allows, and every bad one with its detail."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Alerts: the pure cores of rules, channels and notifications, with no I/O."""
+"""Alerts: rules, the per-(rule, device) state machine, channels and notifications; pure cores, no I/O."""

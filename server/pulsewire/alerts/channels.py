@@ -1,4 +1,4 @@
-"""Notification channels (PROTOCOL.md section 4): a webhook or an email, checked before it is kept.
+"""Notification channels (docs/protocol.md, alerts): a webhook or an email, checked before it is kept.
 
 `parse_channel` takes the JSON body of `POST /api/channels` and returns a frozen `Channel`, or
 raises `ChannelError` with one `detail` naming the field. Everything a channel holds ends up in an

@@ -1,4 +1,4 @@
-"""The webhook request (PROTOCOL.md section 4): its body, signature, headers, and what an answer means.
+"""The webhook request (docs/protocol.md, alerts): its body, signature, headers, what an answer means.
 
 No I/O: the sender posts `webhook_body(...)` with `webhook_headers(...)` and hands the status it got
 (or None) to `classify`. `alert` and `rule` are the JSON objects the API shows for them.
