@@ -132,7 +132,7 @@ def test_bad_addresses_are_refused(sender: str, to: list[str]) -> None:
         alert_email(sender, to, "firing", ALERT, RULE, idempotency_key="k")
 
 
-@pytest.mark.parametrize("key", ["", "k\r\nBcc: evil@example.org", "a>b", "a@b", "a b", "x" * 129])
+@pytest.mark.parametrize("key", ["", "k\r\nBcc: evil@example.org", "a>b", "a@b", "a b", "x" * 129, ".k", "k.", "k..1"])
 def test_a_bad_key_is_refused(key: str) -> None:
     with pytest.raises(ValueError):
         build(idempotency_key=key)

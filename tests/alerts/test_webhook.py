@@ -88,6 +88,7 @@ def test_verify_accepts_the_signature_and_nothing_else() -> None:
     for header in ("", good[7:], "sha1=" + good[7:], good + "00", good[:-2], "sha256=" + "g" * 64, good + "\n"):
         assert not verify(SECRET, body, header), header
     assert not verify(SECRET, body, "sha256=" + "é" * 64)  # non-ASCII: False, not a TypeError
+    assert not verify(SECRET, body, None)  # no header at all
 
 
 def test_the_headers() -> None:
@@ -125,6 +126,9 @@ def test_one_key_per_notification_the_same_for_each_retry() -> None:
         ("a\r\nX: 1", "firing", 0),
         ("", "firing", 0),
         ("x" * 65, "firing", 0),
+        ("a..b", "firing", 0),
+        (".a", "firing", 0),
+        (-1, "firing", 0),
     ],
 )
 def test_bad_key_parts_are_refused(alert_id: object, event: str, n: object) -> None:

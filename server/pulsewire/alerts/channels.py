@@ -122,7 +122,6 @@ def check_secret(value: object) -> str:
 
 
 def check_url(value: object) -> str:
-    # long: one check per line, each with its own detail, read top to bottom
     if not isinstance(value, str) or not value:
         raise ChannelError("url: required, an http:// or https:// URL")
     if len(value) > MAX_URL:

@@ -21,7 +21,8 @@ from pulsewire.alerts.webhook import EVENTS
 
 IDEMPOTENCY_HEADER = "X-Pulsewire-Idempotency-Key"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_KEY = re.compile(r"[A-Za-z0-9_.-]{1,128}\Z")  # what idempotency_key makes; fits a Message-ID
+# What idempotency_key makes, and what a Message-ID's left part may be (RFC 5322 3.6.4: a dot-atom).
+_KEY = re.compile(r"(?=.{1,128}\Z)[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\Z")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -47,7 +48,7 @@ def alert_email(
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}")
     if not _KEY.match(idempotency_key):
-        raise ValueError("idempotency_key: letters, digits, '_', '.' and '-' only")
+        raise ValueError("idempotency_key: 1 to 128 letters, digits, '_', '-', and single inner dots")
     message = EmailMessage(policy=SMTP)  # CRLF line ends, as SMTP sends them
     message["From"] = _checked_address(sender, "sender")
     message["To"] = ", ".join(recipients)

@@ -22,7 +22,7 @@ USER_AGENT = f"pulsewire/{__version__}"
 _PREFIX = "sha256="
 _SIGNATURE = re.compile(r"sha256=[0-9a-fA-F]{64}\Z")
 # What an alert id may hold: it goes into a header and a Message-ID as it is.
-_KEY_PART = re.compile(r"[A-Za-z0-9_.]{1,64}\Z")
+_KEY_PART = re.compile(r"(?=.{1,64}\Z)[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*\Z")
 
 
 def idempotency_key(alert_id: int | str, event: str, n: int) -> str:
@@ -37,7 +37,7 @@ def idempotency_key(alert_id: int | str, event: str, n: int) -> str:
     if type(n) is not int or n < 0:
         raise ValueError("n must be an integer >= 0")
     if isinstance(alert_id, bool) or not _KEY_PART.match(str(alert_id)):
-        raise ValueError("alert_id must be an integer or a string of letters, digits, '_' and '.'")
+        raise ValueError("alert_id must be an integer, or letters, digits, '_' and single inner dots")
     return f"alert-{alert_id}-{event}-{n}"
 
 
@@ -55,9 +55,12 @@ def signature(secret: str, body: bytes) -> str:
     return _PREFIX + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def verify(secret: str, body: bytes, header: str) -> bool:
-    """Is `header` the signature of `body`? Compared in constant time, so timing reveals nothing."""
-    if not _SIGNATURE.match(header):
+def verify(secret: str, body: bytes, header: str | None) -> bool:
+    """Is `header` the signature of `body`? Compared in constant time, so timing reveals nothing.
+
+    None (a request with no signature header) is simply not a match.
+    """
+    if header is None or not _SIGNATURE.match(header):
         return False
     return hmac.compare_digest(signature(secret, body), header.lower())
 
