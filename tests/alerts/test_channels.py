@@ -17,6 +17,7 @@ from pulsewire.alerts.channels import (
 )
 
 SECRET = "s3cr3t-0123456789abcdef"
+WEBHOOK_URL = "https://hooks.example.org/pulsewire"
 CONTROL = "to[0]: control characters (line breaks, tabs, ...) are not allowed"
 DOMAIN = "to[0]: the part after '@' must be a domain name like example.org"
 PLAIN = "to[0]: expected a plain address like name@example.org (no spaces, quotes, commas or <>)"
@@ -26,7 +27,7 @@ UNSAFE = 'url: spaces, control characters and \\ " < > ^ ` { | } are not allowed
 
 
 def webhook(**changes: Any) -> dict[str, Any]:
-    body = {"name": "ops", "type": "webhook", "url": "https://hooks.example.org/pulsewire", "secret": SECRET}
+    body = {"name": "ops", "type": "webhook", "url": WEBHOOK_URL, "secret": SECRET}
     body.update(changes)
     return {k: v for k, v in body.items() if v is not ...}
 
@@ -62,7 +63,7 @@ def test_the_documented_bodies_parse() -> None:
     ],
 )
 def test_good_urls(url: str) -> None:
-    assert parse_channel(webhook(url=url)).url == url
+    assert parse_channel(webhook(url=url)) == WebhookChannel("ops", url, SECRET)
 
 
 @pytest.mark.parametrize(
@@ -123,7 +124,7 @@ def test_bad_secrets(secret: object, detail: str) -> None:
 
 def test_secrets_at_the_bounds() -> None:
     for secret in ("!" * 16, "~" * 256):
-        assert parse_channel(webhook(secret=secret)).secret == secret
+        assert parse_channel(webhook(secret=secret)) == WebhookChannel("ops", WEBHOOK_URL, secret)
 
 
 @pytest.mark.parametrize(
@@ -222,12 +223,12 @@ def test_bad_recipients(to: object, detail: str) -> None:
 def test_good_addresses(address: str) -> None:
     assert len(address) <= 254
     assert is_address(address)
-    assert parse_channel(email(to=[address])).to == (address,)
+    assert parse_channel(email(to=[address])) == EmailChannel("me", (address,))
 
 
 def test_twenty_recipients_are_enough() -> None:
     to = [f"a{i}@example.org" for i in range(20)]
-    assert parse_channel(email(to=to)).to == tuple(to)
+    assert parse_channel(email(to=to)) == EmailChannel("me", tuple(to))
 
 
 def test_the_secret_is_shown_only_when_asked() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email import message_from_bytes
-from email.message import Message
+from email.message import EmailMessage
 from email.policy import SMTP
 from typing import Any
 
@@ -49,14 +49,16 @@ INJECTIONS = [
 ]
 
 
-def build(event: str = "firing", alert: dict[str, Any] = ALERT, rule: dict[str, Any] = RULE, **kw: Any) -> Message:
+def build(event: str = "firing", alert: dict[str, Any] = ALERT, rule: dict[str, Any] = RULE, **kw: Any) -> EmailMessage:
     kw.setdefault("idempotency_key", "alert-7-firing-0")
     return alert_email(SENDER, ["ops@example.org", "me@example.org"], event, alert, rule, **kw)
 
 
-def sent(message: Message) -> Message:
+def sent(message: EmailMessage) -> EmailMessage:
     """The message as a mail server reads it: its bytes, parsed again."""
-    return message_from_bytes(message.as_bytes(), policy=SMTP)
+    parsed = message_from_bytes(message.as_bytes(), policy=SMTP)
+    assert isinstance(parsed, EmailMessage)  # what the SMTP policy builds
+    return parsed
 
 
 def test_subject_and_addresses() -> None:
