@@ -76,7 +76,7 @@ def parse_channel(body: object) -> Channel:
         raise ChannelError(f"type: required, one of {', '.join(FIELDS)}")
     unknown = sorted(str(k) for k in body if k not in FIELDS[kind])
     if unknown:
-        raise ChannelError(f"{unknown[0]}: unknown field for a {kind} channel; known: {', '.join(FIELDS[kind])}")
+        raise ChannelError(f"{unknown[0]}: not a field of {kind} channels; known: {', '.join(FIELDS[kind])}")
     name = check_name(body.get("name"))
     if kind == "webhook":
         return WebhookChannel(name=name, url=check_url(body.get("url")), secret=check_secret(body.get("secret")))
