@@ -1,1 +1,1 @@
-"""Alerts: rules on live data and the per-(rule, device) state machine, as pure cores with no I/O."""
+"""Alerts: rules, the per-(rule, device) state machine, channels and notifications; pure cores, no I/O."""
