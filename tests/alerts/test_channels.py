@@ -130,16 +130,17 @@ def test_secrets_at_the_bounds() -> None:
 @pytest.mark.parametrize(
     "name, detail",
     [
-        (..., "name: required, 1 to 100 characters"),
-        ("", "name: required, 1 to 100 characters"),
-        ("   ", "name: required, 1 to 100 characters"),
-        (["ops"], "name: required, 1 to 100 characters"),
+        (..., "name: required text of 1 to 100 characters"),
+        ("", "name: required text of 1 to 100 characters"),
+        ("   ", "name: required text of 1 to 100 characters"),
+        (["ops"], "name: required text of 1 to 100 characters"),
         ("x" * 101, "name: 101 characters, at most 100"),
         ("ops\r\nBcc: evil@example.org", "name: control characters (line breaks, tabs, ...) are not allowed"),
         ("ops\tteam", "name: control characters (line breaks, tabs, ...) are not allowed"),
         ("ops\x85", "name: control characters (line breaks, tabs, ...) are not allowed"),
         ("ops\u2028x", "name: control characters (line breaks, tabs, ...) are not allowed"),
-        ("<img src=x onerror=alert(1)>", "name: '<' and '>' are not allowed"),
+        ("<img src=x onerror=alert(1)>", "name: markup ('<' followed by a letter, '/', '!' or '?') is not allowed"),
+        ("ops</b>", "name: markup ('<' followed by a letter, '/', '!' or '?') is not allowed"),
     ],
 )
 def test_bad_names(name: object, detail: str) -> None:

@@ -121,6 +121,10 @@ def test_round_trip(body: dict[str, Any]) -> None:
         (with_(FREEZER, name=42), "name: required text of 1 to 100 characters"),
         (with_(FREEZER, name="x" * 101), "name: 101 characters, at most 100"),
         (
+            with_(FREEZER, name="<script>x</script>"),
+            "name: markup ('<' followed by a letter, '/', '!' or '?') is not allowed",
+        ),
+        (
             with_(FREEZER, name="warm\r\nBcc: all@example.org"),
             "name: control characters (line breaks, tabs, ...) are not allowed",
         ),
@@ -136,8 +140,8 @@ def test_refusals(body: object, detail: str) -> None:
 
 
 def test_names_are_plain_text_kept_as_given() -> None:
-    """Markup is no threat here: the dashboard shows the name as text. It is kept, not mangled."""
-    name = "<b>freezer</b> & ünïcode " + "x" * 75
+    """Comparisons, ampersands and any script are plain text, kept as given; only markup is refused."""
+    name = "freezer < -10 & > -30 \u2103, ünïcode " + "x" * 60
     assert parse_rule(with_(FREEZER, name=name)).name == name
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-MAX_NAME = 100
+from pulsewire.alerts.names import has_control, name_problem
+
 MAX_URL = 2048
 MIN_SECRET, MAX_SECRET = 16, 256
 MAX_RECIPIENTS = 20
@@ -93,21 +93,11 @@ def channel_to_json(channel: Channel, *, reveal_secret: bool = False) -> dict[st
     return shown
 
 
-def has_control(text: str) -> bool:
-    """C0, DEL, C1, and the line and paragraph separators some readers take for a new line."""
-    return any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in text)
-
-
 def check_name(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ChannelError(f"name: required, 1 to {MAX_NAME} characters")
-    if len(value) > MAX_NAME:
-        raise ChannelError(f"name: {len(value)} characters, at most {MAX_NAME}")
-    if has_control(value):
-        raise ChannelError("name: control characters (line breaks, tabs, ...) are not allowed")
-    # The dashboard escapes what it shows; refusing markup as well keeps a name that tries it out.
-    if "<" in value or ">" in value:
-        raise ChannelError("name: '<' and '>' are not allowed")
+    problem = name_problem(value)
+    if problem:
+        raise ChannelError(problem)
+    assert isinstance(value, str)
     return value
 
 

@@ -17,10 +17,10 @@ from email.utils import format_datetime
 from typing import Any
 
 from pulsewire.alerts.channels import address_problem
+from pulsewire.alerts.names import CONTROL
 from pulsewire.alerts.webhook import EVENTS
 
 IDEMPOTENCY_HEADER = "X-Pulsewire-Idempotency-Key"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # What idempotency_key makes, and what a Message-ID's left part may be (RFC 5322 3.6.4: a dot-atom).
 _KEY = re.compile(r"(?=.{1,128}\Z)[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\Z")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -107,7 +107,7 @@ def iso_utc(ms: object) -> str:
 def _clean(text: str) -> str:
     # Defence in depth: a line break in a name would start a new header in the subject, or a
     # line that looks like another field in the body; a space keeps the text readable.
-    return _CONTROL.sub(" ", text)
+    return CONTROL.sub(" ", text)
 
 
 def _checked_address(address: str, field: str) -> str:

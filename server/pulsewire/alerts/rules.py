@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pulsewire.alerts.names import name_problem
 from pulsewire.protocol.rules import is_device_id, is_metric_name
 
 KINDS = ("threshold", "no_data")
@@ -22,13 +23,9 @@ ANY_DEVICE = "*"
 # 30 days: longer than any "for" or reminder interval a person acts on, and short enough that
 # `for_s * 1000` added to a timestamp stays far inside the exact range of a JSON number.
 MAX_DURATION_S = 30 * 86_400
-MAX_NAME = 100
 MAX_CHANNELS = 16  # one rule notifies a handful of teams, not a mailing list
 # Channel ids are made by the server; this accepts them and refuses anything that is no id.
 CHANNEL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
-# Control characters (C0, DEL, C1) and the Unicode line/paragraph separators: a name goes into
-# email subjects, where a line break would start a header.
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 FIELDS = {
     "threshold": {
@@ -147,12 +144,10 @@ _MISSING = object()
 
 
 def _name(name: object) -> str:
-    if not isinstance(name, str) or not name.strip():  # a blank name would show as nothing
-        raise RuleError(f"name: required text of 1 to {MAX_NAME} characters")
-    if len(name) > MAX_NAME:
-        raise RuleError(f"name: {len(name)} characters, at most {MAX_NAME}")
-    if CONTROL.search(name):
-        raise RuleError("name: control characters (line breaks, tabs, ...) are not allowed")
+    problem = name_problem(name)
+    if problem:
+        raise RuleError(problem)
+    assert isinstance(name, str)
     return name
 
 
