@@ -26,6 +26,12 @@ ADMIN = {
     ("delete", "/api/devices/{device_id}"),
     ("post", "/api/devices/{device_id}/commands"),
     ("get", "/api/admin/check"),
+    ("post", "/api/channels"),
+    ("get", "/api/channels"),  # channels hold secrets: even listing them takes the admin key
+    ("delete", "/api/channels/{channel_id}"),
+    ("post", "/api/rules"),
+    ("put", "/api/rules/{rule_id}"),
+    ("delete", "/api/rules/{rule_id}"),
 }
 
 

@@ -1,5 +1,6 @@
 """A database made by the release before compact storage (schema 0002, readings in rows) is upgraded
-in place: every reading kept and readable, then packed by compaction like new ones."""
+in place: every reading kept and readable, then packed by compaction like new ones. One made before
+alerts (0003) gains the empty alert tables and loses them again on a downgrade."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from alembic import command
+from sqlalchemy import inspect, text
 
-from pulsewire.storage.engine import migrate, open_engine, schema_revision
+from pulsewire.storage.engine import _alembic_config, migrate, open_engine, schema_revision
 from pulsewire.storage.layout import HOUR_MS, MINUTE_MS
 from pulsewire.storage.queries import TelemetryQuery
 from pulsewire.storage.upkeep import compact_all
@@ -45,7 +47,7 @@ def test_an_old_database_is_upgraded_in_place_and_keeps_every_reading(
     eng = open_engine(url)
     try:
         copy = migrate(eng)
-        assert schema_revision(eng) == "0003"
+        assert schema_revision(eng) == "0004"
         everything = TelemetryQuery(0, 2**53 - 1, 100_000, "asc")
         minutes = TelemetryQuery(NOW - 3 * HOUR_MS, NOW, 1000, "asc", MINUTE_MS, ("count", "avg"))
         with eng.connect() as conn:
@@ -66,3 +68,27 @@ def test_an_old_database_is_upgraded_in_place_and_keeps_every_reading(
             assert kept.execute("SELECT count(*) FROM readings").fetchone() == (len(OLD),)
     else:
         assert copy is None
+
+
+def test_a_database_before_alerts_gains_empty_alert_tables_and_keeps_its_devices(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = database_url_for(backend, request) or f"sqlite:///{tmp_path / 'before-alerts.db'}"
+    eng = open_engine(url)
+    try:
+        migrate(eng, "0003")
+        with eng.begin() as conn:
+            conn.execute(text("INSERT INTO devices (id, name, token_hash, created_at) VALUES ('d', 'D', 'h', 1)"))
+        assert "alert_rules" not in inspect(eng).get_table_names()
+        migrate(eng)
+        assert schema_revision(eng) == "0004"
+        with eng.begin() as conn:
+            assert conn.execute(text("SELECT id FROM devices")).scalars().all() == ["d"]
+            for table in ("alert_rules", "alert_channels"):
+                assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+            conn.execute(text("INSERT INTO alert_rules (id, body, created_ms, updated_ms) VALUES ('r', '{}', 1, 1)"))
+            command.downgrade(_alembic_config(conn), "0003")
+        assert schema_revision(eng) == "0003"
+        assert not {"alert_rules", "alert_channels"} & set(inspect(eng).get_table_names())
+    finally:
+        eng.dispose()

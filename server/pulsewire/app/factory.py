@@ -19,7 +19,18 @@ from pulsewire.app.services import Services
 from pulsewire.channels import device, live
 from pulsewire.channels.hub import LiveHub
 from pulsewire.channels.presence import Presence
-from pulsewire.http import allow, commands, devices, errors, openapi_doc, openapi_page, ops, security_headers, telemetry
+from pulsewire.http import (
+    alerting,
+    allow,
+    commands,
+    devices,
+    errors,
+    openapi_doc,
+    openapi_page,
+    ops,
+    security_headers,
+    telemetry,
+)
 from pulsewire.metrics import Metrics
 from pulsewire.settings import Settings
 from pulsewire.storage.engine import migrate, open_engine
@@ -78,7 +89,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     errors.install(app)
     openapi_doc.install(app, settings)
     openapi_page.install(app)
-    for module in (ops, devices, commands, telemetry, device, live):
+    for module in (ops, devices, commands, telemetry, alerting, device, live):
         app.include_router(module.router)
     dashboard = settings.dashboard_dir or shipped_dashboard()
     app.mount("/", StaticFiles(directory=dashboard, html=True), name="dashboard")

@@ -14,7 +14,9 @@ from itertools import islice
 from sqlalchemy import Engine
 
 from pulsewire.clock import now_ms
+from pulsewire.storage import alerting
 from pulsewire.storage import devices as store
+from pulsewire.storage.alerting import StoredChannel, StoredRule
 from pulsewire.storage.devices import DeviceRecord, LatestValue
 from pulsewire.storage.foldcache import FoldCache
 from pulsewire.storage.queries import Answer, Point, TelemetryQuery, raw_points, read_series, series_ids
@@ -84,3 +86,19 @@ class Reads:
                 points = raw_points(conn, sid, query)
                 while batch := list(islice(points, chunk)):
                     yield metric, batch
+
+    def rules(self) -> list[StoredRule]:
+        with self._engine.connect() as conn:
+            return alerting.list_rules(conn)
+
+    def rule(self, rule_id: str) -> StoredRule | None:
+        with self._engine.connect() as conn:
+            return alerting.get_rule(conn, rule_id)
+
+    def channels(self) -> list[StoredChannel]:
+        with self._engine.connect() as conn:
+            return alerting.list_channels(conn)
+
+    def channel(self, channel_id: str) -> StoredChannel | None:
+        with self._engine.connect() as conn:
+            return alerting.get_channel(conn, channel_id)

@@ -9,6 +9,7 @@ metrics" never read readings.
 """
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -81,4 +82,25 @@ blocks = Table(
     Column("data", LargeBinary, nullable=False),
     Index("ix_blocks_res_start", "res", "start", "size"),
     sqlite_with_rowid=False,
+)
+
+# Alert channels and rules (docs/protocol.md, alerts): each body is the checked JSON of the API,
+# read back through the same checks (pulsewire.alerts). A webhook channel's body holds its secret.
+alert_channels = Table(
+    "alert_channels",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("body", JSON, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
 )
