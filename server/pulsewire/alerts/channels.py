@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from pulsewire.alerts.names import has_control, name_problem
+from pulsewire.protocol.rules import Refused
 
 MAX_URL = 2048
 MIN_SECRET, MAX_SECRET = 16, 256
@@ -38,12 +39,8 @@ _SECRET = re.compile(r"[\x21-\x7e]+\Z")
 FIELDS = {"webhook": ("name", "type", "url", "secret"), "email": ("name", "type", "to")}
 
 
-class ChannelError(ValueError):
+class ChannelError(Refused):
     """A channel body is refused; `detail` names the field and says what is expected."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pulsewire.alerts.names import name_problem
-from pulsewire.protocol.rules import is_device_id, is_metric_name
+from pulsewire.protocol.rules import Refused, is_device_id, is_metric_name
 
 KINDS = ("threshold", "no_data")
 COMPARISONS = (">", ">=", "<", "<=")
@@ -46,12 +46,8 @@ FIELDS = {
 }
 
 
-class RuleError(ValueError):
+class RuleError(Refused):
     """A rule body that is refused, with a `detail` naming the field; nothing is stored."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 @dataclass(frozen=True)

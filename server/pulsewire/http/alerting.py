@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from pulsewire.alerts.channels import MAX_RECIPIENTS, MAX_SECRET, MAX_URL, MIN_SECRET, ChannelError, parse_channel
 from pulsewire.alerts.channels import channel_to_json as channel_json
@@ -237,13 +236,6 @@ def _unknown_channels(exc: store.UnknownChannels) -> HTTPException:
     return HTTPException(400, f"channels: no channel {', '.join(repr(c) for c in exc.ids)}")
 
 
-async def _stored_rule(reads: ReadsDep, rule_id: str) -> RuleOut:
-    stored = await run_in_threadpool(reads.rule, rule_id)
-    if stored is None:  # deleted again meanwhile
-        raise _no_rule(rule_id)
-    return _rule_out(stored)
-
-
 @router.post(
     "/api/rules",
     status_code=201,
@@ -253,15 +245,15 @@ async def _stored_rule(reads: ReadsDep, rule_id: str) -> RuleOut:
     responses=answers(400, *ADMIN, 503),
     openapi_extra=_body_doc(_rule_schema()),
 )
-async def add_rule(body: RawBody, writer: WriterDep, reads: ReadsDep) -> RuleOut:
+async def add_rule(body: RawBody, writer: WriterDep) -> RuleOut:
     rule = _checked_rule(body)
     rule_id = "r_" + secrets.token_hex(8)
     try:
-        await writer.call(store.add_rule(rule_id, rule, now_ms()))
+        stored = await writer.call(store.add_rule(rule_id, rule, now_ms()))
     except store.UnknownChannels as exc:
         raise _unknown_channels(exc) from None
     log.info("alert rule added", extra={"rule": rule_id})
-    return await _stored_rule(reads, rule_id)
+    return _rule_out(stored)
 
 
 @router.get(
@@ -297,16 +289,16 @@ def get_rule(rule_id: RuleId, reads: ReadsDep) -> RuleOut:
     responses=answers(400, *ADMIN, 503, words={404: "no such rule"}),
     openapi_extra=_body_doc(_rule_schema()),
 )
-async def replace_rule(rule_id: RuleId, body: RawBody, writer: WriterDep, reads: ReadsDep) -> RuleOut:
+async def replace_rule(rule_id: RuleId, body: RawBody, writer: WriterDep) -> RuleOut:
     rule = _checked_rule(body)
     try:
-        await writer.call(store.replace_rule(rule_id, rule, now_ms()))
+        stored = await writer.call(store.replace_rule(rule_id, rule, now_ms()))
     except store.RuleNotFound:
         raise _no_rule(rule_id) from None
     except store.UnknownChannels as exc:
         raise _unknown_channels(exc) from None
     log.info("alert rule replaced", extra={"rule": rule_id})
-    return await _stored_rule(reads, rule_id)
+    return _rule_out(stored)
 
 
 @router.delete(

@@ -38,12 +38,16 @@ COMMANDS = (CMD_REBOOT, CMD_SET_INTERVAL)
 MAX_COMMAND_NAME = 64
 
 
-class CommandError(ValueError):
-    """A command the server was asked to send is unknown or has bad arguments; nothing is sent."""
+class Refused(ValueError):
+    """Input refused whole; `detail` names the field and says what is expected (an HTTP 400's)."""
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class CommandError(Refused):
+    """A command the server was asked to send is unknown or has bad arguments; nothing is sent."""
 
 
 def is_device_id(text: str) -> bool:

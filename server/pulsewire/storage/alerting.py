@@ -98,21 +98,23 @@ def delete_channel(channel_id: str) -> Callable[[Connection], None]:
     return run
 
 
-def add_rule(rule_id: str, rule: Rule, created_ms: int) -> Callable[[Connection], None]:
-    def run(conn: Connection) -> None:
+def add_rule(rule_id: str, rule: Rule, created_ms: int) -> Callable[[Connection], StoredRule]:
+    def run(conn: Connection) -> StoredRule:
         _check_channels(conn, rule.channels)
         conn.execute(
             insert(alert_rules).values(
                 id=rule_id, body=rule_to_json(rule), created_ms=created_ms, updated_ms=created_ms
             )
         )
+        return StoredRule(rule_id, rule, created_ms, created_ms)
 
     return run
 
 
-def replace_rule(rule_id: str, rule: Rule, updated_ms: int) -> Callable[[Connection], None]:
-    def run(conn: Connection) -> None:
-        if conn.execute(select(alert_rules.c.id).where(alert_rules.c.id == rule_id)).first() is None:
+def replace_rule(rule_id: str, rule: Rule, updated_ms: int) -> Callable[[Connection], StoredRule]:
+    def run(conn: Connection) -> StoredRule:
+        created_ms = conn.scalar(select(alert_rules.c.created_ms).where(alert_rules.c.id == rule_id))
+        if created_ms is None:
             raise RuleNotFound(rule_id)
         _check_channels(conn, rule.channels)
         conn.execute(
@@ -120,6 +122,7 @@ def replace_rule(rule_id: str, rule: Rule, updated_ms: int) -> Callable[[Connect
             .where(alert_rules.c.id == rule_id)
             .values(body=rule_to_json(rule), updated_ms=updated_ms)
         )
+        return StoredRule(rule_id, rule, created_ms, updated_ms)
 
     return run
 
