@@ -120,6 +120,38 @@ class Settings(BaseSettings):
         description="Push readings to live clients only after their commit (adds the commit, an fsync, to live "
         "latency). Off: pushed as soon as validated, while the commit runs.",
     )
+    alert_stale_s: float = Field(
+        120.0,
+        gt=0,
+        description="A reading that arrives more than this many seconds after its own ts comes from a device's "
+        "buffer: the alerts it starts or ends are recorded and shown, but not notified.",
+    )
+    notify_retry_first_s: float = Field(
+        2.0, gt=0, description="Most seconds the first retry of an undelivered notification waits (jittered)."
+    )
+    notify_retry_cap_s: float = Field(
+        300.0, gt=0, description="Most seconds any retry of a notification waits; waits double up to this."
+    )
+    notify_give_up_s: float = Field(
+        86_400.0,
+        gt=0,
+        description="A notification not delivered this many seconds after its first attempt is marked failed.",
+    )
+    notify_concurrency: int = Field(16, ge=1, le=1024, description="Notifications being delivered at once.")
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds a webhook receiver has to answer, connection included; then it is retried."
+    )
+    smtp_host: str | None = Field(None, description="SMTP server for email channels; unset: email cannot be sent.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port (587 submission, 465 with smtp_security=tls).")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls",
+        description="starttls: plain connection upgraded with STARTTLS (refused if the server lacks it); "
+        "tls: TLS from the start; none: no encryption (a local relay only).",
+    )
+    smtp_user: str | None = Field(None, description="SMTP login, if the server needs one (only over TLS).")
+    smtp_password: str | None = Field(None, description="SMTP password of smtp_user.")
+    smtp_sender: str = Field("pulsewire@localhost", description="From address of alert emails.")
+    smtp_timeout_s: float = Field(30.0, gt=0, description="Seconds an SMTP exchange may take; then it is retried.")
     query_max_limit: int = Field(100_000, ge=1, description="Largest `limit` an HTTP telemetry query may ask for.")
     query_default_limit: int = Field(1000, ge=1, description="`limit` of an HTTP telemetry query that names none.")
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
@@ -199,6 +231,11 @@ class Settings(BaseSettings):
         if self.storage_retry_s > self.storage_retry_max_s:
             raise ValueError(
                 f"storage_retry_s ({self.storage_retry_s:g}) is larger than storage_retry_max_s ({self.storage_retry_max_s:g})"
+            )
+        if self.notify_retry_first_s > self.notify_retry_cap_s:
+            raise ValueError(
+                f"notify_retry_first_s ({self.notify_retry_first_s:g}) is larger than "
+                f"notify_retry_cap_s ({self.notify_retry_cap_s:g})"
             )
         return self
 
