@@ -74,6 +74,7 @@ class Metrics:
         )
         self._storage_health(r)
         self._connection_hygiene(r)
+        self._alerts(r)
 
     def _storage_health(self, r: CollectorRegistry) -> None:
         """Whether storage commits (storage/health.py), and the clients turned away while it does not."""
@@ -124,6 +125,30 @@ class Metrics:
             "pulsewire_telemetry_throttled",
             "Times a device's reading paused because it sent batches faster than device_batches_per_s",
             registry=r,
+        )
+
+    def _alerts(self, r: CollectorRegistry) -> None:
+        self.alerts_firing = Gauge("pulsewire_alerts_firing", "Alerts firing now", registry=r)
+        self.alert_events = Counter(
+            "pulsewire_alert_events", "Alert events recorded (firing, repeat, resolved, ack)", ["event"], registry=r
+        )
+        self.notifications_sent = Counter(
+            "pulsewire_notifications_sent", "Notifications delivered, by channel type", ["type"], registry=r
+        )
+        self.notifications_retried = Counter(
+            "pulsewire_notifications_retried",
+            "Delivery attempts that failed and were scheduled again, by channel type",
+            ["type"],
+            registry=r,
+        )
+        self.notifications_failed = Counter(
+            "pulsewire_notifications_failed",
+            "Notifications given up on (notify_give_up_s passed), by channel type",
+            ["type"],
+            registry=r,
+        )
+        self.notifications_pending = Gauge(
+            "pulsewire_notifications_pending", "Notifications waiting in the outbox", registry=r
         )
 
     def render(self) -> bytes:

@@ -142,7 +142,9 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Seconds a webhook receiver has to answer, connection included; then it is retried."
     )
     smtp_host: str | None = Field(None, description="SMTP server for email channels; unset: email cannot be sent.")
-    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port (587 submission, 465 with smtp_security=tls).")
+    smtp_port: int = Field(
+        587, ge=1, le=65535, description="SMTP server port (587 submission, 465 with smtp_security=tls)."
+    )
     smtp_security: Literal["starttls", "tls", "none"] = Field(
         "starttls",
         description="starttls: plain connection upgraded with STARTTLS (refused if the server lacks it); "

@@ -52,7 +52,9 @@ def test_set_interval_and_the_configuration_take_exactly_what_the_server_sends(m
     ok, detail, interval_ms = fw.answer(fw.SET_INTERVAL, {"ms": ms})
     assert ok is sendable
     assert interval_ms == (ms if sendable else 0)
-    assert detail == ("" if sendable else f"ms: expected an integer in {server.MIN_INTERVAL_MS}..{server.MAX_INTERVAL_MS}")
+    assert detail == (
+        "" if sendable else f"ms: expected an integer in {server.MIN_INTERVAL_MS}..{server.MAX_INTERVAL_MS}"
+    )
     try:
         config.check({**CONFIG, "interval_ms": ms})
         configurable = True

@@ -6,14 +6,17 @@ request it forbids is refused, OPTIONS and 405 carry `Allow`. The run is bounded
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.support.clients import device, now_ms, send_batch
 from tests.support.env import ROOT
 from tests.support.server import Server, start_server
 
@@ -27,8 +30,19 @@ HOOKS = "tests.http.openapi_rules"  # imported by the schemathesis process, not 
 def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Server:
     # With a read key, the read routes refuse a request without credentials too (checked: ignored_auth).
     served = start_server(tmp_path_factory.mktemp("openapi-conformance"), "sqlite", request, read_key="pwr-conformance")
-    served.register("conformance-1")  # a device the generated requests can reach
+    _, token = served.register("conformance-1")  # a device the generated requests can reach
+    asyncio.run(_fire_alert_1(served, token))  # and an alert (id 1, the least id) to acknowledge
     return served
+
+
+async def _fire_alert_1(server: Server, token: str) -> None:
+    rule = {"name": "hot", "kind": "threshold", "device": "conformance-1", "metric": "t", "op": ">", "value": 0}
+    made = httpx.post(server.base + "/api/rules", json={**rule, "severity": "info"}, headers=server.admin())
+    assert made.status_code == 201, made.text
+    async with device(server, token) as ws:
+        assert (await send_batch(ws, 1, [{"ts": now_ms(), "values": {"t": 1}}]))["type"] == "ack"
+    alerts = httpx.get(server.base + "/api/alerts?state=firing", headers=server.admin()).json()["alerts"]
+    assert [a["id"] for a in alerts] == [1]
 
 
 def schemathesis(server: Server, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -32,6 +32,8 @@ ADMIN = {
     ("post", "/api/rules"),
     ("put", "/api/rules/{rule_id}"),
     ("delete", "/api/rules/{rule_id}"),
+    ("post", "/api/alerts/{alert_id}/ack"),
+    ("get", "/api/alerts/{alert_id}/notifications"),  # delivery errors may quote a receiver's answer
 }
 
 

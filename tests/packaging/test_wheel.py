@@ -127,9 +127,7 @@ def test_installed_its_simulated_devices_send_readings(offline_run: dict[str, An
 
 
 @pytest.mark.parametrize("command", ["flash", "board_sim"])
-def test_installed_without_the_devkit_its_commands_say_how_to_get_it(
-    offline_run: dict[str, Any], command: str
-) -> None:
+def test_installed_without_the_devkit_its_commands_say_how_to_get_it(offline_run: dict[str, Any], command: str) -> None:
     refusal = offline_run[command]
     assert refusal["code"] == 1 and INSTALL_HINT in refusal["says"], refusal
     assert "Traceback" not in refusal["says"]

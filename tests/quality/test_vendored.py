@@ -25,7 +25,9 @@ def test_vendored_files_are_listed_with_their_hashes(folder: Path) -> None:
     recorded = dict(ROW.findall((folder / "README.md").read_text(encoding="utf-8")))
     on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != "README.md"}
     licence, says = VENDORED[folder]
-    assert on_disk == set(recorded) | {licence}, "README.md must list every vendored file but the licence, and only those"
+    assert on_disk == set(recorded) | {licence}, (
+        "README.md must list every vendored file but the licence, and only those"
+    )
     for name, digest in recorded.items():
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, f"{name} differs from the release"
     assert says in (folder / licence).read_text(encoding="utf-8")

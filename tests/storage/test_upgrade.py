@@ -47,7 +47,7 @@ def test_an_old_database_is_upgraded_in_place_and_keeps_every_reading(
     eng = open_engine(url)
     try:
         copy = migrate(eng)
-        assert schema_revision(eng) == "0004"
+        assert schema_revision(eng) == "0005"
         everything = TelemetryQuery(0, 2**53 - 1, 100_000, "asc")
         minutes = TelemetryQuery(NOW - 3 * HOUR_MS, NOW, 1000, "asc", MINUTE_MS, ("count", "avg"))
         with eng.connect() as conn:
@@ -70,6 +70,9 @@ def test_an_old_database_is_upgraded_in_place_and_keeps_every_reading(
         assert copy is None
 
 
+ALERT_TABLES = {"alert_rules", "alert_channels", "alert_states", "alerts", "alert_notifications"}
+
+
 def test_a_database_before_alerts_gains_empty_alert_tables_and_keeps_its_devices(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -81,14 +84,14 @@ def test_a_database_before_alerts_gains_empty_alert_tables_and_keeps_its_devices
             conn.execute(text("INSERT INTO devices (id, name, token_hash, created_at) VALUES ('d', 'D', 'h', 1)"))
         assert "alert_rules" not in inspect(eng).get_table_names()
         migrate(eng)
-        assert schema_revision(eng) == "0004"
+        assert schema_revision(eng) == "0005"
         with eng.begin() as conn:
             assert conn.execute(text("SELECT id FROM devices")).scalars().all() == ["d"]
-            for table in ("alert_rules", "alert_channels"):
+            for table in sorted(ALERT_TABLES):
                 assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
             conn.execute(text("INSERT INTO alert_rules (id, body, created_ms, updated_ms) VALUES ('r', '{}', 1, 1)"))
             command.downgrade(_alembic_config(conn), "0003")
         assert schema_revision(eng) == "0003"
-        assert not {"alert_rules", "alert_channels"} & set(inspect(eng).get_table_names())
+        assert not ALERT_TABLES & set(inspect(eng).get_table_names())
     finally:
         eng.dispose()

@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from pulsewire import __version__
+from pulsewire.alerts.outbox import Outbox
+from pulsewire.alerts.runtime import Alerting
 from pulsewire.app.adminkey import resolve_admin_key
 from pulsewire.app.exposure import warn_about_exposure
 from pulsewire.app.services import Services
@@ -21,6 +24,7 @@ from pulsewire.channels.hub import LiveHub
 from pulsewire.channels.presence import Presence
 from pulsewire.http import (
     alerting,
+    alerts,
     allow,
     commands,
     devices,
@@ -63,6 +67,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         migrate(engine)
         services = _services(settings, engine, metrics)
         await services.writer.start()
+        await services.alerting.start()
+        services.outbox.start()
         upkeep = Upkeep(services.writer.upkeep_call, engine, settings.retention, services.metrics)
         upkeep.start()
         app.state.services = services
@@ -74,7 +80,10 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
             yield
         finally:
             await upkeep.stop()
+            await services.outbox.stop()
+            await services.alerting.stop()
             await services.writer.stop()
+            await services.http_client.aclose()
             engine.dispose()
             log.info("pulsewire stopped")
 
@@ -89,7 +98,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     errors.install(app)
     openapi_doc.install(app, settings)
     openapi_page.install(app)
-    for module in (ops, devices, commands, telemetry, alerting, device, live):
+    for module in (ops, devices, commands, telemetry, alerting, alerts, device, live):
         app.include_router(module.router)
     dashboard = settings.dashboard_dir or shipped_dashboard()
     app.mount("/", StaticFiles(directory=dashboard, html=True), name="dashboard")
@@ -118,12 +127,19 @@ def _services(settings: Settings, engine: Engine, metrics: Metrics) -> Services:
         on_unstored=None if settings.live_after_commit else settle,
         health=StorageHealth(metrics, RetryPolicy(settings.storage_retry_s, settings.storage_retry_max_s)),
     )
+    presence = Presence()
+    # Redirects are never followed (alerts/webhook.py, classify); each request sets its timeout.
+    http_client = httpx.AsyncClient(follow_redirects=False)
+    outbox = Outbox(engine, writer, http_client, settings, metrics)
     return Services(
         settings=settings,
         writer=writer,
         reads=Reads(engine, settings.retention),
         hub=hub,
-        presence=Presence(),
+        presence=presence,
         metrics=metrics,
         admin_key=resolve_admin_key(settings),
+        http_client=http_client,
+        alerting=Alerting(engine, writer, hub, presence, metrics, settings, on_notifications=outbox.wake),
+        outbox=outbox,
     )

@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import httpx
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from pulsewire.alerts.outbox import Outbox
+from pulsewire.alerts.runtime import Alerting
 from pulsewire.channels.hub import LiveHub
 from pulsewire.channels.presence import Presence
 from pulsewire.logs import Throttle
@@ -30,6 +33,10 @@ class Services:
     presence: Presence
     metrics: Metrics
     admin_key: str
+    # Outgoing HTTP (webhook notifications): one pool for the app, closed when it stops.
+    http_client: httpx.AsyncClient
+    alerting: Alerting
+    outbox: Outbox
     # Recurring causes (a client's mistakes) are logged at most once a minute each; metrics count all.
     throttle: Throttle = field(default_factory=Throttle)
 
@@ -58,9 +65,21 @@ def _metrics(conn: HTTPConnection) -> Metrics:
     return services_of(conn).metrics
 
 
+def _http_client(conn: HTTPConnection) -> httpx.AsyncClient:
+    return services_of(conn).http_client
+
+
 ServicesDep = Annotated[Services, Depends(services_of)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 WriterDep = Annotated[BatchingWriter, Depends(_writer)]
 ReadsDep = Annotated[Reads, Depends(_reads)]
 PresenceDep = Annotated[Presence, Depends(_presence)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
+HttpClientDep = Annotated[httpx.AsyncClient, Depends(_http_client)]
+
+
+def _alerting(conn: HTTPConnection) -> Alerting:
+    return services_of(conn).alerting
+
+
+AlertingDep = Annotated[Alerting, Depends(_alerting)]

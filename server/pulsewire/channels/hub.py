@@ -107,6 +107,9 @@ class LiveHub:
     def publish_status(self, device_id: str, online: bool, ts: int) -> None:
         self._offer(device_id, partial(live.status, device_id, online, ts))
 
+    def publish_alert(self, device_id: str, event: str, alert: dict[str, Any]) -> None:
+        self._offer(device_id, partial(live.alert, event, alert))
+
     def _offer(self, device_id: str, encode: Callable[[], str]) -> None:
         """Queue the message for every client that wants it, encoded once, only if someone does."""
         encoded: str | None = None

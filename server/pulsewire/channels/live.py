@@ -1,4 +1,4 @@
-"""Live channel `/ws/live` (docs/protocol.md section 2): snapshot, subscribe, pushed telemetry and status.
+"""Live channel `/ws/live` (docs/protocol.md section 2): snapshot, subscribe, pushed telemetry, status and alerts.
 
 Each client drains its own bounded queue; a client that falls behind is closed with 1013 and may
 reconnect for a fresh snapshot. Ingest never waits for a dashboard.
@@ -18,7 +18,9 @@ from pulsewire.app.services import Services, ServicesDep
 from pulsewire.channels.hub import LiveClient
 from pulsewire.protocol import live
 from pulsewire.protocol.device import CLOSE_POLICY, CLOSE_TRY_AGAIN_LATER
+from pulsewire.storage.devices import DeviceRecord
 from pulsewire.storage.health import StorageError, close_reason, is_storage_error
+from pulsewire.storage.reads import Latest
 
 log = logging.getLogger("pulsewire.live")
 
@@ -27,8 +29,14 @@ router = APIRouter()
 CLOSE_WAIT_S = 1.0
 
 
-def snapshot(services: Services) -> str:
+def snapshot(services: Services) -> list[str]:
+    """The snapshot, then one `alert` message per alert firing now."""
     records, latest = services.reads.devices_and_latest()
+    firing = services.reads.firing_alerts()
+    return [_devices(services, records, latest), *(live.alert("firing", a) for a in reversed(firing))]
+
+
+def _devices(services: Services, records: list[DeviceRecord], latest: Latest) -> str:
     return live.snapshot(
         live.DeviceState(
             id=rec.id,
@@ -74,7 +82,8 @@ async def live_channel(ws: WebSocket, services: ServicesDep) -> None:
     client = services.hub.join()
     tasks: list[asyncio.Task[None]] = []
     try:
-        await ws.send_text(await run_in_threadpool(snapshot, services))
+        for message in await run_in_threadpool(snapshot, services):
+            await ws.send_text(message)
         tasks = [
             asyncio.create_task(_receive_subscriptions(ws, client)),
             asyncio.create_task(_send_queued(ws, client)),

@@ -1,4 +1,4 @@
-"""Alert rules and notification channels over HTTP: stored and checked (docs/protocol.md, alerts).
+"""Alert rules and notification channels over HTTP (docs/protocol.md, alerts; docs/alerts.md).
 
 Bodies are checked by the pure cores (`parse_rule`, `parse_channel`), whose `detail` is the 400's.
 The request-body schemas in OpenAPI describe the same bodies for readers and generators; where
@@ -29,7 +29,7 @@ from pulsewire.alerts.rules import (
     rule_to_json,
 )
 from pulsewire.app.access import AdminDep, ReaderDep
-from pulsewire.app.services import ReadsDep, WriterDep
+from pulsewire.app.services import AlertingDep, ReadsDep, WriterDep
 from pulsewire.clock import now_ms
 from pulsewire.http.responses import ADMIN, READ, answers
 from pulsewire.protocol.rules import DEVICE_ID_PATTERN, NAME_CHARS
@@ -241,15 +241,15 @@ def _unknown_channels(exc: store.UnknownChannels) -> HTTPException:
     status_code=201,
     response_model=RuleOut,
     dependencies=[AdminDep],
-    summary="Add an alert rule (stored and checked; not evaluated yet)",
+    summary="Add an alert rule; it is evaluated from the next reading on",
     responses=answers(400, *ADMIN, 503),
     openapi_extra=_body_doc(_rule_schema()),
 )
-async def add_rule(body: RawBody, writer: WriterDep) -> RuleOut:
+async def add_rule(body: RawBody, alerting: AlertingDep) -> RuleOut:
     rule = _checked_rule(body)
     rule_id = "r_" + secrets.token_hex(8)
     try:
-        stored = await writer.call(store.add_rule(rule_id, rule, now_ms()))
+        stored = await alerting.write_rules(store.add_rule(rule_id, rule, now_ms()))
     except store.UnknownChannels as exc:
         raise _unknown_channels(exc) from None
     log.info("alert rule added", extra={"rule": rule_id})
@@ -285,14 +285,14 @@ def get_rule(rule_id: RuleId, reads: ReadsDep) -> RuleOut:
     "/api/rules/{rule_id}",
     response_model=RuleOut,
     dependencies=[AdminDep],
-    summary="Replace an alert rule",
+    summary="Replace an alert rule; its pairs start afresh, firing alerts resolve",
     responses=answers(400, *ADMIN, 503, words={404: "no such rule"}),
     openapi_extra=_body_doc(_rule_schema()),
 )
-async def replace_rule(rule_id: RuleId, body: RawBody, writer: WriterDep) -> RuleOut:
+async def replace_rule(rule_id: RuleId, body: RawBody, alerting: AlertingDep) -> RuleOut:
     rule = _checked_rule(body)
     try:
-        stored = await writer.call(store.replace_rule(rule_id, rule, now_ms()))
+        stored = await alerting.write_rules(store.replace_rule(rule_id, rule, now_ms()))
     except store.RuleNotFound:
         raise _no_rule(rule_id) from None
     except store.UnknownChannels as exc:
@@ -305,12 +305,12 @@ async def replace_rule(rule_id: RuleId, body: RawBody, writer: WriterDep) -> Rul
     "/api/rules/{rule_id}",
     response_model=DeletedOut,
     dependencies=[AdminDep],
-    summary="Delete an alert rule",
+    summary="Delete an alert rule; its firing alerts resolve",
     responses=answers(400, *ADMIN, 503, words={404: "no such rule"}),
 )
-async def delete_rule(rule_id: RuleId, writer: WriterDep) -> DeletedOut:
+async def delete_rule(rule_id: RuleId, alerting: AlertingDep) -> DeletedOut:
     try:
-        await writer.call(store.delete_rule(rule_id))
+        await alerting.write_rules(store.delete_rule(rule_id))
     except store.RuleNotFound:
         raise _no_rule(rule_id) from None
     log.info("alert rule deleted", extra={"rule": rule_id})

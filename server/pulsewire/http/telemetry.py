@@ -19,7 +19,7 @@ from pulsewire.app.services import ReadsDep, SettingsDep
 from pulsewire.http.errors import no_device
 from pulsewire.http.responses import READ, answers
 from pulsewire.http.schemas import DeviceId, PointOut
-from pulsewire.http.timeparse import ISO_TIME, parse_time
+from pulsewire.http.timeparse import TIME_SCHEMA, parse_time
 from pulsewire.protocol.rules import MAX_TS, METRIC_NAME, NAME_CHARS
 from pulsewire.settings import Settings
 from pulsewire.storage.layout import RESOLUTIONS
@@ -71,9 +71,6 @@ AGG_LIST = rf"^(?!(?:.*,)?({_AGG}),(?:.*,)?\1(?:,|$)){_AGG}(?:,{_AGG}){{0,{len(A
 KEYS = rf"^$|^ *{NAME_CHARS} *(?:, *{NAME_CHARS} *)*$"
 _KEYS = re.compile(KEYS)
 # An epoch-ms integer or an ISO 8601 time (http/timeparse.py), as OpenAPI states it.
-_TIME_SCHEMA = {
-    "anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_TS}, {"type": "string", "pattern": ISO_TIME}]
-}
 
 
 @dataclass
@@ -95,13 +92,13 @@ class TelemetryParams:
         str | None,
         Query(
             description="Earliest ts, inclusive: epoch ms or ISO 8601. Default: the beginning.",
-            json_schema_extra=_TIME_SCHEMA,
+            json_schema_extra=TIME_SCHEMA,
         ),
     ] = None
     end: Annotated[
         str | None,
         Query(
-            description="Latest ts, inclusive: epoch ms or ISO 8601. Default: no bound.", json_schema_extra=_TIME_SCHEMA
+            description="Latest ts, inclusive: epoch ms or ISO 8601. Default: no bound.", json_schema_extra=TIME_SCHEMA
         ),
     ] = None
     limit: Annotated[int | None, Query(description="Most points per metric (default 1000, at most 100000).")] = None

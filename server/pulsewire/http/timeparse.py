@@ -25,6 +25,8 @@ _TIME = rf"{_HH_MM}(?::[0-5][0-9](?:\.[0-9]{{1,9}})?)?(?:Z|[+-]{_HH_MM})?"
 _NOT_BEFORE_THE_EPOCH = r"(?!1970-01-01T[0-9:.]*\+)"  # a + offset on the first day may reach back past it
 ISO_TIME = rf"^{_NOT_BEFORE_THE_EPOCH}{_DATE}(?:T{_TIME})?$"  # a JSON Schema (ECMA-262) pattern, and a Python one
 ISO_RE = re.compile(ISO_TIME)
+# A query parameter that `parse_time` reads, as OpenAPI describes it.
+TIME_SCHEMA = {"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_TS}, {"type": "string", "pattern": ISO_TIME}]}
 
 
 def parse_time(text: str, name: str) -> int:

@@ -1,6 +1,6 @@
 """Live-channel codec: the messages of docs/protocol.md section 2, with no I/O.
 
-The server sends `snapshot`, `telemetry`, `status` and `error`; a client sends `subscribe`.
+The server sends `snapshot`, `telemetry`, `status`, `alert` and `error`; a client sends `subscribe`.
 Encoders return the JSON text that goes on the wire, so the hub encodes each message once and
 shares it between clients.
 """
@@ -64,6 +64,11 @@ def telemetry(device_id: str, data: list[dict[str, Any]]) -> str:
 
 def status(device_id: str, online: bool, ts: int) -> str:
     return _text({"type": "status", "device": device_id, "online": online, "ts": ts})
+
+
+def alert(event: str, alert: Mapping[str, Any]) -> str:
+    """An alert fired, repeated, resolved or was acknowledged (docs/protocol.md, alerts)."""
+    return _text({"type": "alert", "event": event, "alert": dict(alert)})
 
 
 def error(code: str, detail: str) -> str:

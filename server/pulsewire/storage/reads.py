@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import islice
+from typing import Any
 
 from sqlalchemy import Engine
 
 from pulsewire.clock import now_ms
-from pulsewire.storage import alerting
+from pulsewire.storage import alert_log, alerting
 from pulsewire.storage import devices as store
 from pulsewire.storage.alerting import StoredChannel, StoredRule
 from pulsewire.storage.devices import DeviceRecord, LatestValue
@@ -102,3 +103,24 @@ class Reads:
     def channel(self, channel_id: str) -> StoredChannel | None:
         with self._engine.connect() as conn:
             return alerting.get_channel(conn, channel_id)
+
+    def firing_alerts(self) -> list[dict[str, Any]]:
+        with self._engine.connect() as conn:
+            return alert_log.firing_alerts(conn)
+
+    def alert_history(
+        self, start: int, end: int, limit: int, device_id: str | None, rule_id: str | None
+    ) -> list[dict[str, Any]]:
+        with self._engine.connect() as conn:
+            return alert_log.alert_history(conn, start, end, limit, device_id, rule_id)
+
+    def alert(self, alert_id: int) -> dict[str, Any] | None:
+        with self._engine.connect() as conn:
+            return alert_log.get_alert(conn, alert_id)
+
+    def notifications(self, alert_id: int) -> list[dict[str, Any]] | None:
+        """The notifications of one alert; None when there is no such alert."""
+        with self._engine.connect() as conn:
+            if alert_log.get_alert(conn, alert_id) is None:
+                return None
+            return alert_log.notifications_of(conn, alert_id)

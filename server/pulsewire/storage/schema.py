@@ -104,3 +104,64 @@ alert_rules = Table(
     Column("created_ms", BigInteger, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
 )
+
+# The state of each (rule, device) pair (pulsewire.alerts.evaluate.State as JSON), written with the
+# readings that moved it, so a restart neither forgets a firing alert nor notifies it twice.
+# `alert_id`: the alert of the current episode; `silenced_until`: notifications held back until then.
+alert_states = Table(
+    "alert_states",
+    metadata,
+    Column("rule_id", String(64), primary_key=True),
+    Column("device_id", String(64), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("alert_id", Integer, nullable=True),
+    Column("silenced_until", BigInteger, nullable=True),
+)
+
+# One row per episode: from the reading that fired it to the one that resolved it. The rule's name
+# and severity are copied in, so the history stays readable after the rule is edited or removed.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", String(64), nullable=False),
+    Column("rule_name", String(100), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("device_id", String(64), nullable=False),
+    Column("metric", String(64), nullable=True),
+    Column("state", String(16), nullable=False),  # firing | resolved
+    Column("since", BigInteger, nullable=False),
+    Column("value", Double, nullable=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("resolved_at", BigInteger, nullable=True),
+    Column("acked_at", BigInteger, nullable=True),
+    Column("announced", Boolean, nullable=False, server_default=false()),  # its firing was notified
+    Column("repeats", Integer, nullable=False, server_default="0"),  # repeat notifications sent
+    Index("ix_alerts_state", "state"),
+    Index("ix_alerts_device_since", "device_id", "since"),
+    Index("ix_alerts_since", "since"),
+)
+
+# The outbox: each notification to each channel, written in the transaction of the event, sent by
+# alerts/outbox.py until a 2xx (or 250) or its give-up time. `body` holds the alert and rule JSON as
+# they were at the event, so every attempt sends the same bytes with the same idempotency key.
+alert_notifications = Table(
+    "alert_notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, nullable=False),
+    Column("channel_id", String(64), nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("first_attempt_ms", BigInteger, nullable=True),
+    Column("next_at_ms", BigInteger, nullable=False),
+    Column("done_ms", BigInteger, nullable=True),
+    Column("last_error", String(200), nullable=True),
+    UniqueConstraint("key", "channel_id", name="uq_alert_notifications_key_channel"),
+    Index("ix_alert_notifications_due", "status", "next_at_ms"),
+    Index("ix_alert_notifications_alert", "alert_id"),
+)

@@ -17,7 +17,9 @@ The queue is bounded: when the disk is slower than the network, `submit` waits, 
 handler stops reading its socket, and TCP pushes back on the devices.
 
 Other writes (device registration, rotation, removal) go through `call`, in their own transaction
-on the same thread, so there is exactly one writer.
+on the same thread, so there is exactly one writer. The alerts a group's readings set off are
+written in the group's own transaction (`before_commit`), so they commit with the readings or
+not at all.
 
 Every outcome goes to `health` (storage/health.py), which readiness and the 503 answers read. A
 server nobody writes to learns of an outage from `check_storage`, a probe run when asked and
@@ -34,6 +36,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import orjson
@@ -121,10 +124,23 @@ class Touch:
     fw: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Extra:
+    """More to write in a group's transaction (alerts/runtime.py: the alerts its readings move)."""
+
+    write: Callable[..., Any]  # write(conn, removed=<devices removed>), on the writer thread
+    committed: Callable[[Any], None]  # on the loop, with what `write` returned, once committed
+
+
+# Called on the loop with each group just before its transaction; what it returns is written in it.
+BeforeCommit = Callable[[list["Batch"]], Extra | None]
+
+
 @dataclass(slots=True)
 class _Call:
-    fn: Callable[[Connection], Any]
+    fn: Callable[[Connection], Any] | None
     done: asyncio.Future[Any] = field(repr=False)
+    prepare: Callable[[], Extra | None] | None = None
     devices_unchanged: bool = False  # the writer's cached device and series ids stay valid
     read_only: bool = False  # a probe: its success cannot end an outage only a write shows
 
@@ -145,12 +161,14 @@ class BatchingWriter:
         on_commit: OnCommit,
         on_unstored: OnCommit | None = None,
         health: StorageHealth | None = None,
+        before_commit: BeforeCommit | None = None,
     ) -> None:
         self._engine = engine
         self._metrics = metrics
         self._group_values = group_values
         self._on_commit = on_commit
         self._on_unstored = on_unstored
+        self.before_commit = before_commit  # set once, before start (the alerts need the writer first)
         self.health = health or StorageHealth(metrics)
         self._probe: asyncio.Future[Any] | None = None
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_batches)
@@ -198,6 +216,13 @@ class BatchingWriter:
     async def call(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn(connection)` in its own transaction on the writer thread and return its result."""
         return await self._call(_Call(fn, asyncio.get_running_loop().create_future()))
+
+    async def call_prepared(self, prepare: Callable[[], Extra | None]) -> Any:
+        """`call` for a change that depends on every earlier write (the alerts' clock, rule edits):
+        `prepare` runs on the loop when the writer gets to it, after everything queued before has
+        committed, and returns what to write (or None: nothing to do). Its `committed` runs before
+        the writer goes on; returns what `write` returned."""
+        return await self._call(_Call(None, asyncio.get_running_loop().create_future(), prepare=prepare))
 
     async def upkeep_call(self, fn: Callable[[Connection], T]) -> T:
         """`call` for compaction and retention, which never add or remove devices or series."""
@@ -269,6 +294,17 @@ class BatchingWriter:
 
     async def _run_call(self, item: _Call) -> None:
         loop = asyncio.get_running_loop()
+        extra = None
+        if item.prepare is not None:
+            try:
+                extra = item.prepare()
+            except Exception as exc:  # the caller's own mistake, not storage's
+                item.done.set_exception(exc)
+                return
+            if extra is None:
+                item.done.set_result(None)
+                return
+            item.fn = partial(extra.write, removed=frozenset())
         try:
             result = await loop.run_in_executor(self._thread, self._call_in_thread, item)
         except Exception as exc:  # handed to the caller, who decides what it means
@@ -278,10 +314,18 @@ class BatchingWriter:
                 item.done.set_exception(exc)
         else:
             self.health.succeeded(read_only=item.read_only)
+            if extra is not None:
+                try:
+                    extra.committed(result)
+                except Exception as exc:
+                    log.exception("handling a prepared write's commit failed")
+                    item.done.set_exception(exc)
+                    return
             if not item.done.done():
                 item.done.set_result(result)
 
     def _call_in_thread(self, call: _Call) -> Any:
+        assert call.fn is not None
         if call.read_only:  # a probe: of the connection commits use, which it revives if it had broken
             return self._on_own_connection(call.fn)
         try:
@@ -308,9 +352,12 @@ class BatchingWriter:
     async def _commit(self, group: list[Batch], touches: list[Touch], values: int) -> None:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
+        extra = self._extra(group)
         try:
             rows = _Rows.build(group, self._series_ids)
-            removed = await loop.run_in_executor(self._thread, self._write_and_commit, group, touches, rows)
+            removed, extra_result = await loop.run_in_executor(
+                self._thread, self._write_and_commit, group, touches, rows, extra
+            )
         except Exception as exc:
             # Ids cached during the failed transaction were rolled back.
             self._series_ids.clear()
@@ -341,9 +388,23 @@ class BatchingWriter:
             self._on_commit(group)
         except Exception:  # live push must never cost an ack
             log.exception("live push after commit failed")
+        if extra is not None:
+            try:
+                extra.committed(extra_result)
+            except Exception:  # nor may what follows from the alerts
+                log.exception("handling the alerts of a commit failed")
         for batch in group:
             if not batch.done.done():
                 batch.done.set_result(None)
+
+    def _extra(self, group: list[Batch]) -> Extra | None:
+        if self.before_commit is None or not group:
+            return None
+        try:
+            return self.before_commit(group)
+        except Exception:  # evaluation must never cost a commit or an ack
+            log.exception("evaluating the alerts of a group failed")
+            return None
 
     def _unstored(self, batches: list[Batch]) -> None:
         if self._on_unstored is not None:
@@ -352,10 +413,13 @@ class BatchingWriter:
             except Exception:
                 log.exception("handling batches that were not stored failed")
 
-    def _write_and_commit(self, group: list[Batch], touches: list[Touch], rows: _Rows | None) -> set[str]:
+    def _write_and_commit(
+        self, group: list[Batch], touches: list[Touch], rows: _Rows | None, extra: Extra | None
+    ) -> tuple[set[str], Any]:
         """Write the group in one transaction on the writer's connection and commit it.
 
-        Returns the devices that no longer exist (their batches not written). `rows` were built
+        Returns the devices that no longer exist (their batches not written) and what `extra`
+        returned (the alerts written with the group). `rows` were built
         on the loop from cached series ids; None when a series is new (or a device was removed),
         and then they are built here once the series exist.
         """
@@ -394,11 +458,12 @@ class BatchingWriter:
                     ),
                     [{"d": t.device_id, "seen": t.seen, "fw": t.fw} for t in touches],
                 )
+            extra_result = extra.write(conn, removed=frozenset(removed)) if extra is not None else None
             conn.commit()
         except BaseException:
             conn.rollback()
             raise
-        return removed
+        return removed, extra_result
 
     def _resolve_series(self, conn: Connection, group: list[Batch]) -> None:
         ids = self._series_ids
