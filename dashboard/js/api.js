@@ -74,5 +74,23 @@ export function makeApi(keys, base) {
     rotateToken: (id) => call("POST", `api/devices/${enc(id)}/token`, { admin: true }),
     removeDevice: (id, purge) => call("DELETE", `api/devices/${enc(id)}?purge=${purge ? "true" : "false"}`, { admin: true }),
     command: (id, name, args) => call("POST", `api/devices/${enc(id)}/commands?wait=10`, { admin: true, body: { name, args } }),
+    ...alertCalls(call),
+  };
+}
+
+// Alerts, rules and channels (docs/protocol.md, alerts); `call` is makeApi's.
+function alertCalls(call) {
+  const admin = true;
+  return {
+    // Firing now or history, as {"alerts": [...]}.
+    alerts: (params) => call("GET", `api/alerts?${params}`),
+    ackAlert: (id, until = null) => call("POST", `api/alerts/${enc(id)}/ack`, { admin, body: until === null ? {} : { until } }),
+    rules: () => call("GET", "api/rules"),
+    saveRule: (id, body) => (id ? call("PUT", `api/rules/${enc(id)}`, { admin, body }) : call("POST", "api/rules", { admin, body })),
+    deleteRule: (id) => call("DELETE", `api/rules/${enc(id)}`, { admin }),
+    channels: () => call("GET", "api/channels", { admin }),
+    addChannel: (body) => call("POST", "api/channels", { admin, body }),
+    deleteChannel: (id) => call("DELETE", `api/channels/${enc(id)}`, { admin }),
+    testChannel: (id) => call("POST", `api/channels/${enc(id)}/test`, { admin }),
   };
 }

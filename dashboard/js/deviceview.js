@@ -1,7 +1,9 @@
 // One device: a chart per metric over a chosen time range, history from the HTTP API and live
-// readings on top, pause/resume, CSV of what is shown, and the admin's actions on the device.
+// readings on top, pause/resume, CSV of what is shown, the device's alerts, and the admin's actions
+// on the device.
 // This module holds the view's state and its loading; the parts it puts together have a module each.
 
+import { makeAlertHistory } from "./alerthistory.js";
 import { makeCharts } from "./charts.js";
 import { addPoints, addReading, makeChartSeries, trimChartSeries } from "./chartseries.js";
 import { makeDeviceAdmin } from "./deviceadmin.js";
@@ -32,7 +34,7 @@ export function mountDeviceView(root, ctx, deviceId, query) {
     held: makeHold(LIVE_POINTS), // live readings that came while paused
     series: new Map(), // metric -> its chart's points (chartseries.js)
   };
-  Object.assign(v, layout(v, root)); // the view's parts: head, toolbar, info, charts, admin
+  Object.assign(v, layout(v, root)); // the view's parts: head, toolbar, info, charts, alerts, admin
   const unTheme = ctx.theme.onChange(() => v.current && rebuild(v));
   v.head.render(ctx.store.devices.get(deviceId), Date.now());
   load(v);
@@ -51,6 +53,7 @@ export function mountDeviceView(root, ctx, deviceId, query) {
       render(v);
     },
     onTelemetry: (msg) => takeLive(v, msg),
+    onAlert: (alert) => v.alertHistory.onAlert(alert),
     // The live socket came back: what it missed is loaded again from the HTTP API.
     onReconnect() {
       if (v.current && v.current.sliding) load(v);
@@ -83,9 +86,10 @@ function layout(v, root) {
     xRange: () => (v.current ? startAndEnd(shownWindow(v)) : [0, 1]),
     onZoom: (start, end) => choose(v, { id: "custom", label: "custom", start, end, span: end - start }),
   });
+  const alertHistory = makeAlertHistory(ctx, deviceId);
   const admin = makeDeviceAdmin(ctx, deviceId);
-  root.replaceChildren(back, ...head.elements, ...toolbar.elements, info, chartsBox, admin.element);
-  return { head, toolbar, info, charts, admin };
+  root.replaceChildren(back, ...head.elements, ...toolbar.elements, info, chartsBox, alertHistory.element, admin.element);
+  return { head, toolbar, info, charts, alertHistory, admin };
 }
 
 const startAndEnd = ({ start, end }) => [start, end];
@@ -122,6 +126,7 @@ async function load(v) {
   v.toolbar.markRange(v.range.id);
   v.info.textContent = "Loading…";
   v.info.classList.remove("error");
+  v.alertHistory.load(plan(v.range, Date.now()));
   try {
     const { p, answer, served } = await fetchRange(v.ctx.api, v.deviceId, v.range);
     if (seq === v.loadSeq) show(v, p, answer, served);

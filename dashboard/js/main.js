@@ -1,6 +1,9 @@
-// The page: wires the live channel, the HTTP API, the state and the two views together.
+// The page: wires the live channel, the HTTP API, the state, the alert banner and the views together.
 
 import { makeAdmin } from "./admin.js";
+import { mountAlertsView } from "./alertsview.js";
+import { makeAlertBanner } from "./alertbanner.js";
+import { applyAlertMessage, beginSync, endSync, makeAlerts } from "./alerts.js";
 import { ApiError, makeApi } from "./api.js";
 import { mountDeviceView } from "./deviceview.js";
 import { frameScheduler } from "./frame.js";
@@ -16,6 +19,7 @@ import { liveUrl } from "./urls.js";
 const DEVICE_LIST_REFRESH_MS = 30000;
 const REFILL_PARALLEL = 4;
 const ALL = "*";
+const BANNER = "alerts"; // a frame key of its own: the banner is drawn apart from the views
 
 const $ = (id) => document.getElementById(id);
 
@@ -44,14 +48,23 @@ const admin = makeAdmin({
     view?.adminChanged?.();
   },
 });
-const mark = frameScheduler((keys) => view?.render(keys.includes(ALL) ? null : keys));
+const mark = frameScheduler((keys) => {
+  if (keys.includes(BANNER) || keys.includes(ALL)) banner.render();
+  const devices = keys.filter((k) => k !== BANNER);
+  if (devices.length) view?.render(devices.includes(ALL) ? null : devices);
+});
+const alerts = makeAlerts();
 const ctx = {
-  api, store, admin, theme, mark,
+  api, store, admin, theme, mark, alerts,
+  // An alert changed here (the answer to an acknowledgement): as if the live channel said so.
+  onAlertChanged: (alert) => takeAlert({ type: "alert", event: "ack", alert }),
   onRemoved(id) {
     removeDevice(store, id);
     location.hash = "#/";
   },
 };
+
+const banner = makeAlertBanner($("alert-banner"), ctx, ctx.onAlertChanged);
 
 function notify(message) {
   const box = $("notice");
@@ -105,8 +118,11 @@ function startLive() {
         applySnapshot(store, msg);
         mark(ALL);
         refill(known);
+        syncAlerts();
         if (!first) view?.onReconnect?.();
         first = false;
+      } else if (msg.type === "alert") {
+        takeAlert(msg);
       } else if (msg.type === "error") {
         console.warn(`live channel: ${msg.code}: ${msg.detail}`);
       }
@@ -140,6 +156,27 @@ async function refill(known) {
     while (jobs.length) await jobs.shift()();
   });
   await Promise.all(workers);
+}
+
+// Alerts: the set firing now comes from the HTTP API on every (re)connect, as one list (live
+// messages that arrive meanwhile are newer and win); then each live message changes it.
+function takeAlert(msg) {
+  const device = applyAlertMessage(alerts, msg);
+  if (device === null) return;
+  mark(BANNER);
+  mark(device);
+  view?.onAlert?.(msg.alert);
+}
+
+async function syncAlerts() {
+  const token = beginSync(alerts);
+  try {
+    const answer = await api.alerts(new URLSearchParams({ state: "firing" }));
+    for (const device of endSync(alerts, token, answer.alerts)) mark(device);
+    mark(BANNER);
+  } catch (err) {
+    console.warn(`listing the alerts firing failed: ${err.message}`);
+  }
 }
 
 async function refreshDevices() {
@@ -183,7 +220,9 @@ function route() {
   view?.destroy();
   const root = $("view");
   const match = path.match(/^\/device\/(.+)$/);
-  if (match) {
+  if (path === "/alerts") {
+    view = mountAlertsView(root, ctx);
+  } else if (match) {
     view = mountDeviceView(root, ctx, decodeURIComponent(match[1]), new URLSearchParams(query || ""));
   } else {
     document.title = "Pulsewire";
@@ -213,6 +252,7 @@ window.addEventListener("hashchange", route);
 
 setInterval(() => {
   showConnection();
+  banner.tick(Date.now());
   if (view?.tick) view.tick();
   else mark(ALL);
 }, 1000);

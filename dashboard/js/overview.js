@@ -1,6 +1,7 @@
-// The overview: one card per device with its status, last contact, latest values and a sparkline
-// per metric. Cards are built once and then only their changed parts are touched.
+// The overview: one card per device with its status, last contact, alerts firing, latest values
+// and a sparkline per metric. Cards are built once and then only their changed parts are touched.
 
+import { deviceSummary } from "./alerts.js";
 import { button, el } from "./dom.js";
 import { formatAgo, formatValue } from "./format.js";
 import { SPARK_WINDOW, sortedDevices, trimSparks } from "./store.js";
@@ -25,7 +26,7 @@ export function mountOverview(root, ctx) {
       if (joinedOrLeft) arrange(o);
       for (const id of ids === null ? ctx.store.devices.keys() : ids) {
         const d = ctx.store.devices.get(id);
-        if (d) drawCard(cardOf(o, d), d, now, color);
+        if (d) drawCard(cardOf(o, d), d, now, color, ctx.alerts);
       }
       showCounts(o);
     },
@@ -61,11 +62,14 @@ function cardOf(o, d) {
   const top = el("div", "card-top");
   const name = el("h2", "name");
   const status = el("span", "status");
-  top.append(el("span", "dot"), name, status);
+  const badge = el("span", "alert-badge");
+  badge.hidden = true;
+  badge.setAttribute("role", "img");
+  top.append(el("span", "dot"), name, badge, status);
   const seen = el("p", "seen muted");
   const list = el("ul", "metrics");
   a.append(top, seen, list);
-  c = { a, name, status, seen, list, rows: new Map(), drawnAt: -Infinity };
+  c = { a, name, status, badge, seen, list, rows: new Map(), drawnAt: -Infinity };
   o.cards.set(d.id, c);
   return c;
 }
@@ -88,8 +92,9 @@ function rowOf(c, metric) {
   return r;
 }
 
-function drawCard(c, d, now, color) {
+function drawCard(c, d, now, color, alerts) {
   setText(c.name, d.name);
+  drawBadge(c.badge, deviceSummary(alerts, d.id));
   c.a.classList.toggle("offline", !d.online);
   setText(c.status, d.online ? "online" : "offline");
   setText(c.seen, `last seen ${formatAgo(d.lastSeen, now)}`);
@@ -108,6 +113,19 @@ function drawCard(c, d, now, color) {
     r.drawn = true;
     r.value.title = new Date(point.ts).toLocaleString();
     drawRowSparkline(r, metric, s, now, color);
+  }
+}
+
+// While alerts fire on the device: how many, in the colour of the worst.
+function drawBadge(badge, summary) {
+  badge.hidden = !summary;
+  if (!summary) return;
+  if (badge.dataset.severity !== summary.worst) badge.dataset.severity = summary.worst;
+  setText(badge, String(summary.count));
+  const label = `${summary.count} ${summary.count === 1 ? "alert" : "alerts"} firing, worst ${summary.worst}`;
+  if (badge.title !== label) {
+    badge.title = label;
+    badge.setAttribute("aria-label", label);
   }
 }
 

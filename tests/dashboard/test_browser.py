@@ -8,7 +8,7 @@ import itertools
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -18,29 +18,24 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from tests.support.browser import (
-    CHROMIUM,
-    LAUNCH_ARGS,
     ConsoleLog,
     Device,
+    OpenPage,
     proxy_to,
-    require_chromium,
     screenshot,
-    watch_console,
 )
 from tests.support.cli import cli
 from tests.support.clients import now_ms
 from tests.support.server import Server, start_server
 
 pytest.importorskip("playwright")
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 # Light theme's --accent in dashboard/app.css: the colour a chart's line is drawn in.
 ACCENT = (37, 99, 235)
-
-OpenPage = Callable[..., tuple[Page, ConsoleLog]]
 
 
 class _AnyId(str):
@@ -60,36 +55,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
     # Raw readings kept for ever: the long-range test sends a year of history through the device
     # channel, which a default server refuses past its 30 days of raw retention.
     return start_server(tmp_path_factory.mktemp("dashboard"), "sqlite", request, retention_raw_days="0")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    require_chromium()
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def open_page(browser: Browser) -> Iterator[OpenPage]:
-    """Open a URL in a fresh browser context; every console error it logs fails the test."""
-    opened: list[tuple[Any, ConsoleLog]] = []
-
-    def open_(url: str, **options: Any) -> tuple[Page, ConsoleLog]:
-        options = {"viewport": {"width": 1280, "height": 900}, "color_scheme": "light", **options}
-        context = browser.new_context(accept_downloads=True, **options)
-        page = context.new_page()
-        log = watch_console(page)
-        opened.append((context, log))
-        page.goto(url)
-        return page, log
-
-    yield open_
-    for context, _ in opened:
-        context.close()
-    errors = [e for _, log in opened for e in log.unexpected()]
-    assert not errors, "the page logged errors:\n" + "\n".join(errors)
 
 
 def live(page: Page) -> None:
@@ -120,21 +85,6 @@ def accent_pixels(page: Page, metric: str) -> int:
             [metric, list(ACCENT)],
         )
     )
-
-
-@pytest.fixture
-def device(server: Server) -> Iterator[Callable[..., tuple[str, Device]]]:
-    made: list[Device] = []
-
-    def make(name: str | None = None) -> tuple[str, Device]:
-        device_id, token = server.register(name=name)
-        d = Device(server, token)
-        made.append(d)
-        return device_id, d
-
-    yield make
-    for d in made:
-        d.close()
 
 
 def test_overview_and_device_view_load_without_console_errors(
@@ -870,3 +820,206 @@ def test_the_token_dialog_shows_the_whole_token(server: Server, open_page: OpenP
         page.set_viewport_size({"width": width, "height": 800})
         page.wait_for_function(TOKEN_IN_SIGHT_JS, timeout=3000)
     screenshot(page, "token-dialog-phone")
+
+
+# --- Alert rules and channels (the admin's editor at #/alerts) ------------------------------------
+
+
+def open_alert_admin(server: Server, open_page: OpenPage) -> tuple[Page, ConsoleLog]:
+    """The alerts page with the admin key given."""
+    page, log = open_page(server.base + "/#/alerts")
+    expect(page.locator(".locked")).to_be_visible()
+    page.locator("#admin-toggle").click()
+    page.locator("#admin-key").fill(server.admin_key)
+    page.locator("#admin-key").press("Enter")
+    expect(page.locator(".locked")).to_be_hidden()
+    expect(page.locator(".rules")).to_be_visible()
+    return page, log
+
+
+def api_rules(server: Server) -> list[dict[str, Any]]:
+    return list(server.get("/api/rules").json())
+
+
+def fill_rule(page: Page, **fields: str) -> None:
+    form = page.locator(".rule-form")
+    for name, value in fields.items():
+        control = form.locator(f'[name="{name}"]')
+        if control.evaluate("e => e.tagName") == "SELECT":
+            control.select_option(value)
+        else:
+            control.fill(value)
+
+
+def test_the_rule_editor_adds_changes_and_deletes_a_rule_and_shows_the_server_s_refusal(
+    server: Server, open_page: OpenPage
+) -> None:
+    page, log = open_alert_admin(server, open_page)
+    form = page.locator(".rule-form")
+    rules = page.locator(".rule-list .rule")
+    before = {r["id"] for r in api_rules(server)}
+
+    fill_rule(page, name="freezer warm", device="freezer-1", metric="temperature", op=">", value="-10", for_s="300")
+    form.locator('[name="severity"]').select_option("critical")
+    form.locator("button", has_text="Save rule").click()
+    added = page.locator(".rule-list .rule", has_text="freezer warm")
+    expect(added.locator(".rule-what")).to_have_text("temperature > -10 for 5 min, on freezer-1")
+    expect(added.locator(".sev")).to_have_text("critical")
+    (stored,) = [r for r in api_rules(server) if r["id"] not in before]
+    assert {k: stored[k] for k in ("name", "kind", "device", "metric", "op", "value", "for_s", "repeat_s")} == {
+        "name": "freezer warm", "kind": "threshold", "device": "freezer-1", "metric": "temperature",
+        "op": ">", "value": -10, "for_s": 300, "repeat_s": 0,
+    }  # fmt: skip
+    expect(form.locator('[name="name"]')).to_have_value("")  # the form is ready for the next rule
+
+    # Changed into a band on every device: the form shows low and high instead of one value.
+    added.locator("button", has_text="Edit").click()
+    expect(form.locator("h3")).to_have_text("Edit rule")
+    expect(form.locator('[name="value"]')).to_have_value("-10")
+    form.locator('[name="op"]').select_option("outside")
+    expect(form.locator(".field-value")).to_be_hidden()
+    fill_rule(page, device="*", low="-25", high="-10", repeat_s="3600")
+    form.locator("button", has_text="Save rule").click()
+    expect(added.locator(".rule-what")).to_have_text(
+        "temperature outside -25..-10 for 5 min, on every device, again every 1 h"
+    )
+    changed = server.get(f"/api/rules/{stored['id']}").json()
+    assert (changed["op"], changed["low"], changed["high"], changed["device"]) == ("outside", -25, -10, "*")
+
+    # A refusal is shown next to the form in the server's own words.
+    log.allow(r"status of 400")
+    fill_rule(page, name="bad one", metric="has space", op=">", value="1")
+    body = {"name": "bad one", "kind": "threshold", "device": "*", "metric": "has space", "op": ">", "value": 1,
+            "for_s": 0, "repeat_s": 0, "severity": "warning", "channels": []}  # fmt: skip
+    refused = httpx.post(server.base + "/api/rules", json=body, headers=server.admin(), timeout=10)
+    assert refused.status_code == 400
+    form.locator("button", has_text="Save rule").click()
+    expect(form.locator(".form-error")).to_have_text(refused.json()["detail"])
+    assert len(api_rules(server)) == len(before) + 1
+    screenshot(page, "alert-rules")
+
+    # Deleted after asking.
+    added.locator("button", has_text="Delete").click()
+    expect(page.locator("#confirm-dialog")).to_be_visible()
+    page.locator("#confirm-dialog button.primary").click()
+    expect(page.locator(".rule-list .rule", has_text="freezer warm")).to_have_count(0)
+    assert stored["id"] not in {r["id"] for r in api_rules(server)}
+    expect(rules).to_have_count(len(before))
+
+
+def test_channels_are_added_named_by_a_rule_and_deleted(server: Server, open_page: OpenPage) -> None:
+    page, log = open_alert_admin(server, open_page)
+    form = page.locator(".channel-form")
+    expect(form.locator(".field-to")).to_be_hidden()
+    form.locator('[name="name"]').fill("ops hook")
+    form.locator('[name="url"]').fill("http://127.0.0.1:9/hook")
+    form.locator('[name="secret"]').fill("a-secret-of-24-characters")
+    form.locator("button", has_text="Add channel").click()
+    hook = page.locator(".channel-list .channel", has_text="ops hook")
+    expect(hook.locator(".channel-what")).to_have_text("webhook http://127.0.0.1:9/hook")
+
+    form.locator('[name="type"]').select_option("email")
+    expect(form.locator(".field-url")).to_be_hidden()
+    form.locator('[name="name"]').fill("on call")
+    form.locator('[name="to"]').fill("a@example.org, b@example.org")
+    form.locator("button", has_text="Add channel").click()
+    mail = page.locator(".channel-list .channel", has_text="on call")
+    expect(mail.locator(".channel-what")).to_have_text("email to a@example.org, b@example.org")
+    log.allow(r"status of 400")
+    form.locator('[name="name"]').fill("broken")
+    form.locator('[name="to"]').fill("not-an-address")
+    form.locator("button", has_text="Add channel").click()
+    expect(form.locator(".form-error")).to_have_text(re.compile(r"^to\[0\]: "))
+
+    # The rule form offers the channels; a rule naming the webhook keeps it from being deleted (409).
+    page.locator(".rule-channels label", has_text="ops hook").locator("input").check()
+    fill_rule(page, name="hooked", metric="temperature", value="40")
+    page.locator(".rule-form button", has_text="Save rule").click()
+    expect(page.locator(".rule-list .rule", has_text="hooked")).to_be_visible()
+    hook_id = hook.get_attribute("data-channel")
+    assert [r["channels"] for r in api_rules(server) if r["name"] == "hooked"] == [[hook_id]]
+    log.allow(r"status of 409")
+    hook.locator("button", has_text="Delete").click()
+    page.locator("#confirm-dialog button.primary").click()
+    expect(hook.locator(".channel-outcome")).to_have_text(
+        re.compile(r"^Could not delete: channel .* is named by rules")
+    )
+    expect(hook.locator(".channel-outcome")).to_have_class(re.compile(r"\berror\b"))
+
+    mail.locator("button", has_text="Delete").click()
+    page.locator("#confirm-dialog button.primary").click()
+    expect(mail).to_have_count(0)
+    names = [c["name"] for c in server.get("/api/channels", headers=server.admin()).json()]
+    assert "ops hook" in names and "on call" not in names
+    screenshot(page, "alert-channels")
+
+
+MARKUP = '<img src=x onerror="window.pwned=1">'
+
+
+def with_markup_names(route: Any) -> None:
+    """The real server's rules, their names turned into markup (the server refuses such names; the
+    page must not rely on that)."""
+    answer = route.fetch()
+    rules = [{**r, "name": MARKUP + r["name"]} for r in answer.json()]
+    route.fulfill(response=answer, json=rules)
+
+
+def test_markup_in_a_rule_name_is_shown_as_text(server: Server, open_page: OpenPage) -> None:
+    page, log = open_alert_admin(server, open_page)
+    # The server refuses a name with markup; the page shows why, as text.
+    log.allow(r"status of 400")
+    fill_rule(page, name=MARKUP, metric="temperature", value="1")
+    page.locator(".rule-form button", has_text="Save rule").click()
+    expect(page.locator(".rule-form .form-error")).to_have_text(re.compile(r"^name: markup"))
+    # A name with what would be an entity in HTML stays as typed.
+    fill_rule(page, name="a &lt;b&gt; & c < 5", metric="temperature", value="1")
+    page.locator(".rule-form button", has_text="Save rule").click()
+    expect(page.locator(".rule-list .rule-name", has_text="a &lt;b&gt; & c < 5")).to_have_count(1)
+
+    page.route(re.compile(r"/api/rules$"), with_markup_names)
+    page.reload()
+    expect(page.locator(".rules")).to_be_hidden()  # the key went with the reload
+    page.locator("#admin-toggle").click()
+    page.locator("#admin-key").fill(server.admin_key)
+    page.locator("#admin-key").press("Enter")
+    shown = page.locator(".rule-list .rule-name", has_text="a &lt;b&gt; & c < 5")
+    expect(shown).to_have_text(MARKUP + "a &lt;b&gt; & c < 5")
+    assert page.locator(".rule-list img").count() == 0
+    assert page.evaluate("window.pwned") is None
+    # Edited, the markup goes back into the field as text as well.
+    page.locator(".rule-list .rule", has_text="a &lt;b&gt;").locator("button", has_text="Edit").click()
+    expect(page.locator('.rule-form [name="name"]')).to_have_value(MARKUP + "a &lt;b&gt; & c < 5")
+
+
+CONTRAST_JS = """(el) => {
+    const rgb = (text) => text.match(/[\\d.]+/g).slice(0, 3).map(Number);
+    const lum = ([r, g, b]) => {
+        const c = [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+    };
+    const style = getComputedStyle(el);
+    const [a, b] = [lum(rgb(style.color)), lum(rgb(style.backgroundColor))];
+    return { ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05), background: style.backgroundColor };
+}"""
+
+
+def test_severity_colours_are_distinct_and_readable_in_both_themes(server: Server, open_page: OpenPage) -> None:
+    for severity in ("info", "warning", "critical"):
+        body = {"name": f"contrast {severity}", "kind": "no_data", "device": "*", "metric": None,
+                "for_s": 60, "severity": severity}  # fmt: skip
+        assert httpx.post(server.base + "/api/rules", json=body, headers=server.admin(), timeout=10).status_code == 201
+    for scheme in ("light", "dark"):
+        page, _ = open_page(server.base + "/#/alerts", color_scheme=scheme)
+        page.locator("#admin-toggle").click()
+        page.locator("#admin-key").fill(server.admin_key)
+        page.locator("#admin-key").press("Enter")
+        backgrounds = set()
+        for severity in ("info", "warning", "critical"):
+            chip = page.locator(".rule-list .rule", has_text=f"contrast {severity}").locator(".sev")
+            expect(chip).to_have_text(severity)
+            seen = chip.evaluate(CONTRAST_JS)
+            assert seen["ratio"] >= 4.5, (scheme, severity, seen)  # WCAG AA for text
+            backgrounds.add(seen["background"])
+        assert len(backgrounds) == 3, (scheme, backgrounds)
+        screenshot(page, f"alert-rules-{scheme}")

@@ -7,7 +7,7 @@ import contextlib
 import re
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,9 +48,21 @@ class ConsoleLog:
         return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
 
 
+# open_page(url, **context_options) -> (page, its console log): the browser tests' fixture.
+OpenPage = Callable[..., tuple[Any, ConsoleLog]]
+
+
 def watch_console(page: Any) -> ConsoleLog:
     log = ConsoleLog()
-    page.on("console", lambda m: log.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+
+    def on_console(m: Any) -> None:
+        if m.type != "error":
+            return
+        # "Failed to load resource" does not say which: the address is in the message's location.
+        url = (m.location or {}).get("url", "")
+        log.errors.append(f"console {m.type}: {m.text}" + (f" ({url})" if url else ""))
+
+    page.on("console", on_console)
     page.on("pageerror", lambda exc: log.errors.append(f"uncaught: {exc}"))
     return log
 
