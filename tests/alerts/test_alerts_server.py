@@ -70,7 +70,7 @@ def test_a_crossing_fires_live_and_over_http_and_resolves_when_it_clears(server:
             assert resolved["alert"]["id"] == alert["id"] and resolved["alert"]["resolved_at"] is not None
             assert firing(server, device_id) == []
             history = api(server, "GET", f"/api/alerts?device={device_id}&start={alert['since']}").json()["alerts"]
-            assert [(a["id"], a["state"], a["value"]) for a in history] == [(alert["id"], "resolved", 25)]
+            assert [(a["id"], a["state"], a["value"]) for a in history] == [(alert["id"], "resolved", 35)]
 
     asyncio.run(scenario())
 

@@ -32,7 +32,7 @@ class AlertOut(BaseModel):
     metric: str | None = Field(description="null for a no_data rule on the whole device.")
     state: Literal["firing", "resolved"]
     since: int = Field(description="Start of the episode (ms): the first reading that met the condition.")
-    value: float | None = Field(description="The last value that met the condition; null for no-data.")
+    value: float | None = Field(description="The value that fired it (or of its last repeat); null for no-data.")
     ts: int = Field(description="ms of the last reading behind the alert (the server clock for no-data).")
     resolved_at: int | None
     acked: bool

@@ -124,12 +124,13 @@ def _open(conn: Connection, change: Change) -> int:
 def _update(conn: Connection, alert_id: int, change: Change) -> None:
     event = change.event
     assert event is not None
+    if event.kind == "resolved":  # value and ts stay those of the last reading that met the condition
+        conn.execute(update(alerts).where(alerts.c.id == alert_id).values(state="resolved", resolved_at=event.ts))
+        return
     values: dict[str, Any] = {"ts": event.ts}
     if event.value is not None:
         values["value"] = event.value
-    if event.kind == "resolved":
-        values.update(state="resolved", resolved_at=event.ts)
-    elif event.kind == "repeat":
+    if event.kind == "repeat":
         values["repeats"] = alerts.c.repeats + 1
     elif change.notify:  # a late firing, announced now
         values["announced"] = True
