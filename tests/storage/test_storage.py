@@ -21,7 +21,7 @@ from pulsewire.storage.engine import head_revision, migrate, open_engine, schema
 from pulsewire.storage.queries import TelemetryQuery, series_ids
 from pulsewire.storage.schema import metadata, readings
 from pulsewire.storage.upkeep import compact_all
-from pulsewire.storage.writer import Batch, BatchingWriter, DeviceRemoved, StorageError
+from pulsewire.storage.writer import Batch, BatchingWriter, DeviceRemoved, Extra, StorageError
 from tests.storage.history import sync_runner
 from tests.storage.reading import read_points
 from tests.support.db import sqlite_write_lock
@@ -352,3 +352,60 @@ def test_an_sqlite_without_what_the_writer_needs_is_refused_at_start(monkeypatch
     monkeypatch.setattr(writer, "_PROBE_DOUBLES", [*writer._PROBE_DOUBLES, float("nan")])
     with pytest.raises(RuntimeError, match="does not read doubles back exactly"):
         writer.check_sqlite()
+
+
+def test_what_a_group_adds_commits_with_it_and_its_failure_costs_no_reading(engine: Engine) -> None:
+    """`before_commit`'s writes share the group's transaction; a mistake in them is rolled back
+    alone (a savepoint), and the readings are stored and acked all the same."""
+    committed: list[Any] = []
+
+    def extra(group: list[Batch]) -> Extra:
+        def write(conn: Any, removed: frozenset[str]) -> int:
+            conn.execute(text("INSERT INTO devices (id, name, token_hash, created_at) VALUES ('x', 'X', 'hx', 1)"))
+            if group[0].data[0]["values"]["t"] != 0.0:  # the second group's write breaks half-way
+                raise ValueError("a mistake in the extra write")
+            return len(group)
+
+        return Extra(write, committed.append)
+
+    async def scenario() -> None:
+        writer = make_writer(engine)
+        writer.before_commit = extra
+        await writer.start()
+        await writer.call(store.add_device("d1", "D1", "h1", 1))
+        await (await submit(writer, "d1", telemetry(1, 1000, 5)))
+        await writer.call(lambda conn: conn.execute(text("DELETE FROM devices WHERE id = 'x'")))
+        second = codec.Telemetry(2, [{"ts": 2000, "values": {"t": 1.0}}])
+        await (await submit(writer, "d1", second))  # acked although its extra write failed
+        await writer.stop()
+
+    asyncio.run(scenario())
+    assert count_readings(engine) == 6
+    assert committed == [1]  # only the first group's extra came through, and was told so
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM devices WHERE id = 'x'")).scalar_one() == 0
+
+
+def test_a_prepared_call_sees_every_earlier_write_and_is_told_of_its_commit(engine: Engine) -> None:
+    order: list[str] = []
+
+    async def scenario() -> None:
+        writer = make_writer(engine, on_commit=lambda group: order.append("group committed"))
+        await writer.start()
+        await writer.call(store.add_device("d1", "D1", "h1", 1))
+        stored = await submit(writer, "d1", telemetry(1, 1000, 3))
+
+        def prepare() -> Extra:
+            order.append("prepared")
+            return Extra(lambda conn, removed: count_in(conn), lambda n: order.append(f"committed {n}"))
+
+        def count_in(conn: Any) -> int:
+            return int(conn.execute(select(func.count()).select_from(readings)).scalar_one())
+
+        assert await writer.call_prepared(prepare) == 3
+        assert await writer.call_prepared(lambda: None) is None
+        await stored
+        await writer.stop()
+
+    asyncio.run(scenario())
+    assert order == ["group committed", "prepared", "committed 3"]

@@ -95,7 +95,8 @@ class Outbox:
         free = self._settings.notify_concurrency - len(self._in_flight)
         if free <= 0:
             return
-        due, channels, pending = await asyncio.to_thread(self._due, now_ms(), free)
+        busy = frozenset(self._in_flight)  # a copy: the set changes on the loop meanwhile
+        due, channels, pending = await asyncio.to_thread(self._due, now_ms(), free, busy)
         self._metrics.notifications_pending.set(pending)
         for notification in due:
             self._in_flight.add(notification.id)
@@ -103,9 +104,9 @@ class Outbox:
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
-    def _due(self, now: int, limit: int) -> tuple[list[Notification], dict[str, Channel], int]:
+    def _due(self, now: int, limit: int, busy: frozenset[int]) -> tuple[list[Notification], dict[str, Channel], int]:
         with self._db.connect() as conn:
-            due = alert_log.due_notifications(conn, now, limit + len(self._in_flight), self._in_flight)[:limit]
+            due = alert_log.due_notifications(conn, now, limit + len(busy), busy)[:limit]
             channels = {c.id: c.channel for c in list_channels(conn)} if due else {}
             return due, channels, alert_log.pending_count(conn)
 
@@ -142,6 +143,7 @@ class Outbox:
             log.debug("notification attempt not recorded", extra={"key": n.key, "error": repr(exc)})
         finally:
             self._in_flight.discard(n.id)
+            self._wake.set()  # a slot is free: more may be due
 
     def _attempt(self, n: Notification, outcome: Outcome, at: int, gone: bool) -> Attempt:
         attempts = n.attempts + 1

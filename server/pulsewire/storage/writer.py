@@ -388,7 +388,7 @@ class BatchingWriter:
             self._on_commit(group)
         except Exception:  # live push must never cost an ack
             log.exception("live push after commit failed")
-        if extra is not None:
+        if extra is not None and extra_result is not _NO_EXTRA:
             try:
                 extra.committed(extra_result)
             except Exception:  # nor may what follows from the alerts
@@ -458,7 +458,7 @@ class BatchingWriter:
                     ),
                     [{"d": t.device_id, "seen": t.seen, "fw": t.fw} for t in touches],
                 )
-            extra_result = extra.write(conn, removed=frozenset(removed)) if extra is not None else None
+            extra_result = _write_extra(conn, extra, frozenset(removed)) if extra is not None else _NO_EXTRA
             conn.commit()
         except BaseException:
             conn.rollback()
@@ -482,6 +482,25 @@ class BatchingWriter:
         )
         for device_id, metric, sid in found:
             ids.setdefault(device_id, {})[metric] = sid
+
+
+_NO_EXTRA = object()  # nothing more was written with the group
+
+
+def _write_extra(conn: Connection, extra: Extra, removed: frozenset[str]) -> Any:
+    """`extra.write` inside a savepoint: a mistake in it costs what it writes, never the group's
+    readings and their acks. Storage trouble fails the whole group, as it would anyway."""
+    savepoint = conn.begin_nested()
+    try:
+        result = extra.write(conn, removed=removed)
+    except Exception as exc:
+        savepoint.rollback()
+        if is_storage_error(exc):
+            raise
+        log.exception("writing the alerts of a group failed; its readings are stored without them")
+        return _NO_EXTRA
+    savepoint.commit()
+    return result
 
 
 def _probe(conn: Connection) -> None:
