@@ -133,3 +133,10 @@ def test_a_changed_rule_resolves_its_firing_alert_and_forgets_its_pairs() -> Non
     unchanged = engine()
     run(unchanged, "d1", [reading(NOW, t=40)])
     assert unchanged.rule_changes(RuleBook.of([entry()]), NOW + 1) == []
+
+
+def test_a_removed_device_s_alerts_resolve_and_its_pairs_are_dropped() -> None:
+    e = engine()
+    run(e, "d1", [reading(NOW, t=40)])
+    gone = tick(e, NOW + 1000, Silence(lambda _: False, {"d2": NOW}, {}))
+    assert events(gone) == [("resolved", True)] and e.pairs == {}

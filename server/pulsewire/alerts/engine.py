@@ -118,7 +118,12 @@ class Engine:
                     self._step(key, entry, pair, state, events, now, changes)
         for key, pair in self.pairs.items():
             rule_entry = self.book.rules.get(key[0])
-            if rule_entry is None or rule_entry.rule.kind != "threshold" or pair.state.phase != FIRING:
+            if rule_entry is None:
+                continue
+            if key[1] not in silence.devices:  # the device was removed: its alerts end with it
+                changes.append(self._ended(key, rule_entry, pair, now))
+                continue
+            if rule_entry.rule.kind != "threshold" or pair.state.phase != FIRING:
                 continue
             state, events = evaluate.on_tick(rule_entry.rule, pair.state, now)
             if events:
@@ -164,13 +169,18 @@ class Engine:
             new = book.rules.get(key[0])
             if old is None or (new is not None and new.rule == old.rule):
                 continue
-            event = None
-            if pair.state.phase == FIRING and pair.alert_id is not None:
-                assert pair.state.since is not None
-                event = Event("resolved", pair.state.since, now, None, notify=True)
-            notify = event is not None and pair.announced and not _silenced(pair, now)
-            changes.append(Change(key, old, pair, None, event, notify))
+            changes.append(self._ended(key, old, pair, now))
         return changes
+
+    @staticmethod
+    def _ended(key: Key, entry: Entry, pair: Pair, now: int) -> Change:
+        """The pair is dropped (its rule changed, or its device is gone); a firing alert resolves."""
+        event = None
+        if pair.state.phase == FIRING and pair.alert_id is not None:
+            assert pair.state.since is not None
+            event = Event("resolved", pair.state.since, now, None, notify=True)
+        notify = event is not None and pair.announced and not _silenced(pair, now)
+        return Change(key, entry, pair, None, event, notify)
 
     def acknowledge(self, alert_id: int, now: int, until: int | None) -> Change | None:
         """Acknowledge an alert (its repeats stop), and silence its pair until `until` if given.
