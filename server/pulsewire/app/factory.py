@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
@@ -75,6 +76,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         finally:
             await upkeep.stop()
             await services.writer.stop()
+            await services.http_client.aclose()
             engine.dispose()
             log.info("pulsewire stopped")
 
@@ -126,4 +128,6 @@ def _services(settings: Settings, engine: Engine, metrics: Metrics) -> Services:
         presence=Presence(),
         metrics=metrics,
         admin_key=resolve_admin_key(settings),
+        # Redirects are never followed (alerts/webhook.py, classify); each request sets its timeout.
+        http_client=httpx.AsyncClient(follow_redirects=False),
     )

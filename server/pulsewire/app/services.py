@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import httpx
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
@@ -30,6 +31,8 @@ class Services:
     presence: Presence
     metrics: Metrics
     admin_key: str
+    # Outgoing HTTP (webhook notifications): one pool for the app, closed when it stops.
+    http_client: httpx.AsyncClient
     # Recurring causes (a client's mistakes) are logged at most once a minute each; metrics count all.
     throttle: Throttle = field(default_factory=Throttle)
 
@@ -58,9 +61,14 @@ def _metrics(conn: HTTPConnection) -> Metrics:
     return services_of(conn).metrics
 
 
+def _http_client(conn: HTTPConnection) -> httpx.AsyncClient:
+    return services_of(conn).http_client
+
+
 ServicesDep = Annotated[Services, Depends(services_of)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 WriterDep = Annotated[BatchingWriter, Depends(_writer)]
 ReadsDep = Annotated[Reads, Depends(_reads)]
 PresenceDep = Annotated[Presence, Depends(_presence)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
+HttpClientDep = Annotated[httpx.AsyncClient, Depends(_http_client)]
