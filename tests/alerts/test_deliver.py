@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from pulsewire.alerts.channels import EmailChannel, WebhookChannel
-from pulsewire.alerts.deliver import MAX_ANSWER_BYTES, Outcome, deliver
+from pulsewire.alerts.deliver import Outcome, deliver
 from pulsewire.alerts.webhook import IDEMPOTENCY_HEADER
 from pulsewire.settings import Settings
 from tests.support.certs import self_signed
@@ -102,12 +102,19 @@ async def test_a_receiver_that_does_not_answer_times_out(tmp_path: Path, receive
     assert TIMEOUT_S <= took < TIMEOUT_S + 1
 
 
-async def test_an_answer_trickling_in_is_cut_off_at_the_overall_timeout(
+async def test_an_answer_head_trickling_in_is_cut_off_at_the_overall_timeout(
     tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
     # Each byte comes well within any per-read timeout; only a deadline for the whole exchange ends it.
     outcome, took = await send_webhook(tmp_path, receiver.url("/trickle"))
     assert outcome == Outcome(False, None, f"timed out after {TIMEOUT_S:g} s")
+    assert took < TIMEOUT_S + 1
+
+
+async def test_a_refusal_whose_body_trickles_in_keeps_its_status(tmp_path: Path, receiver: WebhookReceiver) -> None:
+    outcome, took = await send_webhook(tmp_path, receiver.url("/trickle-body"))
+    assert outcome.status == 500 and not outcome.delivered
+    assert outcome.detail.startswith("500 Internal Server Error: x"), outcome  # what came by the deadline
     assert took < TIMEOUT_S + 1
 
 
@@ -118,15 +125,18 @@ async def test_a_redirect_is_not_followed(tmp_path: Path, receiver: WebhookRecei
     assert len(receiver.received) == before + 1  # one request: the loop was not entered
 
 
-async def test_a_100_mb_answer_costs_a_bounded_read(tmp_path: Path, receiver: WebhookReceiver) -> None:
+@pytest.mark.parametrize("status", [200, 500])
+async def test_a_100_mb_answer_costs_a_bounded_read(tmp_path: Path, receiver: WebhookReceiver, status: int) -> None:
     receiver.huge_bytes_written = 0
-    outcome, took = await send_webhook(tmp_path, receiver.url("/huge"))
-    assert outcome == Outcome(True, 200, "200 OK")
+    outcome, took = await send_webhook(tmp_path, receiver.url(f"/huge/{status}"))
+    assert (outcome.delivered, outcome.status) == (status == 200, status)
+    if status == 500:  # its start is quoted: at most a short line of it
+        assert outcome.detail == "500 Internal Server Error: " + "y" * 80
     assert took < 2
-    # The sender stopped reading after MAX_ANSWER_BYTES and closed; what the receiver got into the
-    # socket before its writes failed is that plus the kernel's buffers, nowhere near 100 MB.
+    # The sender read at most MAX_ANSWER_BYTES (none after a 2xx) and closed; what the receiver got
+    # into the socket before its writes failed is that plus the kernel's buffers, nowhere near 100 MB.
     time.sleep(0.2)
-    assert MAX_ANSWER_BYTES <= receiver.huge_bytes_written < HUGE_BYTES // 10
+    assert receiver.huge_bytes_written < HUGE_BYTES // 10
 
 
 async def test_connection_refused(tmp_path: Path) -> None:

@@ -8,9 +8,10 @@ The webhook receiver answers by path, so one receiver plays every kind the tests
 | `/ok` | 200 when the signature verifies with the receiver's secret, else 401 |
 | `/fail` | 500 with a short text |
 | `/slow` | nothing for 30 s |
-| `/trickle` | 200 and a body that comes one byte every 0.1 s |
+| `/trickle` | an answer head that comes one byte every 0.1 s |
+| `/trickle-body` | 500 and a body that comes one byte every 0.1 s |
 | `/loop` | 302 to itself |
-| `/huge` | 200 and a 100 MB body, written until the client goes away |
+| `/huge/200`, `/huge/500` | that status and a 100 MB body, written until the client goes away |
 """
 
 from __future__ import annotations
@@ -47,70 +48,90 @@ class WebhookReceiver:
     port: int = 0
     received: list[Received] = field(default_factory=list)
     huge_bytes_written: int = 0  # of the /huge body, before the client went away
+    scheme: str = "http"
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
+
+
+class _ReceiverServer(ThreadingHTTPServer):
+    daemon_threads = True  # a /slow handler must not hold up the test's end
+
+    def __init__(self, receiver: WebhookReceiver) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.receiver = receiver
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Answers by path (the table above) and records every request in its server's receiver."""
+
+    protocol_version = "HTTP/1.1"
+    server: _ReceiverServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: pytest shows failures
+        pass
+
+    def do_POST(self) -> None:
+        receiver = self.server.receiver
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        verified = verify(receiver.secret, body, self.headers.get(SIGNATURE_HEADER))
+        receiver.received.append(Received(self.path, dict(self.headers.items()), body, verified))
+        if self.path == "/ok":
+            self._answer(200 if verified else 401, b"thanks" if verified else b"bad signature")
+        elif self.path == "/fail":
+            self._answer(500, b"database on fire\r\nsecond line")
+        elif self.path == "/slow":
+            time.sleep(30)
+        elif self.path == "/trickle":
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Padding: " + b"p" * 1000:
+                if not self._write(bytes([byte])):
+                    return
+                time.sleep(0.1)
+        elif self.path == "/trickle-body":
+            self._head(500, 1000)
+            for _ in range(1000):
+                if not self._write(b"x"):
+                    return
+                time.sleep(0.1)
+        elif self.path == "/loop":
+            self.send_response(302)
+            self.send_header("Location", "/loop")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif self.path in ("/huge/200", "/huge/500"):
+            self._head(int(self.path[-3:]), HUGE_BYTES)
+            chunk = b"y" * 65536
+            while receiver.huge_bytes_written < HUGE_BYTES and self._write(chunk):
+                receiver.huge_bytes_written += len(chunk)
+        else:
+            self._answer(404, b"no such path")
+
+    def _head(self, status: int, length: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+
+    def _answer(self, status: int, body: bytes) -> None:
+        self._head(status, len(body))
+        self._write(body)
+
+    def _write(self, data: bytes) -> bool:
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+            return True
+        except OSError:  # the client went away
+            return False
 
 
 @contextmanager
-def webhook_receiver(secret: str) -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver(secret)
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet: pytest shows failures
-            pass
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            verified = verify(receiver.secret, body, self.headers.get(SIGNATURE_HEADER))
-            receiver.received.append(Received(self.path, dict(self.headers.items()), body, verified))
-            if self.path == "/ok":
-                self._answer(200 if verified else 401, b"thanks" if verified else b"bad signature")
-            elif self.path == "/fail":
-                self._answer(500, b"database on fire\r\nsecond line")
-            elif self.path == "/slow":
-                time.sleep(30)
-            elif self.path == "/trickle":
-                self._head(200, 1000)
-                for _ in range(1000):
-                    if not self._write(b"x"):
-                        return
-                    time.sleep(0.1)
-            elif self.path == "/loop":
-                self.send_response(302)
-                self.send_header("Location", "/loop")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-            elif self.path == "/huge":
-                self._head(200, HUGE_BYTES)
-                chunk = b"y" * 65536
-                while receiver.huge_bytes_written < HUGE_BYTES and self._write(chunk):
-                    receiver.huge_bytes_written += len(chunk)
-            else:
-                self._answer(404, b"no such path")
-
-        def _head(self, status: int, length: int) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(length))
-            self.end_headers()
-
-        def _answer(self, status: int, body: bytes) -> None:
-            self._head(status, len(body))
-            self._write(body)
-
-        def _write(self, data: bytes) -> bool:
-            try:
-                self.wfile.write(data)
-                self.wfile.flush()
-                return True
-            except OSError:  # the client went away
-                return False
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True  # a /slow handler must not hold up the test's end
+def webhook_receiver(secret: str, tls: ssl.SSLContext | None = None) -> Iterator[WebhookReceiver]:
+    """The receiver, over https:// when `tls` (a server context) is given."""
+    receiver = WebhookReceiver(secret, scheme="https" if tls else "http")
+    server = _ReceiverServer(receiver)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     receiver.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

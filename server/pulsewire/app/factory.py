@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -129,5 +130,6 @@ def _services(settings: Settings, engine: Engine, metrics: Metrics) -> Services:
         metrics=metrics,
         admin_key=resolve_admin_key(settings),
         # Redirects are never followed (alerts/webhook.py, classify); each request sets its timeout.
-        http_client=httpx.AsyncClient(follow_redirects=False),
+        # Certificates are checked against the system's CAs, as for SMTP (SSL_CERT_FILE applies).
+        http_client=httpx.AsyncClient(follow_redirects=False, verify=ssl.create_default_context()),
     )
