@@ -6,6 +6,7 @@ defaults below. The object is built once at start-up and passed to whatever need
 
 from __future__ import annotations
 
+import socket
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -13,6 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pulsewire.alerts.channels import address_problem
 from pulsewire.protocol.rules import MAX_INTERVAL_MS, MIN_INTERVAL_MS
 from pulsewire.proxies import Network, parse_trusted
 from pulsewire.storage.retention import Retention
@@ -152,7 +154,9 @@ class Settings(BaseSettings):
     )
     smtp_user: str | None = Field(None, description="SMTP login, if the server needs one (only over TLS).")
     smtp_password: str | None = Field(None, description="SMTP password of smtp_user.")
-    smtp_sender: str = Field("pulsewire@localhost", description="From address of alert emails.")
+    smtp_sender: str | None = Field(
+        None, description="From address of alert emails; unset: pulsewire@ this host's fully qualified name."
+    )
     smtp_timeout_s: float = Field(30.0, gt=0, description="Seconds an SMTP exchange may take; then it is retried.")
     query_max_limit: int = Field(100_000, ge=1, description="Largest `limit` an HTTP telemetry query may ask for.")
     query_default_limit: int = Field(1000, ge=1, description="`limit` of an HTTP telemetry query that names none.")
@@ -240,6 +244,25 @@ class Settings(BaseSettings):
                 f"notify_retry_cap_s ({self.notify_retry_cap_s:g})"
             )
         return self
+
+    @field_validator("smtp_sender")
+    @classmethod
+    def _an_address(cls, sender: str | None) -> str | None:
+        problem = address_problem(sender) if sender is not None else None
+        if problem:
+            raise ValueError(f"{sender!r} is not a plain address (name@example.org): {problem}")
+        return sender
+
+    @model_validator(mode="after")
+    def _login_over_tls(self) -> Settings:
+        if self.smtp_user and self.smtp_security == "none":
+            raise ValueError("smtp_user is set but smtp_security is none: a login is only sent over TLS")
+        return self
+
+    @property
+    def mail_sender(self) -> str:
+        """The From address of alert emails."""
+        return self.smtp_sender or f"pulsewire@{socket.getfqdn()}"
 
     @cached_property
     def retention(self) -> Retention:

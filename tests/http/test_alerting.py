@@ -1,14 +1,20 @@
 """Alert rules and channels over HTTP (`/api/rules`, `/api/channels`) against the real server, on
-SQLite and on PostgreSQL: create, read, replace, delete, every refusal, secrets never shown."""
+SQLite and on PostgreSQL: create, read, replace, delete, every refusal, secrets never shown, and
+test notifications to a real webhook receiver and a real SMTP server."""
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.support.certs import self_signed
+from tests.support.receivers import WebhookReceiver, server_tls, smtp_server, webhook_receiver
 from tests.support.server import Server, start_server
 
 SECRET = "s3cret-of-the-ops-hook"
@@ -246,3 +252,89 @@ def test_rules_and_channels_survive_a_restart(tmp_path: Path, request: pytest.Fi
     served.start()
     assert call(served, "GET", f"/api/rules/{rule['id']}").json() == rule
     assert [c["id"] for c in call(served, "GET", "/api/channels").json()] == [channel]
+
+
+# --- test notifications ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[WebhookReceiver]:
+    with webhook_receiver(SECRET) as running:
+        yield running
+
+
+def hook_to(server: Server, receiver: WebhookReceiver, path: str) -> str:
+    return add(server, "/api/channels", {**WEBHOOK, "url": receiver.url(path)})["id"]  # type: ignore[no-any-return]
+
+
+def test_a_test_notification_reaches_the_webhook_signed_with_a_fresh_key(
+    server: Server, receiver: WebhookReceiver
+) -> None:
+    channel = hook_to(server, receiver, "/ok")
+    keys = []
+    for _ in range(2):
+        tested = call(server, "POST", f"/api/channels/{channel}/test")
+        assert tested.status_code == 200, tested.text
+        assert tested.json() == {"delivered": True, "status": 200, "detail": "200 OK"}
+        got = receiver.received[-1]
+        assert got.verified
+        body = json.loads(got.body)
+        assert body["event"] == "test" and body["idempotency_key"] == got.headers["Idempotency-Key"]
+        assert re.fullmatch(r"alert-0-test-\d+", body["idempotency_key"])
+        assert body["alert"]["id"] == 0 and body["alert"]["state"] == "firing"
+        assert body["rule"]["channels"] == [channel] and body["alert"]["rule"] == body["rule"]["id"]
+        keys.append(body["idempotency_key"])
+    assert keys[0] != keys[1]
+
+
+def test_a_test_notification_says_why_it_was_not_delivered(server: Server, receiver: WebhookReceiver) -> None:
+    failing = hook_to(server, receiver, "/fail")
+    tested = call(server, "POST", f"/api/channels/{failing}/test").json()
+    assert tested == {
+        "delivered": False,
+        "status": 500,
+        "detail": "500 Internal Server Error: database on fire second line",
+    }
+    looping = hook_to(server, receiver, "/loop")
+    tested = call(server, "POST", f"/api/channels/{looping}/test").json()
+    assert tested == {"delivered": False, "status": 302, "detail": "302 Found: redirect to /loop not followed"}
+    mail = add(server, "/api/channels", EMAIL)["id"]
+    tested = call(server, "POST", f"/api/channels/{mail}/test").json()
+    assert tested == {"delivered": False, "status": None, "detail": "no SMTP server set (smtp_host)"}
+
+
+def test_testing_a_channel_needs_the_admin_key_and_a_channel_that_exists(server: Server) -> None:
+    missing = call(server, "POST", "/api/channels/ch_missing/test")
+    assert missing.status_code == 404 and missing.json() == {"detail": "no channel 'ch_missing'"}
+    assert call(server, "POST", "/api/channels/ch_missing/test", key=None).status_code == 401
+    assert call(server, "POST", "/api/channels/ch_missing/test", key=READ_KEY).status_code == 403
+
+
+def test_a_test_email_reaches_the_smtp_server(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    with smtp_server() as mailbox:
+        smtp = {"smtp_host": "127.0.0.1", "smtp_port": str(mailbox.port), "smtp_security": "none"}
+        served = start_server(tmp_path, "sqlite", request, **{**smtp, "smtp_sender": "pulsewire@example.org"})
+        channel = add(served, "/api/channels", EMAIL)["id"]
+        tested = call(served, "POST", f"/api/channels/{channel}/test").json()
+    assert tested == {"delivered": True, "status": 250, "detail": "250 accepted for 2 recipients"}
+    assert mailbox.mail[0].recipients == EMAIL["to"]
+    assert b"Subject: [info] test notification: test on test-device" in mailbox.mail[0].content
+
+
+def test_an_https_webhook_is_checked_against_the_trust_store(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = self_signed(tmp_path, "receiver")
+    with webhook_receiver(SECRET, tls=server_tls(cert, key)) as receiver:
+        untrusting = start_server(tmp_path / "untrusting", "sqlite", request)
+        channel = hook_to(untrusting, receiver, "/ok")
+        tested = call(untrusting, "POST", f"/api/channels/{channel}/test").json()
+        assert not tested["delivered"] and tested["detail"].startswith("TLS certificate not accepted"), tested
+        assert receiver.received == []
+
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the server inherits it: the receiver's CA is trusted
+        trusting = start_server(tmp_path / "trusting", "sqlite", request)
+        channel = hook_to(trusting, receiver, "/ok")
+        tested = call(trusting, "POST", f"/api/channels/{channel}/test").json()
+        assert tested == {"delivered": True, "status": 200, "detail": "200 OK"}
+        assert receiver.received[-1].verified

@@ -29,6 +29,7 @@ ADMIN = {
     ("post", "/api/channels"),
     ("get", "/api/channels"),  # channels hold secrets: even listing them takes the admin key
     ("delete", "/api/channels/{channel_id}"),
+    ("post", "/api/channels/{channel_id}/test"),
     ("post", "/api/rules"),
     ("put", "/api/rules/{rule_id}"),
     ("delete", "/api/rules/{rule_id}"),

@@ -81,13 +81,8 @@ async def _webhook(
     headers = webhook_headers(channel.secret, body, key)
     limit = settings.webhook_timeout_s
     try:
-        # One deadline for the whole exchange (connect, send, answer, the body read): httpx's own
-        # timeouts apply per operation, so a receiver trickling its answer could outlast them.
-        async with asyncio.timeout(limit):
-            outcome = await _post(client, channel.url, body, headers, limit)
-    except TimeoutError:
-        outcome = Outcome(False, None, f"timed out after {limit:g} s")
-    except httpx.TimeoutException:
+        outcome = await _post(client, channel.url, body, headers, limit)
+    except httpx.TimeoutException:  # httpx's own timeouts are the same length: the same outcome
         outcome = Outcome(False, None, f"timed out after {limit:g} s")
     except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:  # ssl.SSLError is an OSError
         outcome = Outcome(False, None, _connection_problem(exc))
@@ -95,33 +90,43 @@ async def _webhook(
 
 
 async def _post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], limit: float) -> Outcome:
+    # One deadline for the whole exchange: httpx's timeouts apply to each read and write, so a
+    # receiver trickling its answer a byte at a time could outlast them for ever.
+    deadline = asyncio.get_running_loop().time() + limit
     request = client.build_request("POST", url, content=body, headers=headers, timeout=limit)
-    # follow_redirects=False: the signature is for the configured URL (webhook.classify).
-    response = await client.send(request, stream=True, follow_redirects=False)
     try:
-        answer = await _head_of_body(response)
-    finally:
-        await response.aclose()  # not drained: closing drops the connection with whatever is left
+        async with asyncio.timeout_at(deadline):
+            # follow_redirects=False: the signature is for the configured URL (webhook.classify).
+            response = await client.send(request, stream=True, follow_redirects=False)
+    except TimeoutError:
+        return Outcome(False, None, f"timed out after {limit:g} s")
     status = response.status_code
     words = f"{status} {response.reason_phrase}".rstrip()
-    if classify(status) == "delivered":
-        return Outcome(True, status, words)
+    answer = bytearray()
+    try:
+        if classify(status) == "delivered":
+            return Outcome(True, status, words)  # the status is the answer: the body is not read
+        if not response.is_redirect and _plain(response):
+            # Only to quote its start: what came by the deadline, at most MAX_ANSWER_BYTES.
+            with contextlib.suppress(TimeoutError, httpx.HTTPError):
+                async with asyncio.timeout_at(deadline):
+                    await _read_head(response, answer)
+    finally:
+        await response.aclose()  # not drained: closing drops the connection with whatever is left
     if response.is_redirect:
         location = _one_line(response.headers.get("location", "?"))[:_SNIPPET]
         return Outcome(False, status, f"{words}: redirect to {location} not followed")
-    said = _one_line(answer.decode("utf-8", "replace"))[:_SNIPPET] if _plain(response) else ""
+    said = _one_line(answer.decode("utf-8", "replace"))[:_SNIPPET]
     return Outcome(False, status, f"{words}: {said}" if said else words)
 
 
-async def _head_of_body(response: httpx.Response) -> bytes:
-    """At most MAX_ANSWER_BYTES of the body, as it came (raw: a compressed body is not inflated, so
-    a small gzip bomb costs no more than its own size)."""
-    head = bytearray()
+async def _read_head(response: httpx.Response, into: bytearray) -> None:
+    """At most MAX_ANSWER_BYTES of the body into `into`, as they come (raw: a compressed body is
+    not inflated, so a small gzip bomb costs no more than its own size)."""
     async for chunk in response.aiter_raw():
-        head += chunk[: MAX_ANSWER_BYTES - len(head)]
-        if len(head) >= MAX_ANSWER_BYTES:
-            break
-    return bytes(head)
+        into += chunk[: MAX_ANSWER_BYTES - len(into)]
+        if len(into) >= MAX_ANSWER_BYTES:
+            return
 
 
 def _plain(response: httpx.Response) -> bool:
@@ -164,14 +169,11 @@ async def _email(
 ) -> Outcome:
     if not settings.smtp_host:
         return Outcome(False, None, "no SMTP server set (smtp_host)")
-    if settings.smtp_user and settings.smtp_security == "none":
-        return Outcome(False, None, "smtp_user is set, but a login is only sent over TLS (smtp_security is none)")
-    problem = address_problem(settings.smtp_sender)
-    if problem:  # a setting, not the channel: every email channel fails alike until it is fixed
-        return Outcome(False, None, f"smtp_sender {settings.smtp_sender!r}: {problem}")
-    message = alert_email(
-        settings.smtp_sender, channel.to, event, alert, rule, idempotency_key=key, sent_at=datetime.now(UTC)
-    )
+    sender = settings.mail_sender
+    problem = address_problem(sender)
+    if problem:  # this host's own name, smtp_sender unset: every email channel fails alike until it is set
+        return Outcome(False, None, f"set smtp_sender: the default {sender!r} is no address ({problem})")
+    message = alert_email(sender, channel.to, event, alert, rule, idempotency_key=key, sent_at=datetime.now(UTC))
     session = _SmtpSession(settings)
     limit = settings.smtp_timeout_s
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -129,7 +130,8 @@ def _services(settings: Settings, engine: Engine, metrics: Metrics) -> Services:
     )
     presence = Presence()
     # Redirects are never followed (alerts/webhook.py, classify); each request sets its timeout.
-    http_client = httpx.AsyncClient(follow_redirects=False)
+    # Certificates are checked against the system's CAs, as for SMTP (SSL_CERT_FILE applies).
+    http_client = httpx.AsyncClient(follow_redirects=False, verify=ssl.create_default_context())
     outbox = Outbox(engine, writer, http_client, settings, metrics)
     return Services(
         settings=settings,

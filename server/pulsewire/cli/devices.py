@@ -12,25 +12,11 @@ from typing import Any
 from urllib.parse import quote
 
 import click
-import httpx
 
+from pulsewire.cli.api import call as _call
+from pulsewire.cli.api import table
 from pulsewire.cli.options import admin_key_from, data_dir_option, key_option, server_option, stored_admin_key
 from pulsewire.protocol.rules import is_device_id
-
-
-def _call(server: str, method: str, path: str, key: str | None = None, *, timeout: float = 15, **kwargs: Any) -> Any:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    try:
-        resp = httpx.request(method, server.rstrip("/") + path, headers=headers, timeout=timeout, **kwargs)
-    except httpx.HTTPError as exc:
-        raise click.ClickException(f"cannot reach {server}: {exc}. Is `pulsewire serve` running? (--server)") from None
-    if resp.status_code >= 400:
-        try:
-            detail = resp.json().get("detail", resp.text)
-        except ValueError:
-            detail = resp.text
-        raise click.ClickException(f"{resp.status_code}: {detail}")
-    return resp.json()
 
 
 def _device_path(device_id: str) -> str:
@@ -98,9 +84,7 @@ def device_list(server: str, admin_key: str | None, data_dir: Path, as_json: boo
         (d["id"], d["name"], "online" if d["online"] else "offline", _when(d["last_seen"]), ",".join(d["metrics"]))
         for d in out
     ]
-    widths = [max(len(str(r[i])) for r in rows + [("ID", "NAME", "STATUS", "LAST SEEN", "METRICS")]) for i in range(5)]
-    for row in [("ID", "NAME", "STATUS", "LAST SEEN", "METRICS"), *rows]:
-        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    table(("ID", "NAME", "STATUS", "LAST SEEN", "METRICS"), rows)
 
 
 @device.command("rotate")

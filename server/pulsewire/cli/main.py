@@ -1,10 +1,12 @@
-"""The `pulsewire` command: serve, migrate, manage devices, simulate devices; flash and board-sim (devkit)."""
+"""The `pulsewire` command: serve, migrate, manage devices, alert rules and channels, simulate devices;
+flash and board-sim (devkit)."""
 
 from __future__ import annotations
 
 import click
 
 from pulsewire import __version__
+from pulsewire.cli.alerting import channel, rule
 from pulsewire.cli.db import db
 from pulsewire.cli.devices import device
 from pulsewire.cli.devkit import LazyGroup
@@ -20,11 +22,12 @@ def main() -> None:
     \b
     Start a server with three simulated devices:   pulsewire serve --simulate 3
     Register a board and get its token:            pulsewire device add greenhouse-1
+    Be told when a freezer warms up:               pulsewire rule add --help
     What is stored, and how compactly:             pulsewire db stats
     Flash a board (devkit):                        pulsewire flash --help
     Every setting is a flag of `serve` and a PULSEWIRE_* environment variable.
     """
 
 
-for command in (serve, migrate, db, device, simulate):
+for command in (serve, migrate, db, device, rule, channel, simulate):
     main.add_command(command)

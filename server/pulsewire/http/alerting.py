@@ -16,8 +16,10 @@ from pydantic import BaseModel, Field
 
 from pulsewire.alerts.channels import MAX_RECIPIENTS, MAX_SECRET, MAX_URL, MIN_SECRET, ChannelError, parse_channel
 from pulsewire.alerts.channels import channel_to_json as channel_json
+from pulsewire.alerts.deliver import deliver
 from pulsewire.alerts.names import MAX_NAME
 from pulsewire.alerts.rules import (
+    ANY_DEVICE,
     BANDS,
     COMPARISONS,
     MAX_CHANNELS,
@@ -28,8 +30,9 @@ from pulsewire.alerts.rules import (
     parse_rule,
     rule_to_json,
 )
+from pulsewire.alerts.webhook import idempotency_key
 from pulsewire.app.access import AdminDep, ReaderDep
-from pulsewire.app.services import AlertingDep, ReadsDep, WriterDep
+from pulsewire.app.services import AlertingDep, HttpClientDep, ReadsDep, SettingsDep, WriterDep
 from pulsewire.clock import now_ms
 from pulsewire.http.responses import ADMIN, READ, answers
 from pulsewire.protocol.rules import DEVICE_ID_PATTERN, NAME_CHARS
@@ -77,6 +80,12 @@ class CreatedOut(BaseModel):
 
 class DeletedOut(BaseModel):
     id: str
+
+
+class TestOut(BaseModel):
+    delivered: bool = Field(description="The receiver took it: a 2xx webhook answer, or the SMTP server's 250.")
+    status: int | None = Field(description="The HTTP status or SMTP reply code; null when there was no answer.")
+    detail: str = Field(description="What happened, in one line.")
 
 
 def _name_schema() -> dict[str, Any]:
@@ -210,6 +219,77 @@ async def delete_channel(channel_id: ChannelId, writer: WriterDep) -> DeletedOut
         raise HTTPException(409, f"channel {channel_id!r} is named by rules {named}; change them first") from None
     log.info("alert channel deleted", extra={"channel": channel_id})
     return DeletedOut(id=channel_id)
+
+
+# The sample a test notification carries: shaped as a real alert and rule, marked as a test by the
+# event, alert id 0 (real ids start at 1) and the rule id r_test (real ones are r_ and 16 hex digits).
+TEST_ALERT_ID = 0
+TEST_RULE_ID = "r_test"
+
+
+def _test_sample(channel_id: str, now: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    rule = {
+        "id": TEST_RULE_ID,
+        "name": "test notification",
+        "kind": "threshold",
+        "device": ANY_DEVICE,
+        "metric": "temperature",
+        "op": ">",
+        "value": 30.0,
+        "low": None,
+        "high": None,
+        "for_s": 0,
+        "repeat_s": 0,
+        "severity": "info",
+        "channels": [channel_id],
+        "created_ms": now,
+        "updated_ms": now,
+    }
+    alert = {
+        "id": TEST_ALERT_ID,
+        "rule": TEST_RULE_ID,
+        "rule_name": rule["name"],
+        "severity": rule["severity"],
+        "device": "test-device",
+        "metric": "temperature",
+        "state": "firing",
+        "since": now,
+        "value": 31.5,
+        "ts": now,
+        "resolved_at": None,
+        "acked": False,
+        "acked_at": None,
+        "silenced_until": None,
+    }
+    return alert, rule
+
+
+@router.post(
+    "/api/channels/{channel_id}/test",
+    response_model=TestOut,
+    dependencies=[AdminDep],
+    summary="Send a test notification through a channel now, and say how it went",
+    responses=answers(400, *ADMIN, 503, words={404: "no such channel"}),
+)
+async def try_channel(channel_id: ChannelId, reads: ReadsDep, settings: SettingsDep, client: HttpClientDep) -> TestOut:
+    stored = reads.channel(channel_id)
+    if stored is None:
+        raise HTTPException(404, f"no channel {channel_id!r}")
+    alert, rule = _test_sample(channel_id, now_ms())
+    # A fresh key each time (alert-0-test-<random>): a receiver that drops repeated keys still
+    # shows every test.
+    key = idempotency_key(TEST_ALERT_ID, "test", secrets.randbits(48))
+    outcome = await deliver(stored.channel, "test", alert, rule, key, settings, client)
+    log.info(
+        "alert channel tested",
+        extra={
+            "channel": channel_id,
+            "delivered": outcome.delivered,
+            "status": outcome.status,
+            "detail": outcome.detail,
+        },
+    )
+    return TestOut(delivered=outcome.delivered, status=outcome.status, detail=outcome.detail)
 
 
 # --- rules ----------------------------------------------------------------------------------------
