@@ -58,7 +58,7 @@ class _ReceiverServer(ThreadingHTTPServer):
     daemon_threads = True  # a /slow handler must not hold up the test's end
 
     def __init__(self, receiver: WebhookReceiver) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", receiver.port), _Handler)
         self.receiver = receiver
 
 
@@ -126,9 +126,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def webhook_receiver(secret: str, tls: ssl.SSLContext | None = None) -> Iterator[WebhookReceiver]:
-    """The receiver, over https:// when `tls` (a server context) is given."""
-    receiver = WebhookReceiver(secret, scheme="https" if tls else "http")
+def webhook_receiver(secret: str, tls: ssl.SSLContext | None = None, port: int = 0) -> Iterator[WebhookReceiver]:
+    """The receiver, over https:// when `tls` (a server context) is given; on `port` if given (to
+    bring a receiver back where one was), else on a free one."""
+    receiver = WebhookReceiver(secret, port=port, scheme="https" if tls else "http")
     server = _ReceiverServer(receiver)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
