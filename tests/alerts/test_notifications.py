@@ -186,7 +186,7 @@ def test_notifications_queued_when_the_server_is_killed_arrive_after_its_restart
     for n in range(5):
         device_id, tokens[device_id] = server.register(f"killed-{n}")
         rule(server, device_id, [hook])
-    for device_id, token in tokens.items():
+    for token in tokens.values():
         asyncio.run(send(server, token, 40, 10, 41))  # firing, resolved, firing again: 3 notifications each
     wait_until(
         lambda: server.metric_value("pulsewire_notifications_retried_total", 'type="webhook"') >= 15, 10, "retries"
