@@ -17,7 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 from pulsewire.alerts.channels import EmailChannel, WebhookChannel
-from pulsewire.alerts.deliver import Outcome, deliver
+from pulsewire.alerts.deliver import Notice, Outcome, deliver
 from pulsewire.alerts.webhook import IDEMPOTENCY_HEADER
 from pulsewire.settings import Settings
 from tests.support.certs import self_signed
@@ -46,6 +46,7 @@ ALERT = {
 RULE = {"id": "r_0123456789abcdef", "name": "freezer warm", "kind": "threshold", "device": "freezer-1"}
 RULE |= {"metric": "temperature", "op": ">", "value": -10.0, "for_s": 300, "repeat_s": 0, "severity": "critical"}
 KEY = "alert-17-firing-0"
+NOTICE = Notice("firing", ALERT, RULE, KEY)
 SENDER = "pulsewire@example.org"
 TIMEOUT_S = 1.0
 USER, PASSWORD = "ops", "smtp-password-not-to-be-shown"
@@ -66,7 +67,7 @@ async def send_webhook(tmp_path: Path, url: str, secret: str = SECRET) -> tuple[
     channel = WebhookChannel(name="ops", url=url, secret=secret)
     async with httpx.AsyncClient() as client:
         started = time.monotonic()
-        outcome = await deliver(channel, "firing", ALERT, RULE, KEY, settings(tmp_path), client)
+        outcome = await deliver(channel, NOTICE, settings(tmp_path), client)
         return outcome, time.monotonic() - started
 
 
@@ -169,7 +170,7 @@ def trusted(certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> 
 async def send_email(tmp_path: Path, **values: Any) -> Outcome:
     channel = EmailChannel(name="me", to=("a@example.org", "b@example.org"))
     async with httpx.AsyncClient() as client:
-        return await deliver(channel, "firing", ALERT, RULE, KEY, settings(tmp_path, **values), client)
+        return await deliver(channel, NOTICE, settings(tmp_path, **values), client)
 
 
 def only_mail(server: SmtpServer) -> Any:

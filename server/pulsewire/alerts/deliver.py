@@ -45,40 +45,34 @@ class Outcome:
     detail: str
 
 
-async def deliver(
-    channel: Channel,
-    event: str,
-    alert: Mapping[str, Any],
-    rule: Mapping[str, Any],
-    key: str,
-    settings: Settings,
-    client: httpx.AsyncClient,
-) -> Outcome:
-    """Send one notification of `event` for `alert` (its JSON) under `rule` (its JSON), keyed `key`.
+@dataclass(frozen=True)
+class Notice:
+    """What one notification says: `event` for `alert` (its JSON) under `rule` (its JSON), keyed `key`."""
+
+    event: str
+    alert: Mapping[str, Any]
+    rule: Mapping[str, Any]
+    key: str
+
+
+async def deliver(channel: Channel, notice: Notice, settings: Settings, client: httpx.AsyncClient) -> Outcome:
+    """Send one notice through `channel`.
 
     Raises only for programming errors (an unknown event, a key the cores refuse).
     """
     if isinstance(channel, WebhookChannel):
-        return await _webhook(channel, event, alert, rule, key, settings, client)
+        return await _webhook(channel, notice, settings, client)
     if isinstance(channel, EmailChannel):
-        return await _email(channel, event, alert, rule, key, settings)
+        return await _email(channel, notice, settings)
     raise TypeError(f"not a channel: {type(channel).__name__}")
 
 
 # --- webhook --------------------------------------------------------------------------------------
 
 
-async def _webhook(
-    channel: WebhookChannel,
-    event: str,
-    alert: Mapping[str, Any],
-    rule: Mapping[str, Any],
-    key: str,
-    settings: Settings,
-    client: httpx.AsyncClient,
-) -> Outcome:
-    body = webhook_body(event, alert, rule, key)
-    headers = webhook_headers(channel.secret, body, key)
+async def _webhook(channel: WebhookChannel, notice: Notice, settings: Settings, client: httpx.AsyncClient) -> Outcome:
+    body = webhook_body(notice.event, notice.alert, notice.rule, notice.key)
+    headers = webhook_headers(channel.secret, body, notice.key)
     limit = settings.webhook_timeout_s
     try:
         outcome = await _post(client, channel.url, body, headers, limit)
@@ -159,21 +153,22 @@ def _causes(exc: BaseException) -> list[BaseException]:
 # --- email ----------------------------------------------------------------------------------------
 
 
-async def _email(
-    channel: EmailChannel,
-    event: str,
-    alert: Mapping[str, Any],
-    rule: Mapping[str, Any],
-    key: str,
-    settings: Settings,
-) -> Outcome:
+async def _email(channel: EmailChannel, notice: Notice, settings: Settings) -> Outcome:
     if not settings.smtp_host:
         return Outcome(False, None, "no SMTP server set (smtp_host)")
     sender = settings.mail_sender
     problem = address_problem(sender)
     if problem:  # this host's own name, smtp_sender unset: every email channel fails alike until it is set
         return Outcome(False, None, f"set smtp_sender: the default {sender!r} is no address ({problem})")
-    message = alert_email(sender, channel.to, event, alert, rule, idempotency_key=key, sent_at=datetime.now(UTC))
+    message = alert_email(
+        sender,
+        channel.to,
+        notice.event,
+        notice.alert,
+        notice.rule,
+        idempotency_key=notice.key,
+        sent_at=datetime.now(UTC),
+    )
     session = _SmtpSession(settings)
     limit = settings.smtp_timeout_s
     try:

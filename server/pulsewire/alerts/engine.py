@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pulsewire.alerts import evaluate
-from pulsewire.alerts.evaluate import FIRING, OK, Event, State
+from pulsewire.alerts.evaluate import FIRING, Event, State
 from pulsewire.alerts.rulebook import Entry, RuleBook
-from pulsewire.alerts.rules import ANY_DEVICE, Rule
+from pulsewire.alerts.rules import ANY_DEVICE
 
 Key = tuple[str, str]  # (rule id, device id)
 
@@ -246,6 +246,3 @@ def written(change: Change) -> bool:
         or change.before.silenced_until != (change.after.silenced_until)
         or change.before.acked != change.after.acked
     )
-
-
-__all__ = ["OK", "Change", "Engine", "Key", "Pair", "Rule", "Silence", "written"]

@@ -18,13 +18,12 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 from sqlalchemy import Engine
 
 from pulsewire.alerts.channels import Channel
-from pulsewire.alerts.deliver import Outcome, deliver
+from pulsewire.alerts.deliver import Notice, Outcome, deliver
 from pulsewire.alerts.retry import RetryPolicy, next_attempt
 from pulsewire.clock import now_ms
 from pulsewire.metrics import Metrics
@@ -117,10 +116,8 @@ class Outbox:
                 if channel is None:
                     outcome = Outcome(False, None, "channel removed")
                 else:
-                    body: dict[str, Any] = dict(n.body)
-                    outcome = await deliver(
-                        channel, n.event, body["alert"], body["rule"], n.key, self._settings, self._client
-                    )
+                    notice = Notice(n.event, n.body["alert"], n.body["rule"], n.key)
+                    outcome = await deliver(channel, notice, self._settings, self._client)
             attempt = self._attempt(n, outcome, started, gone=channel is None)
             await self._writer.call(alert_log.record_attempts([attempt]))
             self._count(attempt, channel)

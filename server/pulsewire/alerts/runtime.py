@@ -36,6 +36,8 @@ from pulsewire.storage.writer import Batch, BatchingWriter, Extra
 log = logging.getLogger("pulsewire.alerts")
 
 T = TypeVar("T")
+# What a rule write leaves: its own result, the rules now, the changes they make, the new alerts' ids, the events.
+_RulesWritten = tuple[Any, RuleBook, list[Change], dict[int, int], list[alert_log.Written]]
 
 TICK_S = 1.0
 DEVICES_REFRESH_S = 10.0  # devices added or removed reach the no-data rules within this
@@ -190,27 +192,25 @@ class Alerting:
         engine = self.engine
         assert engine is not None
         now = now_ms()
-        holder: dict[str, Any] = {}
 
         def prepare() -> Extra:
-            def write(conn: Connection, removed: frozenset[str]) -> Any:
+            def write(conn: Connection, removed: frozenset[str]) -> _RulesWritten:
                 result = fn(conn)
                 book = _book(conn)
                 changes = engine.rule_changes(book, now)
                 ids, written = alert_log.write_changes(conn, changes, now)
-                holder.update(book=book, changes=changes)
-                return result, ids, written
+                return result, book, changes, ids, written
 
-            def committed(out: tuple[Any, dict[int, int], list[alert_log.Written]]) -> None:
-                _, ids, written = out
-                engine.book = holder["book"]
-                engine.apply(holder["changes"], ids)
+            def committed(out: _RulesWritten) -> None:
+                _, book, changes, ids, written = out
+                engine.book = book
+                engine.apply(changes, ids)
                 self._announce(written)
 
             return Extra(write, committed)
 
-        result, _, _ = await self._writer.call_prepared(prepare)
-        return result  # type: ignore[no-any-return]
+        result: T = (await self._writer.call_prepared(prepare))[0]
+        return result
 
     async def acknowledge(self, alert_id: int, until: int | None) -> dict[str, Any] | None:
         """Acknowledge an alert (and silence its rule on its device until `until`); its JSON, or
@@ -222,8 +222,8 @@ class Alerting:
             now = now_ms()
             change = engine.acknowledge(alert_id, now, until)
             if change is not None:
-                return self._extra([change], now, first=None)
-            return Extra(lambda conn, removed: (alert_log.acknowledge_resolved(alert_id, now)(conn), {}, []), _no_op)
+                return self._extra([change], now)
+            return self._extra([], now, first=alert_log.acknowledge_resolved(alert_id, now))
 
         await self._writer.call_prepared(prepare)
         return await asyncio.to_thread(self._alert, alert_id)
@@ -239,7 +239,3 @@ def _book(conn: Connection) -> RuleBook:
 
 def _last_seen(conn: Connection) -> dict[str, int | None]:
     return {device_id: seen for device_id, seen in conn.execute(select(devices.c.id, devices.c.last_seen))}
-
-
-def _no_op(_: object) -> None:
-    pass

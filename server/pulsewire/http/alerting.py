@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from pulsewire.alerts.channels import MAX_RECIPIENTS, MAX_SECRET, MAX_URL, MIN_SECRET, ChannelError, parse_channel
 from pulsewire.alerts.channels import channel_to_json as channel_json
-from pulsewire.alerts.deliver import deliver
+from pulsewire.alerts.deliver import Notice, deliver
 from pulsewire.alerts.names import MAX_NAME
 from pulsewire.alerts.rules import (
     ANY_DEVICE,
@@ -279,7 +279,7 @@ async def try_channel(channel_id: ChannelId, reads: ReadsDep, settings: Settings
     # A fresh key each time (alert-0-test-<random>): a receiver that drops repeated keys still
     # shows every test.
     key = idempotency_key(TEST_ALERT_ID, "test", secrets.randbits(48))
-    outcome = await deliver(stored.channel, "test", alert, rule, key, settings, client)
+    outcome = await deliver(stored.channel, Notice("test", alert, rule, key), settings, client)
     log.info(
         "alert channel tested",
         extra={

@@ -7,7 +7,7 @@ with what caused them, or not at all. The reads serve the HTTP API and the outbo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,7 +235,7 @@ def get_alert(conn: Connection, alert_id: int) -> dict[str, Any] | None:
     return alert_json(row) if row is not None else None
 
 
-def acknowledge_resolved(alert_id: int, now: int) -> Any:
+def acknowledge_resolved(alert_id: int, now: int) -> Callable[[Connection], bool]:
     """An alert that is not firing can still be acknowledged (it records who looked); returns
     whether the alert exists."""
 
@@ -301,7 +301,7 @@ class Attempt:
     error: str | None
 
 
-def record_attempts(attempts: Sequence[Attempt]) -> Any:
+def record_attempts(attempts: Sequence[Attempt]) -> Callable[[Connection], None]:
     def run(conn: Connection) -> None:
         for a in attempts:
             conn.execute(
