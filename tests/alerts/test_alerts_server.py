@@ -177,3 +177,25 @@ def test_a_firing_alert_survives_a_restart_and_a_new_live_client_is_told_of_it(
             await live_until(watcher, is_alert("resolved", device_id))
 
     asyncio.run(rejoin())
+
+
+def test_a_metric_that_stops_arriving_raises_no_data_while_the_device_stays_online(server: Server) -> None:
+    device_id, token = server.register("metric-quiet-1")
+    body = {k: v for k, v in HOT.items() if k not in ("op", "value")}
+    made = api(server, "POST", "/api/rules", {**body, "kind": "no_data", "device": "*", "for_s": 1})
+    assert made.status_code == 201, made.text
+
+    async def scenario() -> None:
+        async with live(server) as watcher, device(server, token) as ws:
+            await recv_json(watcher)
+            seq = await readings(ws, 0, 20)
+            for n in range(25):  # only humidity from now on, for 2.5 s
+                ack = await send_batch(ws, seq + n + 1, [{"ts": now_ms(), "values": {"hum": 50}}])
+                assert ack["type"] == "ack"
+                await asyncio.sleep(0.1)
+            fired = await live_until(watcher, is_alert("firing", device_id), timeout=2)
+            assert fired["alert"]["metric"] == "temp"
+            await readings(ws, seq + 100, 21)
+            await live_until(watcher, is_alert("resolved", device_id), timeout=3)
+
+    asyncio.run(scenario())

@@ -140,3 +140,8 @@ def test_a_removed_device_s_alerts_resolve_and_its_pairs_are_dropped() -> None:
     run(e, "d1", [reading(NOW, t=40)])
     gone = tick(e, NOW + 1000, Silence(lambda _: False, {"d2": NOW}, {}))
     assert events(gone) == [("resolved", True)] and e.pairs == {}
+
+
+def test_the_book_says_whether_metric_arrivals_must_be_kept() -> None:
+    assert not RuleBook.of([entry(), entry("nd", kind="no_data", metric=None, op=None, value=None)]).watches_metrics
+    assert RuleBook.of([entry("nd", kind="no_data", metric="t", op=None, value=None)]).watches_metrics

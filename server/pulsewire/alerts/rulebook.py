@@ -26,12 +26,16 @@ class RuleBook:
     _thresholds: dict[str, dict[str, list[Entry]]] = field(default_factory=dict)
     # (device id, metric) -> the rules that concern it, both lists joined once
     _cache: dict[tuple[str, str], tuple[Entry, ...]] = field(default_factory=dict)
+    # Some no-data rule watches a metric: when each metric last arrived must be kept.
+    watches_metrics: bool = False
 
     @classmethod
     def of(cls, entries: Iterable[Entry]) -> RuleBook:
         book = cls()
         for entry in entries:
             book.rules[entry.rule_id] = entry
+            if entry.rule.kind == "no_data" and entry.rule.metric is not None:
+                book.watches_metrics = True
             if entry.rule.kind == "threshold":
                 assert entry.rule.metric is not None
                 by_device = book._thresholds.setdefault(entry.rule.metric, {})

@@ -104,9 +104,11 @@ class Alerting:
         now = now_ms()
         for batch in group:
             self._devices[batch.device_id] = now
-            heard = self._arrivals.setdefault(batch.device_id, {})
-            for metric in batch.metrics:
-                heard[metric] = now
+        if engine.book.watches_metrics:  # else a new such rule counts from its own creation
+            for batch in group:
+                heard = self._arrivals.setdefault(batch.device_id, {})
+                for metric in batch.metrics:
+                    heard[metric] = now
         if not engine.book.rules:
             return None
         changes = engine.evaluate(((b.device_id, b.data) for b in group), now)
