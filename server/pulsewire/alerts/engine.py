@@ -149,8 +149,8 @@ class Engine:
         self, key: Key, entry: Entry, pair: Pair, state: State, events: list[Event], now: int, changes: list[Change]
     ) -> Pair:
         """The pair moved to `state` through `events`: one change per event (or one without)."""
-        if not events:
-            after = replace(pair, state=state)
+        if not events:  # every reading of every rule concerned comes here: built directly, not replace()d
+            after = Pair(state, pair.alert_id, pair.announced, pair.acked, pair.repeats, pair.silenced_until)
             changes.append(Change(key, entry, pair, after, None))
             return after
         for event in events:

@@ -67,25 +67,28 @@ def on_reading(
     rule: Rule, state: State, ts: int, value: float | bool, now: int, stale_ms: int = DEFAULT_STALE_MS
 ) -> tuple[State, list[Event]]:
     """One reading of the rule's metric from the pair's device; `now` is the server clock (ms)."""
+    # Called for every reading and every rule that concerns it: states are built directly, not
+    # with dataclasses.replace, which costs several times more.
     if state.last_ts is not None and ts <= state.last_ts:
         return state, []
-    state = replace(state, last_ts=ts)
-    fresh = ts >= now - stale_ms
+    phase = state.phase
     if not matches(rule, value):
-        return _clear(state, ts, value)
+        if phase != FIRING:
+            return State(last_ts=ts), []
+        return _clear(replace(state, last_ts=ts), ts, value)
     x = float(value)
-    if state.phase == OK:
-        state = replace(state, phase=PENDING, since=ts)
+    fresh = ts >= now - stale_ms
     since = state.since
+    if phase == OK:
+        phase, since = PENDING, ts
     assert since is not None
-    state = replace(state, value=x, value_ts=ts)
-    if state.phase == PENDING and ts - since >= rule.for_s * 1000:
-        state = replace(state, phase=FIRING, notified_at=now if fresh else None)
+    if phase == PENDING and ts - since >= rule.for_s * 1000:
+        state = State(FIRING, since, ts, x, ts, now if fresh else None)
         return state, [Event("firing", since, ts, x, notify=fresh)]
-    if state.phase == FIRING and state.notified_at is None and fresh:
-        state = replace(state, notified_at=now)
+    if phase == FIRING and state.notified_at is None and fresh:
+        state = State(FIRING, since, ts, x, ts, now)
         return state, [Event("firing", since, ts, x, notify=True, late=True)]
-    return on_tick(rule, state, now)
+    return on_tick(rule, State(phase, since, ts, x, ts, state.notified_at), now)
 
 
 def on_tick(rule: Rule, state: State, now: int) -> tuple[State, list[Event]]:
