@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pulsewire.alerts.engine import Change, Engine, Pair, Silence, written
-from pulsewire.alerts.evaluate import FIRING, OK, PENDING
+from pulsewire.alerts.evaluate import FIRING, PENDING
 from pulsewire.alerts.rulebook import Entry, RuleBook
 from pulsewire.alerts.rules import parse_rule
 
@@ -28,8 +28,9 @@ def reading(ts: int, **values: float | bool) -> dict[str, Any]:
 
 
 def run(e: Engine, device: str, data: list[dict[str, Any]], now: int = NOW) -> list[Change]:
-    changes = e.evaluate([(device, data)], now)
-    e.apply(changes, {i: 100 + i for i, c in enumerate(changes) if c.opens_episode})
+    evaluation = e.evaluate([(device, data)], now)
+    changes = evaluation.changes
+    e.apply(changes, {i: 100 + i for i, c in enumerate(changes) if c.opens_episode}, evaluation.newest)
     return changes
 
 
@@ -44,7 +45,7 @@ def test_a_crossing_fires_once_and_resolves_and_each_is_notified() -> None:
     assert events(fired) == [("firing", True)]
     assert e.pairs[("r1", "d1")].alert_id is not None and e.pairs[("r1", "d1")].announced
     assert events(run(e, "d1", [reading(NOW, t=20)])) == [("resolved", True)]
-    assert e.pairs[("r1", "d1")].state.phase == OK and e.pairs[("r1", "d1")].alert_id is None
+    assert ("r1", "d1") not in e.pairs  # plainly ok again: nothing kept
 
 
 def test_only_rules_on_the_device_and_metric_are_checked() -> None:
@@ -56,17 +57,34 @@ def test_only_rules_on_the_device_and_metric_are_checked() -> None:
 def test_for_s_holds_back_a_short_spike() -> None:
     e = engine(entry(for_s=60))
     spike = run(e, "d1", [reading(NOW - 30_000, t=40), reading(NOW - 20_000, t=20)])
-    assert events(spike) == [] and e.pairs[("r1", "d1")].state.phase == OK
+    assert events(spike) == [] and ("r1", "d1") not in e.pairs
     held = run(e, "d1", [reading(NOW - 10_000, t=40), reading(NOW + 50_000, t=41)], now=NOW + 50_000)
     assert events(held) == [("firing", True)]
 
 
-def test_a_pending_start_is_written_but_a_reading_that_only_moves_last_ts_is_not() -> None:
+def test_a_value_that_leaves_an_ok_pair_ok_moves_nothing_and_a_pending_start_is_written() -> None:
     e = engine(entry(for_s=60))
-    quiet = run(e, "d1", [reading(NOW, t=10)])
-    assert [written(c) for c in quiet] == [False]
+    assert run(e, "d1", [reading(NOW, t=10)]) == [] and e.pairs == {}
     pending = run(e, "d1", [reading(NOW + 1, t=40)])
     assert e.pairs[("r1", "d1")].state.phase == PENDING and [written(c) for c in pending] == [True]
+    held = run(e, "d1", [reading(NOW + 2, t=41)])
+    assert [written(c) for c in held] == [False]  # still pending from the same start: memory only
+
+
+def test_readings_no_newer_than_a_series_newest_are_skipped_for_every_rule() -> None:
+    e = engine(entry("r1"), entry("r2", device="*"))
+    run(e, "d1", [reading(NOW, t=40), reading(NOW + 1, t=10)])
+    assert e.pairs == {} and e.newest == {("d1", "t"): NOW + 1}
+    resent = run(e, "d1", [reading(NOW, t=40), reading(NOW + 1, t=10)])  # a batch sent again
+    assert resent == []
+    assert events(run(e, "d1", [reading(NOW + 2, t=40)])) == [("firing", True), ("firing", True)]
+
+
+def test_nothing_of_an_evaluation_counts_until_it_is_applied() -> None:
+    e = engine()
+    unstored = e.evaluate([("d1", [reading(NOW, t=40)])], NOW)  # its commit failed: never applied
+    assert events(unstored.changes) == [("firing", True)] and e.pairs == {} and e.newest == {}
+    assert events(run(e, "d1", [reading(NOW, t=40)])) == [("firing", True)]  # sent again, evaluated again
 
 
 def test_a_replayed_buffer_is_recorded_but_not_notified_and_its_resolve_is_silent_too() -> None:

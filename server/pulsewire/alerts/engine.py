@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pulsewire.alerts import evaluate
-from pulsewire.alerts.evaluate import FIRING, Event, State
+from pulsewire.alerts.evaluate import FIRING, OK, Event, State
 from pulsewire.alerts.rulebook import Entry, RuleBook
-from pulsewire.alerts.rules import ANY_DEVICE
+from pulsewire.alerts.rules import ANY_DEVICE, matches
 
 Key = tuple[str, str]  # (rule id, device id)
 
@@ -66,40 +66,74 @@ class Silence:
     metrics: Mapping[str, Mapping[str, int]]  # device -> metric -> last arrival (server ms)
 
 
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What a group of readings does: its changes, and the newest ts it took of each series."""
+
+    changes: list[Change]
+    newest: dict[tuple[str, str], int]  # (device id, metric) -> ts
+
+
 class Engine:
-    def __init__(self, book: RuleBook, pairs: dict[Key, Pair], started_ms: int, stale_ms: int) -> None:
+    def __init__(
+        self,
+        book: RuleBook,
+        pairs: dict[Key, Pair],
+        started_ms: int,
+        stale_ms: int,
+        newest: dict[tuple[str, str], int] | None = None,
+    ) -> None:
         self.book = book
-        self.pairs = pairs
+        self.pairs = pairs  # only pairs that are not plainly ok: pending, firing, or silenced
         self._started_ms = started_ms
         self._stale_ms = stale_ms
+        # (device id, metric) -> the newest reading ts evaluated (and committed). Readings no newer
+        # are a batch sent again or out of order: skipped for every rule at once.
+        self.newest = newest if newest is not None else {}
 
     # -- readings
 
-    def evaluate(self, batches: Iterable[tuple[str, list[dict[str, Any]]]], now: int) -> list[Change]:
-        """The changes a group of validated readings makes, in order; nothing is applied yet."""
+    def evaluate(self, batches: Iterable[tuple[str, list[dict[str, Any]]]], now: int) -> Evaluation:
+        """What a group of validated readings does, in order; nothing is applied yet.
+
+        The common case costs no allocation: a value that leaves an ok pair ok moves nothing.
+        """
         draft: dict[Key, Pair] = {}
+        newest: dict[tuple[str, str], int] = {}
         changes: list[Change] = []
-        book = self.book
+        thresholds = self.book.thresholds
+        pairs = self.pairs
         for device_id, data in batches:
             for reading in data:
                 ts = reading["ts"]
                 for metric, value in reading["values"].items():
-                    for entry in book.thresholds(device_id, metric):
-                        self._reading(entry, device_id, ts, value, now, draft, changes)
-        return changes
+                    entries = thresholds(device_id, metric)
+                    if not entries:
+                        continue
+                    series = (device_id, metric)
+                    last = newest.get(series) or self.newest.get(series)
+                    if last is not None and ts <= last:
+                        continue
+                    newest[series] = ts
+                    for entry in entries:
+                        key = (entry.rule_id, device_id)
+                        pair = draft.get(key) or pairs.get(key)
+                        if (pair is None or pair.state.phase == OK) and not matches(entry.rule, value):
+                            continue
+                        self._reading(entry, key, pair or _NEW, ts, value, now, draft, changes)
+        return Evaluation(changes, newest)
 
     def _reading(
         self,
         entry: Entry,
-        device_id: str,
+        key: Key,
+        pair: Pair,
         ts: int,
         value: float | bool,
         now: int,
         draft: dict[Key, Pair],
         changes: list[Change],
     ) -> None:
-        key = (entry.rule_id, device_id)
-        pair = draft.get(key) or self.pairs.get(key) or _NEW
         state, events = evaluate.on_reading(entry.rule, pair.state, ts, value, now, self._stale_ms)
         if state is not pair.state:
             draft[key] = self._step(key, entry, pair, state, events, now, changes)
@@ -114,7 +148,7 @@ class Engine:
                 key = (entry.rule_id, device_id)
                 pair = self.pairs.get(key, _NEW)
                 state, events, _ = evaluate.on_silence(entry.rule, pair.state, heard, now)
-                if state != pair.state:
+                if state.phase != OK or pair.state.phase != OK:  # ok to ok moves nothing kept
                     self._step(key, entry, pair, state, events, now, changes)
         for key, pair in self.pairs.items():
             rule_entry = self.book.rules.get(key[0])
@@ -192,19 +226,27 @@ class Engine:
                 return Change(key, entry, pair, after, None)
         return None
 
-    def apply(self, changes: Iterable[Change], alert_ids: Mapping[int, int]) -> None:
-        """Make committed changes current; `alert_ids`: change index -> the alert a new episode got."""
+    def apply(
+        self,
+        changes: Iterable[Change],
+        alert_ids: Mapping[int, int],
+        newest: Mapping[tuple[str, str], int] | None = None,
+    ) -> None:
+        """Make committed changes current; `alert_ids`: change index -> the alert a new episode got;
+        `newest`: the series' newest ts the changes were evaluated up to."""
         opened: dict[Key, int] = {}  # later changes of a group were drafted before the id existed
         for i, change in enumerate(changes):
-            if change.after is None:
-                self.pairs.pop(change.key, None)
-                continue
             after = change.after
+            if after is None or (after.state.phase == OK and after.silenced_until is None):
+                self.pairs.pop(change.key, None)  # gone, or plainly ok: nothing to keep
+                continue
             if i in alert_ids:
                 opened[change.key] = alert_ids[i]
             if after.alert_id is None and after.state.phase == FIRING and change.key in opened:
                 after = replace(after, alert_id=opened[change.key])
             self.pairs[change.key] = after
+        if newest:
+            self.newest.update(newest)
 
     def _record(
         self, key: Key, entry: Entry, pair: Pair, after: Pair, event: Event, now: int, changes: list[Change]

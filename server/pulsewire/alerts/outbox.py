@@ -60,19 +60,31 @@ class Outbox:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.notify_concurrency)
         self._in_flight: set[int] = set()
+        self._channels: dict[str, Channel] = {}  # as of the last look at the outbox
+        self._outcomes: list[Attempt] = []  # waiting for `_recording`, the write that takes them
+        self._recording: asyncio.Future[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
-    def wake(self) -> None:
-        """New notifications were committed: look for due ones now rather than at the next poll."""
-        self._wake.set()
+    def take(self, queued: list[Notification]) -> None:
+        """Notifications just committed: sent at once when a slot is free and their channel is
+        known, with no read of the outbox; the rest wait for the next look, which comes now."""
+        left = False
+        for n in queued:
+            channel = self._channels.get(n.channel_id)
+            if channel is None or n.id in self._in_flight or len(self._in_flight) >= self._settings.notify_concurrency:
+                left = True
+                continue
+            self._start(n, channel)
+        if left:
+            self._wake.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="pulsewire-outbox")
 
     async def stop(self) -> None:
         """Stop sending; what is in flight is abandoned and sent again after the next start."""
-        tasks = [t for t in (self._task, *self._sending) if t is not None]
+        tasks = [t for t in (self._task, self._recording, *self._sending) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -92,22 +104,25 @@ class Outbox:
 
     async def _send_due(self) -> None:
         free = self._settings.notify_concurrency - len(self._in_flight)
-        if free <= 0:
-            return
         busy = frozenset(self._in_flight)  # a copy: the set changes on the loop meanwhile
-        due, channels, pending = await asyncio.to_thread(self._due, now_ms(), free, busy)
+        due, self._channels, pending = await asyncio.to_thread(self._due, now_ms(), max(free, 0), busy)
         self._metrics.notifications_pending.set(pending)
-        for notification in due:
-            self._in_flight.add(notification.id)
-            task = asyncio.create_task(self._send(notification, channels.get(notification.channel_id)))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        for n in due:
+            if n.id in self._in_flight or len(self._in_flight) >= self._settings.notify_concurrency:
+                continue  # taken straight from its commit while this look was on its way
+            self._start(n, self._channels.get(n.channel_id))
 
     def _due(self, now: int, limit: int, busy: frozenset[int]) -> tuple[list[Notification], dict[str, Channel], int]:
         with self._db.connect() as conn:
-            due = alert_log.due_notifications(conn, now, limit + len(busy), busy)[:limit]
-            channels = {c.id: c.channel for c in list_channels(conn)} if due else {}
+            due = alert_log.due_notifications(conn, now, limit + len(busy), busy)[:limit] if limit else []
+            channels = {c.id: c.channel for c in list_channels(conn)}
             return due, channels, alert_log.pending_count(conn)
+
+    def _start(self, n: Notification, channel: Channel | None) -> None:
+        self._in_flight.add(n.id)
+        task = asyncio.create_task(self._send(n, channel))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def _send(self, n: Notification, channel: Channel | None) -> None:
         try:
@@ -119,7 +134,7 @@ class Outbox:
                     notice = Notice(n.event, n.body["alert"], n.body["rule"], n.key)
                     outcome = await deliver(channel, notice, self._settings, self._client)
             attempt = self._attempt(n, outcome, started, gone=channel is None)
-            await self._writer.call(alert_log.record_attempts([attempt]))
+            await self._record(attempt)
             self._count(attempt, channel)
             if attempt.status == PENDING:
                 log.info(
@@ -141,6 +156,18 @@ class Outbox:
         finally:
             self._in_flight.discard(n.id)
             self._wake.set()  # a slot is free: more may be due
+
+    async def _record(self, attempt: Attempt) -> None:
+        """Record an outcome, in one write with every other outcome that comes meanwhile."""
+        self._outcomes.append(attempt)
+        if self._recording is None:
+            self._recording = asyncio.ensure_future(self._record_together())
+        await asyncio.shield(self._recording)
+
+    async def _record_together(self) -> None:
+        await asyncio.sleep(0)  # outcomes of the same moment join this write
+        outcomes, self._outcomes, self._recording = self._outcomes, [], None
+        await self._writer.call(alert_log.record_attempts(outcomes))
 
     def _attempt(self, n: Notification, outcome: Outcome, at: int, gone: bool) -> Attempt:
         attempts = n.attempts + 1

@@ -52,7 +52,7 @@ class Alerting:
         presence: Presence,
         metrics: Metrics,
         settings: Settings,
-        on_notifications: Callable[[], None] = lambda: None,
+        on_notifications: Callable[[list[alert_log.Notification]], None] = lambda _: None,
     ) -> None:
         self._db = engine
         self._writer = writer
@@ -60,7 +60,7 @@ class Alerting:
         self._presence = presence
         self._metrics = metrics
         self._settings = settings
-        self.on_notifications = on_notifications  # the outbox's wake-up
+        self.on_notifications = on_notifications  # the outbox takes what was just queued
         self.engine: AlertEngine | None = None
         self._devices: dict[str, int | None] = {}  # registered device -> last seen (server ms)
         self._arrivals: dict[str, dict[str, int]] = {}  # device -> metric -> last arrival (server ms)
@@ -69,8 +69,8 @@ class Alerting:
     async def start(self) -> None:
         """Load rules, states and what was last heard, then take the writer's groups and tick."""
         now = now_ms()
-        book, pairs, self._devices, self._arrivals = await asyncio.to_thread(self._load)
-        self.engine = AlertEngine(book, pairs, now, round(self._settings.alert_stale_s * 1000))
+        book, pairs, self._devices, self._arrivals, newest = await asyncio.to_thread(self._load)
+        self.engine = AlertEngine(book, pairs, now, round(self._settings.alert_stale_s * 1000), newest)
         self._count_firing()
         self._writer.before_commit = self._before_commit
         self._ticker = asyncio.create_task(self._tick_forever(), name="pulsewire-alerts")
@@ -83,18 +83,24 @@ class Alerting:
                 await self._ticker
             self._ticker = None
 
-    def _load(self) -> tuple[RuleBook, dict[Any, Any], dict[str, int | None], dict[str, dict[str, int]]]:
+    def _load(
+        self,
+    ) -> tuple[RuleBook, dict[Any, Any], dict[str, int | None], dict[str, dict[str, int]], dict[Any, int]]:
+        """Rules, stored states, and what was last heard: each device's last contact, and each
+        series' newest reading (its arrival unknown, taken as its ts)."""
         with self._db.connect() as conn:
             book = _book(conn)
             pairs = alert_log.load_pairs(conn)
             seen = _last_seen(conn)
             arrivals: dict[str, dict[str, int]] = {}
+            newest: dict[tuple[str, str], int] = {}
             for device_id, metric, last_ts in conn.execute(
                 select(series.c.device_id, series.c.metric, series.c.last_ts)
             ):
                 if last_ts is not None and device_id in seen:
                     arrivals.setdefault(device_id, {})[metric] = last_ts
-        return book, pairs, seen, arrivals
+                    newest[(device_id, metric)] = last_ts
+        return book, pairs, seen, arrivals, newest
 
     # -- readings
 
@@ -111,12 +117,20 @@ class Alerting:
                     heard[metric] = now
         if not engine.book.rules:
             return None
-        changes = engine.evaluate(((b.device_id, b.data) for b in group), now)
-        if not changes:
-            return None
-        return self._extra(changes, now)
+        evaluation = engine.evaluate(((b.device_id, b.data) for b in group), now)
+        if evaluation.changes:
+            return self._extra(evaluation.changes, now, newest=evaluation.newest)
+        if evaluation.newest:  # nothing to write; taken as evaluated once the readings are stored
+            return Extra(None, lambda _: engine.newest.update(evaluation.newest))
+        return None
 
-    def _extra(self, changes: list[Change], now: int, first: Callable[[Connection], Any] | None = None) -> Extra:
+    def _extra(
+        self,
+        changes: list[Change],
+        now: int,
+        first: Callable[[Connection], Any] | None = None,
+        newest: dict[tuple[str, str], int] | None = None,
+    ) -> Extra:
         """Write `changes` (after `first`, if given) and apply them once committed."""
         engine = self.engine
         assert engine is not None
@@ -128,20 +142,20 @@ class Alerting:
 
         def committed(result: tuple[Any, dict[int, int], list[alert_log.Written]]) -> None:
             _, ids, written = result
-            engine.apply(changes, ids)
+            engine.apply(changes, ids, newest)
             self._announce(written)
 
         return Extra(write, committed)
 
     def _announce(self, written: Iterable[alert_log.Written]) -> None:
-        notifications = 0
+        queued: list[alert_log.Notification] = []
         for w in written:
             self._hub.publish_alert(w.alert["device"], w.event, w.alert)
             self._metrics.alert_events.labels(w.event).inc()
-            notifications += w.notifications
+            queued += w.notifications
         self._count_firing()
-        if notifications:
-            self.on_notifications()
+        if queued:
+            self.on_notifications(queued)
 
     def _count_firing(self) -> None:
         assert self.engine is not None

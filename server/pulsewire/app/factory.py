@@ -142,6 +142,6 @@ def _services(settings: Settings, engine: Engine, metrics: Metrics) -> Services:
         metrics=metrics,
         admin_key=resolve_admin_key(settings),
         http_client=http_client,
-        alerting=Alerting(engine, writer, hub, presence, metrics, settings, on_notifications=outbox.wake),
+        alerting=Alerting(engine, writer, hub, presence, metrics, settings, on_notifications=outbox.take),
         outbox=outbox,
     )

@@ -24,12 +24,24 @@ PENDING, SENT, FAILED = "pending", "sent", "failed"
 
 
 @dataclass(frozen=True, slots=True)
+class Notification:
+    id: int
+    alert_id: int
+    channel_id: str
+    event: str
+    key: str
+    body: Mapping[str, Any]
+    attempts: int
+    first_attempt_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Written:
     """An event as committed: for the live channel, and to wake the outbox."""
 
     event: str
     alert: dict[str, Any]
-    notifications: int
+    notifications: list[Notification]  # queued by this event, due now
 
 
 def load_pairs(conn: Connection) -> dict[Key, Pair]:
@@ -81,7 +93,7 @@ def write_changes(
             ):
                 if not before.acked:
                     conn.execute(update(alerts).where(alerts.c.id == alert_id).values(acked_at=now))
-                out.append(Written("ack", alert_json(_alert_row(conn, alert_id), change.after), 0))
+                out.append(Written("ack", alert_json(_alert_row(conn, alert_id), change.after), []))
             continue
         if change.opens_episode:
             alert_id = _open(conn, change)
@@ -92,8 +104,8 @@ def write_changes(
             _update(conn, alert_id, change)
         current[change.key] = alert_id if change.event.kind != "resolved" else None
         alert = alert_json(_alert_row(conn, alert_id), change.after)
-        sent = _notify(conn, change, alert_id, alert, now) if change.notify else 0
-        out.append(Written(change.event.kind, alert, sent))
+        queued = _notify(conn, change, alert_id, alert, now) if change.notify else []
+        out.append(Written(change.event.kind, alert, queued))
     for key, change in states.items():
         _store_state(conn, key, change.after, current.get(key, change.after.alert_id if change.after else None))
     return ids, out
@@ -151,28 +163,21 @@ def _store_state(conn: Connection, key: Key, pair: Pair | None, alert_id: int | 
     )
 
 
-def _notify(conn: Connection, change: Change, alert_id: int, alert: dict[str, Any], now: int) -> int:
+def _notify(conn: Connection, change: Change, alert_id: int, alert: dict[str, Any], now: int) -> list[Notification]:
     """One outbox row per channel of the rule, due at once."""
     assert change.event is not None
     rule = change.entry.rule
-    key = idempotency_key(alert_id, change.event.kind, change.counter)
+    if not rule.channels:
+        return []
+    event = change.event.kind
+    key = idempotency_key(alert_id, event, change.counter)
     body = {"alert": alert, "rule": {"id": change.key[0], **rule_to_json(rule)}}
-    rows = [
-        {
-            "alert_id": alert_id,
-            "channel_id": channel_id,
-            "event": change.event.kind,
-            "key": key,
-            "body": body,
-            "status": PENDING,
-            "created_ms": now,
-            "next_at_ms": now,
-        }
-        for channel_id in rule.channels
-    ]
-    if rows:
-        conn.execute(insert(alert_notifications), rows)
-    return len(rows)
+    row = {"alert_id": alert_id, "event": event, "key": key, "body": body, "status": PENDING}
+    ids = conn.execute(
+        insert(alert_notifications).returning(alert_notifications.c.id, sort_by_parameter_order=True),
+        [{**row, "channel_id": c, "created_ms": now, "next_at_ms": now} for c in rule.channels],
+    ).scalars()
+    return [Notification(i, alert_id, c, event, key, body, 0, None) for i, c in zip(ids, rule.channels, strict=True)]
 
 
 # -- the alert as the API shows it
@@ -249,18 +254,6 @@ def acknowledge_resolved(alert_id: int, now: int) -> Callable[[Connection], bool
 
 
 # -- the outbox
-
-
-@dataclass(frozen=True, slots=True)
-class Notification:
-    id: int
-    alert_id: int
-    channel_id: str
-    event: str
-    key: str
-    body: Mapping[str, Any]
-    attempts: int
-    first_attempt_ms: int | None
 
 
 def due_notifications(conn: Connection, now: int, limit: int, exclude: Iterable[int]) -> list[Notification]:

@@ -128,7 +128,7 @@ class Touch:
 class Extra:
     """More to write in a group's transaction (alerts/runtime.py: the alerts its readings move)."""
 
-    write: Callable[..., Any]  # write(conn, removed=<devices removed>), on the writer thread
+    write: Callable[..., Any] | None  # write(conn, removed=<devices removed>), on the writer thread; None: nothing
     committed: Callable[[Any], None]  # on the loop, with what `write` returned, once committed
 
 
@@ -304,6 +304,7 @@ class BatchingWriter:
             if extra is None:
                 item.done.set_result(None)
                 return
+            assert extra.write is not None, "a prepared call writes something"
             item.fn = partial(extra.write, removed=frozenset())
         try:
             result = await loop.run_in_executor(self._thread, self._call_in_thread, item)
@@ -490,6 +491,8 @@ _NO_EXTRA = object()  # nothing more was written with the group
 def _write_extra(conn: Connection, extra: Extra, removed: frozenset[str]) -> Any:
     """`extra.write` inside a savepoint: a mistake in it costs what it writes, never the group's
     readings and their acks. Storage trouble fails the whole group, as it would anyway."""
+    if extra.write is None:
+        return None
     savepoint = conn.begin_nested()
     try:
         result = extra.write(conn, removed=removed)
