@@ -67,8 +67,7 @@ def test_a_value_that_leaves_an_ok_pair_ok_moves_nothing_and_a_pending_start_is_
     assert run(e, "d1", [reading(NOW, t=10)]) == [] and e.pairs == {}
     pending = run(e, "d1", [reading(NOW + 1, t=40)])
     assert e.pairs[("r1", "d1")].state.phase == PENDING and [written(c) for c in pending] == [True]
-    held = run(e, "d1", [reading(NOW + 2, t=41)])
-    assert [written(c) for c in held] == [False]  # still pending from the same start: memory only
+    assert run(e, "d1", [reading(NOW + 2, t=41)]) == []  # still pending from the same start: nothing moves
 
 
 def test_readings_no_newer_than_a_series_newest_are_skipped_for_every_rule() -> None:
@@ -163,3 +162,14 @@ def test_a_removed_device_s_alerts_resolve_and_its_pairs_are_dropped() -> None:
 def test_the_book_says_whether_metric_arrivals_must_be_kept() -> None:
     assert not RuleBook.of([entry(), entry("nd", kind="no_data", metric=None, op=None, value=None)]).watches_metrics
     assert RuleBook.of([entry("nd", kind="no_data", metric="t", op=None, value=None)]).watches_metrics
+
+
+def test_a_firing_alert_with_repeats_carries_the_latest_value_into_its_next_repeat() -> None:
+    e = engine(entry(repeat_s=60))
+    run(e, "d1", [reading(NOW, t=40)])
+    run(e, "d1", [reading(NOW + 1000, t=45)])
+    repeat = tick(e, NOW + 61_000, Silence(lambda _: True, {"d1": NOW}, {}))
+    assert [(c.event.kind, c.event.value) for c in repeat if c.event] == [("repeat", 45.0)]
+    once = engine()
+    run(once, "d1", [reading(NOW, t=40)])
+    assert run(once, "d1", [reading(NOW + 1000, t=45)]) == []  # no repeats: the value has nowhere to go

@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pulsewire.alerts import evaluate
-from pulsewire.alerts.evaluate import FIRING, OK, Event, State
+from pulsewire.alerts.evaluate import FIRING, OK, PENDING, Event, State
 from pulsewire.alerts.rulebook import Entry, RuleBook
-from pulsewire.alerts.rules import ANY_DEVICE, matches
+from pulsewire.alerts.rules import ANY_DEVICE, Rule, matches
 
 Key = tuple[str, str]  # (rule id, device id)
 
@@ -107,10 +107,10 @@ class Engine:
             for reading in data:
                 ts = reading["ts"]
                 for metric, value in reading["values"].items():
-                    entries = thresholds(device_id, metric)
+                    series = (device_id, metric)
+                    entries = thresholds(series)
                     if not entries:
                         continue
-                    series = (device_id, metric)
                     last = newest.get(series) or self.newest.get(series)
                     if last is not None and ts <= last:
                         continue
@@ -118,7 +118,10 @@ class Engine:
                     for entry in entries:
                         key = (entry.rule_id, device_id)
                         pair = draft.get(key) or pairs.get(key)
-                        if (pair is None or pair.state.phase == OK) and not matches(entry.rule, value):
+                        if pair is None or pair.state.phase == OK:
+                            if not matches(entry.rule, value):
+                                continue
+                        elif _unmoved(entry.rule, pair.state, ts, value):
                             continue
                         self._reading(entry, key, pair or _NEW, ts, value, now, draft, changes)
         return Evaluation(changes, newest)
@@ -268,6 +271,17 @@ class Engine:
 
 
 _NEW = Pair()
+
+
+def _unmoved(rule: Rule, state: State, ts: int, value: float | bool) -> bool:
+    """A value that still meets the condition and changes nothing that counts: the pair is pending
+    and `for_s` has not passed, or it is firing, announced, with no repeats to carry the value."""
+    if not matches(rule, value):
+        return False
+    if state.phase == PENDING:
+        assert state.since is not None
+        return ts - state.since < rule.for_s * 1000
+    return state.notified_at is not None and rule.repeat_s == 0
 
 
 def _kept(state: State) -> tuple[str, int | None]:

@@ -42,13 +42,14 @@ class RuleBook:
                 by_device.setdefault(entry.rule.device, []).append(entry)
         return book
 
-    def thresholds(self, device_id: str, metric: str) -> tuple[Entry, ...]:
-        """The threshold rules a value of `metric` from `device_id` is checked against."""
-        found = self._cache.get((device_id, metric))
+    def thresholds(self, series: tuple[str, str]) -> tuple[Entry, ...]:
+        """The threshold rules a value of the series (device id, metric) is checked against."""
+        found = self._cache.get(series)
         if found is None:
+            device_id, metric = series
             by_device = self._thresholds.get(metric, {})
             found = (*by_device.get(device_id, ()), *by_device.get(ANY_DEVICE, ()))
-            self._cache[(device_id, metric)] = found
+            self._cache[series] = found
         return found
 
     def no_data(self) -> list[Entry]:
