@@ -127,6 +127,7 @@ async def stage(cfg: dict, args: dict, running_fw: str) -> str:
         _remove_tree(folder)
         os.rename(part, folder)
     otaboot.switch(version, running_fw, cfg["trial_ms"])
+    _tidy(version)  # what the switch left unreferenced: the version before the one running
     seconds = time.ticks_diff(time.ticks_ms(), progress.started) / 1000
     heap_kb = (progress.heap_peak - progress.heap_before) / 1024
     print(
