@@ -2,7 +2,7 @@
 
 The board starts on the firmware in device/firmware (0.1.0, at the root of its filesystem, as
 `pulsewire flash` leaves it). A device-channel server (tests/support/fakeserver.py) welcomes it,
-acks its readings and sends the `update` command of PROTOCOL.md section 5; the release files
+acks its readings and sends the `update` command (docs/protocol.md); the release files
 come over real HTTP from tests/support/releasefiles.py, through the same port, with the device's
 token and Range. Releases are device/firmware compiled as `pulsewire flash` compiles it, with
 the version set and, for the bad ones, a fault put in.

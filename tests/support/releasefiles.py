@@ -37,7 +37,7 @@ class Release:
         return [{"path": p, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for p, d in self.files.items()]
 
     def command(self, command_id: str = "c-1") -> dict[str, Any]:
-        """The `update` command for this release, as PROTOCOL.md section 5 has the server send it."""
+        """The `update` command for this release, as docs/protocol.md has the server send it."""
         args = {"version": self.version, "files": self.manifest(), "base": BASE.format(version=self.version)}
         return {"type": "command", "id": command_id, "name": "update", "args": args}
 
