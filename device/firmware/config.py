@@ -21,6 +21,7 @@ DEFAULTS = {
     "led": -1,  # status LED pin; -1 for none
     "ntp": "",  # an NTP host to set the clock from; empty: the server's clock is used
     "ca": "",  # a PEM file with the CA for wss://; empty: the server is not verified
+    "trial_ms": 120000,  # each boot of an updated version has this long to reach the server
     "sensors": [{"type": "mcu_temp"}, {"type": "system"}],
 }
 
@@ -33,6 +34,7 @@ _LIMITS = {
     "silence_ms": (5000, 3_600_000),
     "watchdog_ms": (0, 3_600_000),
     "led": (-1, 48),
+    "trial_ms": (1000, 3_600_000),
 }
 
 

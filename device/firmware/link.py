@@ -14,6 +14,7 @@ import time
 
 import config
 import hardware
+import otaboot
 import rules
 import wifi
 import wsclient
@@ -40,7 +41,7 @@ except ImportError:
 SUBPROTOCOL = "pulsewire.v1"
 _ANSWER_MS = const(10000)  # connect + upgrade, and hello to welcome, at most (less if silence_ms is)
 _RX_BYTES = const(512)  # the server's messages are short: ack, welcome, error, command
-_RX_MESSAGE = const(1024)
+_RX_MESSAGE = const(4096)  # an `update` command lists each release file: about 110 bytes a file
 _STABLE_MS = const(60000)  # a connection that lasted this long resets the backoff
 _REFUSED_BASE_MS = const(60000)  # a refused token waits long: hammering will not fix it
 
@@ -111,12 +112,13 @@ async def serve(dev: "Device", cfg: dict, session: "Session", conn: wsclient.Con
     room = wsframe.HEADER_ROOM
     try:
         session.connected()
-        n = session.hello(conn.tx, room, dev.fw, dev.uptime_ms())
+        n = session.hello(conn.tx, room, dev.fw, dev.uptime_ms(), otaboot.report())
         await conn.send_text(n - room)
         while True:
             message: "tuple[int, memoryview]" = await asyncio.wait_for_ms(conn.recv(), answer_ms)
             if session.handle(message[1], hardware.ticks_ms()) == WELCOME:
                 break
+        otaboot.confirm()  # a version on trial has reached the server: it stays
         if session.interval_ms:
             dev.interval_ms = session.interval_ms
         print("link: online, interval %d ms, %d readings waiting" % (dev.interval_ms, len(session.ring)))
@@ -128,7 +130,7 @@ async def serve(dev: "Device", cfg: dict, session: "Session", conn: wsclient.Con
         return "during hello: %r" % (exc,)
     dev.status = "online"
     ended = [""]
-    receiver = asyncio.create_task(_receive(dev, session, conn, ended))
+    receiver = asyncio.create_task(_receive(dev, cfg, session, conn, ended))
     try:
         while conn.open and not ended[0]:
             dev.wake.clear()
@@ -152,7 +154,7 @@ async def serve(dev: "Device", cfg: dict, session: "Session", conn: wsclient.Con
     return ended[0] or "closed"
 
 
-async def _receive(dev: "Device", session: "Session", conn: wsclient.Conn, ended: "list[str]") -> None:
+async def _receive(dev: "Device", cfg: dict, session: "Session", conn: wsclient.Conn, ended: "list[str]") -> None:
     try:
         while True:
             opcode, payload = await conn.recv()
@@ -169,7 +171,7 @@ async def _receive(dev: "Device", session: "Session", conn: wsclient.Conn, ended
                 if kind == REJECTED:
                     print("link: the server refused a batch; it is dropped")
             elif kind == COMMAND:
-                await _command(dev, session, conn)
+                await _command(dev, cfg, session, conn)
     except wsclient.Closed as exc:
         if exc.code == 1006:  # no close frame: the TCP connection just ended
             ended[0] = "connection lost"
@@ -185,7 +187,10 @@ async def _receive(dev: "Device", session: "Session", conn: wsclient.Conn, ended
         dev.wake.set()
 
 
-async def _command(dev: "Device", session: "Session", conn: wsclient.Conn) -> None:
+async def _command(dev: "Device", cfg: dict, session: "Session", conn: wsclient.Conn) -> None:
+    if session.command_name == "update":
+        _update(dev, cfg, session, conn)
+        return
     ok, detail, interval_ms = rules.answer(session.command_name, session.command_args)
     if interval_ms:
         dev.interval_ms = interval_ms
@@ -196,3 +201,34 @@ async def _command(dev: "Device", session: "Session", conn: wsclient.Conn) -> No
         print("link: rebooting on the server's command")
         await conn.close(wsframe.CLOSE_GOING_AWAY, "rebooting")
         hardware.reset()
+
+
+def _update(dev: "Device", cfg: dict, session: "Session", conn: wsclient.Conn) -> None:
+    """Start the update in a task of its own: acks and pings go on while it downloads."""
+    import ota  # loaded when an update comes, not before: its code takes heap
+
+    command_id = session.command_id
+    args = session.command_args
+
+    async def answer(ok: bool, detail: str) -> None:
+        session.command_id = command_id  # another command may have come meanwhile
+        n = session.result(conn.ctl, wsframe.HEADER_ROOM, ok, detail)
+        try:
+            await conn.send_ctl_text(n - wsframe.HEADER_ROOM)
+            if ok and detail.startswith("staged"):
+                await conn.close(wsframe.CLOSE_GOING_AWAY, "updating")
+        except (wsclient.Closed, OSError):
+            pass  # the connection is gone: the next hello says where the board stands
+
+    async def run() -> None:
+        try:
+            await ota.run(cfg, args, dev.fw, answer)
+        finally:
+            dev.updating = False
+
+    if dev.updating:
+        asyncio.create_task(answer(False, "an update is running already"))
+        return
+    dev.updating = True
+    print("link: update to %r requested" % args.get("version"))
+    asyncio.create_task(run())

@@ -5,7 +5,12 @@ and the watchdog feeder, which feeds only while the sampler keeps going, so a we
 What they share is one state.Device, handed to each.
 """
 
-import asyncio
+import otaboot
+
+# The boot layer first (otaboot.py): it may run a staged version instead of this file.
+RUN_HERE = otaboot.boot(__name__)
+
+import asyncio  # noqa: E402  (after the boot layer, which decides where modules come from)
 import gc
 import time
 from array import array
@@ -109,4 +114,5 @@ def main() -> None:
     asyncio.run(run(cfg, names, readers))
 
 
-main()
+if RUN_HERE:
+    main()

@@ -137,11 +137,14 @@ class Session:
         self.seq = 0
         self.sent = self.ring.first
 
-    def hello(self, buf: bytearray, pos: int, fw: str, uptime_ms: int) -> int:
+    def hello(self, buf: bytearray, pos: int, fw: str, uptime_ms: int, boot: "dict | None" = None) -> int:
         pos = _put(buf, pos, b'{"type":"hello","fw":')
         pos = _put(buf, pos, json.dumps(fw).encode())
         pos = _put(buf, pos, b',"uptime":')
         pos = _put_int(buf, pos, uptime_ms)
+        if boot:  # where the board stands with updates (otaboot.report())
+            pos = _put(buf, pos, b',"boot":')
+            pos = _put(buf, pos, json.dumps(boot).encode())
         return _put(buf, pos, b"}")
 
     def result(self, buf: bytearray, pos: int, ok: bool, detail: str) -> int:

@@ -20,6 +20,7 @@ class Device:
         self.sampled_at = hardware.ticks_ms()
         self.up_ms = 0
         self.up_ticks = time.ticks_ms()
+        self.updating = False  # an `update` command is downloading (ota.py): one at a time
 
     def uptime_ms(self) -> int:
         now = time.ticks_ms()

@@ -544,6 +544,8 @@ def test_flash_registers_copies_and_comes_online(server: Server, repl: FakeRepl)
     (repl.root / FLASHED_FILES).write_text(json.dumps(["old.mpy", "main.py"]))
     (repl.root / "notes.txt").write_text("the user's own file")
     (repl.root / "main.py").write_text("print('the old firmware')")
+    (repl.root / "fw" / "0.2.0").mkdir(parents=True)  # an update the board had: not what runs after this
+    (repl.root / "fw" / "boot.json").write_text('{"run": "0.2.0", "state": "confirmed"}')
     out = flash_cli(
         "--port", repl.url, "--server", server.base, "--device-id", "flash-1", "--name", "Flash One",
         "--admin-key", server.admin_key, "--wifi-ssid", "home", "--wifi-password", PASSWORD,
@@ -579,6 +581,7 @@ def test_flash_registers_copies_and_comes_online(server: Server, repl: FakeRepl)
     assert files["notes.txt"] == b"the user's own file"
     assert set(json.loads(files[FLASHED_FILES])) == set(files) - {FLASHED_FILES, "notes.txt"}
     assert repl.removed[0] == "main.py"  # first, so a reset mid-copy boots a bare REPL
+    assert not (repl.root / "fw" / "boot.json").exists()  # the boot layer runs the root's firmware
 
     listed = {d["id"]: d for d in server.get("/api/devices").json()}
     assert listed["flash-1"]["online"] and listed["flash-1"]["name"] == "Flash One"

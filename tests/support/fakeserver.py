@@ -85,11 +85,14 @@ class FakeServer:
     """Runs in a thread with its own event loop; `scenarios[i]` handles connection i (the last repeats).
 
     `status` other than 101 answers every upgrade with that HTTP status instead; 0 never answers.
+    `http_port`: a request that is not a WebSocket upgrade (a release file, say) is passed to the
+    HTTP server on that port of 127.0.0.1, as the real server answers both on one port.
     """
 
-    def __init__(self, scenarios: list[Scenario], *, status: int = 101) -> None:
+    def __init__(self, scenarios: list[Scenario], *, status: int = 101, http_port: int = 0) -> None:
         self.scenarios = scenarios
         self.status = status
+        self.http_port = http_port
         self.connections: list[Conn] = []
         self.attempts: list[float] = []  # monotonic time of each TCP connection
         self.port = 0
@@ -124,6 +127,9 @@ class FakeServer:
         self.attempts.append(time.monotonic())
         with contextlib.suppress(Exception):
             head = await reader.readuntil(b"\r\n\r\n")
+            if self.http_port and b"upgrade: websocket" not in head.lower():
+                await _pass_on(head, reader, writer, self.http_port)
+                return
             if not self.status:  # accepts TCP, reads the request, never answers
                 await asyncio.sleep(3600)
             if self.status != 101:
@@ -144,6 +150,22 @@ class FakeServer:
             await scenario(conn)
         with contextlib.suppress(Exception):
             writer.close()
+
+
+async def _pass_on(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> None:
+    """Relay one HTTP exchange to 127.0.0.1:port, both ways, until either side closes."""
+    up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+    up_writer.write(head)
+
+    async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            while data := await src.read(4096):
+                dst.write(data)
+                await dst.drain()
+        with contextlib.suppress(Exception):
+            dst.close()
+
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
 async def silent(conn: Conn) -> None:

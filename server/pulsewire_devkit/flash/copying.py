@@ -4,7 +4,9 @@
 Stale: a `ring.py` next to the new `ring.mpy` (MicroPython imports name.py before name.mpy), and
 files the previous flash wrote that this one does not (listed on the board in FLASHED_FILES).
 Files of the user's own are left alone. main.py is removed first and written last, so a board
-that resets mid-copy boots to a bare REPL rather than half a firmware.
+that resets mid-copy boots to a bare REPL rather than half a firmware. The boot state of
+over-the-air updates (BOOT_STATE) goes too: a board flashed again runs what was flashed, not a
+release it had staged before (docs/firmware.md, "Over-the-air updates").
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from pulsewire_devkit.flash.repl import MicroPythonInfo, Repl
 # On the board: the names of the files the last flash wrote, so the next one removes those it does
 # not write again. Not the firmware's manifest (manifest.txt), which says what to write.
 FLASHED_FILES = ".pulsewire-files"
+# The firmware's boot layer (otaboot.py) runs the version this file names instead of the root's.
+BOOT_STATE = "fw/boot.json"
 SPACE_MARGIN = 8 * 1024  # filesystems need a few blocks spare to write at all
 
 Listing = dict[str, tuple[bool, int]]  # name -> (is a folder, size), as Repl.listdir() answers
@@ -58,6 +62,10 @@ def copy_files(repl: Repl, plan: Plan, to_copy: FilesToCopy, info: MicroPythonIn
     _check_room(to_copy, stale, existing, info, plan.port)
     if "main.py" in existing:  # first: a board that resets mid-copy then boots to a bare REPL
         repl.remove("main.py")
+    if existing.get("fw", (False, 0))[0]:
+        with contextlib.suppress(FlashError):  # none there: the board was never updated
+            repl.remove(BOOT_STATE)
+            s.note(f"removed {BOOT_STATE} (the board runs the firmware flashed now, not an update it had)")
     for name, why in sorted(stale.items()):
         repl.remove(name)
         s.note(f"removed {name} ({why})")
