@@ -99,6 +99,7 @@ STAR_RULES: list[dict[str, Any]] = [
 # Command line
 
 
+# long: one add_argument per option, a flat list to scan
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bench/alerts.py",
@@ -337,6 +338,7 @@ class Crossings:
     clearings: dict[tuple[str, int], float] = field(default_factory=dict)
 
 
+# long: one paced loop of sends and the bookkeeping that times them; apart, the timing reads worse
 async def drive_crossing_devices(
     url: str, ids: list[str], tokens: list[str], rate_per_device: float, seconds: float, cross_every: int
 ) -> Crossings:
@@ -533,6 +535,7 @@ def run_one(plan: Plan, run: Run) -> Run:
     return run
 
 
+# long: a run's steps in the order they happen: start the load, drive the crossings, collect, check
 def paced(plan: Plan, server: Server, run: Run, ids: list[str], tokens: list[str], tmp: Path) -> None:
     a = plan.args
     loaded = a.devices - a.crossing_devices
@@ -735,6 +738,7 @@ def _range(s: dict[str, Any], spec: str = "") -> str:
     return f"{_fmt(s['median'], spec)} ({_fmt(s['min'], spec)}-{_fmt(s['max'], spec)})"
 
 
+# long: the report's sections, one after another, in the order they are printed
 def report(runs: list[Run], summary: dict[str, Any], args: argparse.Namespace, rule_count: int) -> str:
     lat = summary["latency"]
     pooled = lat["pooled"]
