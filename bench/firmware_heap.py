@@ -83,7 +83,7 @@ def simulation_baseline() -> int:
 
 def code_alloc() -> int:
     # main.py's modules, less main
-    modules = "config, hardware, link, ring, rules, sensors, session, state, wifi, wsclient, wsframe"
+    modules = "config, hardware, journal, link, ring, rules, sensors, session, state, wifi, wsclient, wsframe"
     program = f"{BASELINE}\nimport {modules}\nprint('ready')\n"
     with SimBoard(firmware.folder(), files={"/main.py": program}, stay=True) as board:
         board.wait_for_line("ready", timeout=30)

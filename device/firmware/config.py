@@ -18,6 +18,7 @@ DEFAULTS = {
     "frame_bytes": 2048,  # largest message the board builds
     "silence_ms": 60000,  # no frame from the server for this long: the connection is dead
     "watchdog_ms": 120000,  # 0 turns the hardware watchdog off
+    "journal_ms": 60000,  # offline, readings reach flash within this long; 0: kept in RAM only
     "led": -1,  # status LED pin; -1 for none
     "ntp": "",  # an NTP host to set the clock from; empty: the server's clock is used
     "ca": "",  # a PEM file with the CA for wss://; empty: the server is not verified
@@ -33,6 +34,7 @@ _LIMITS = {
     "frame_bytes": (256, 65536),
     "silence_ms": (5000, 3_600_000),
     "watchdog_ms": (0, 3_600_000),
+    "journal_ms": (0, 3_600_000),
     "led": (-1, 48),
     "trial_ms": (1000, 3_600_000),
 }

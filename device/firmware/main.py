@@ -20,6 +20,7 @@ import hardware
 import link
 import sensors
 import wifi
+from journal import Journal
 from ring import Ring
 from session import Session
 from state import Device
@@ -27,7 +28,7 @@ from state import Device
 FW_VERSION = "0.1.0"
 
 
-async def sample(dev: Device, session: Session, readers: list, width: int) -> None:
+async def sample(dev: Device, session: Session, readers: list, width: int, journal: "Journal | None") -> None:
     ring = session.ring
     values = array("f", bytes(4 * width))
     failures = [0] * len(readers)
@@ -43,6 +44,8 @@ async def sample(dev: Device, session: Session, readers: list, width: int) -> No
         if mask & ~dropped_bit:
             ring.push(now, session.stamp(now) if session.knows_time() else 0, values, mask)
             dev.wake.set()
+        if journal is not None:  # offline, readings go to flash too; acknowledged ones leave it
+            journal.track(ring, dev.status != "online", now)
         for i in range(len(failures)):
             if failures[i] != reported[i]:
                 print("sensors: sensor %d failed to read (%d times so far)" % (i, failures[i]))
@@ -83,13 +86,19 @@ async def run(cfg: dict, names: list, readers: list) -> None:
     dev = Device(FW_VERSION, cfg["interval_ms"])
     ring = Ring(cfg["buffer"], len(names))
     session = Session(ring, names, cfg["window"], cfg["batch"])
+    journal = Journal(names, cfg["buffer"], cfg["journal_ms"]) if cfg["journal_ms"] else None
+    if journal is not None and journal.replay(ring) + journal.torn + journal.foreign:
+        print(
+            "journal: %d readings read back from flash (%d torn writes; %d kept for other sensors, dropped)"
+            % (len(ring), journal.torn, journal.foreign)
+        )
     if cfg["watchdog_ms"]:
         asyncio.create_task(feed_watchdog(dev, cfg["watchdog_ms"]))
     if cfg["led"] >= 0:
         asyncio.create_task(show_status(dev, cfg["led"]))
     gc.collect()
     print("pulsewire %s: %d values per reading, every %d ms" % (FW_VERSION, len(names), dev.interval_ms))
-    asyncio.create_task(sample(dev, session, readers, len(names)))
+    asyncio.create_task(sample(dev, session, readers, len(names), journal))
     if cfg.get("wifi"):
         await wifi.join(cfg["wifi"]["ssid"], cfg["wifi"].get("password", ""), dev)
     clock_ms = hardware.rtc_epoch_ms()

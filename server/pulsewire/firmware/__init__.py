@@ -20,7 +20,7 @@ from typing import Any
 MANIFEST = "manifest.txt"
 
 # Modules with no board-only imports: they run the same under CPython and are loaded once.
-PURE = ("ring", "session", "wsframe", "config", "rules")
+PURE = ("ring", "session", "wsframe", "config", "rules", "journal")
 
 
 class FirmwareError(Exception):

@@ -1,7 +1,8 @@
 """main.py for a simulated board that runs a cases module: one PASS or FAIL line per case.
 
 The cases module is named in CASES; a FAIL line carries the traceback, its lines joined by " | ".
-FRAME lines give each of the module's sealed_frames() in hex, for a parser on the host.
+FRAME lines give each of the module's sealed_frames() in hex, for a parser on the host; FIGURE
+lines each of its figures(), a name and a number.
 """
 
 import io
@@ -19,6 +20,9 @@ for name in names:
         print("FAIL", name, trace.getvalue().strip().replace("\n", " | "))
     else:
         print("PASS", name)
+if hasattr(cases, "figures"):
+    for name, value in cases.figures():
+        print("FIGURE", name, value)
 if hasattr(cases, "sealed_frames"):
     for name, frame in cases.sealed_frames():
         print("FRAME", name, frame.hex())
