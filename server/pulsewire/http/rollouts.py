@@ -26,6 +26,9 @@ router = APIRouter(tags=["rollouts"])
 
 MAX_DEVICES = 10_000  # in one request's list; "*" takes every device
 MAX_LISTED = 1000
+DeviceList = Annotated[
+    list[Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]], Field(min_length=1, max_length=MAX_DEVICES)
+]
 RolloutId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Rollout id")]
 
 
@@ -34,9 +37,7 @@ class RolloutIn(BaseModel):
     model_config = ConfigDict(extra="forbid", regex_engine="python-re")
 
     version: str = Field(pattern=VERSION_PATTERN, description="A stored release.")
-    devices: list[Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]] | Literal["*"] = Field(
-        description='Device ids, or "*" for every registered device.', min_length=1, max_length=MAX_DEVICES
-    )
+    devices: DeviceList | Literal["*"] = Field(description='Device ids, or "*" for every registered device.')
     canary_percent: int = Field(
         0, ge=0, le=100, description="Share of the devices updated first (rounded up); 0: all at once."
     )
