@@ -135,31 +135,39 @@ class Rollouts:
     # --- sending and recording -----------------------------------------------------------------
 
     async def _dispatch(self, current: Rollout) -> None:
-        """Send `update` to every device whose turn it is and that is online (under the lock)."""
-        for device_id in machine.due(current):
-            conn = self._presence.get(device_id)
-            if conn is None or not conn.ready.is_set() or conn.ended:
-                continue  # it gets its update after its next hello
-            current = self._active.get(current.id, current)
-            if current.state != machine.RUNNING:
-                return
-            await self._send(current, conn)
-
-    async def _send(self, current: Rollout, conn: Connection) -> None:
+        """Send `update` to every device whose turn it is and that is online (under the lock), then
+        store their steps in one write."""
+        due = [self._ready(device_id) for device_id in machine.due(current)]
+        online = [conn for conn in due if conn is not None]  # the others get it after their next hello
+        if not online:
+            return
         args: dict[str, object] = {
             "version": current.version,
             "files": await self._listing(current.version),
             "base": self._base(current),
         }
-        try:
-            async with asyncio.timeout(commands.SEND_TIMEOUT_S):
-                pending = await commands.send(conn, CMD_UPDATE, args)
-        except (TimeoutError, commands.ConnectionEnded):
-            return  # still queued: sent after its next hello
-        await self._save(current, machine.sent(current, conn.device_id, now_ms()))
-        task = asyncio.create_task(self._await_result(current.id, conn.device_id, pending))
-        self._waiting.add(task)
-        task.add_done_callback(self._waiting.discard)
+        sent: list[tuple[str, PendingCommand]] = []
+        for conn in online:
+            try:
+                async with asyncio.timeout(commands.SEND_TIMEOUT_S):
+                    sent.append((conn.device_id, await commands.send(conn, CMD_UPDATE, args)))
+            except (TimeoutError, commands.ConnectionEnded):
+                continue  # still queued: sent after its next hello
+        after, now = current, now_ms()
+        for device_id, _ in sent:
+            after = machine.sent(after, device_id, now)
+        await self._save(current, after)
+        for device_id, pending in sent:
+            task = asyncio.create_task(self._await_result(current.id, device_id, pending))
+            self._waiting.add(task)
+            task.add_done_callback(self._waiting.discard)
+
+    def _ready(self, device_id: str) -> Connection | None:
+        """The device's connection, when it has had its welcome and takes commands."""
+        conn = self._presence.get(device_id)
+        if conn is None or not conn.ready.is_set() or conn.ended:
+            return None
+        return conn
 
     async def _await_result(self, rollout_id: str, device_id: str, pending: PendingCommand) -> None:
         try:
