@@ -277,3 +277,24 @@ async def test_a_rollout_goes_on_after_a_restart(backend: str, tmp_path: Path, r
         await until(lambda: steps(again, rid)[other] == "installed", "installed after the restart")
     async with board(again, token, v, {"state": "confirmed", "previous": OLD}):
         await until(lambda: steps(again, rid)[dev] == "confirmed", "confirmed after the restart")
+
+
+async def test_live_rollout_messages_follow_the_subscription(server: Server) -> None:
+    v = new_release(server)
+    dev, token = server.register()
+    async with live(server) as mine, live(server) as others:
+        await mine.send(dumps({"type": "subscribe", "devices": [dev]}))
+        await others.send(dumps({"type": "subscribe", "devices": ["someone-else"]}))
+        await asyncio.sleep(0.3)  # the subscriptions are in before anything moves
+        async with board(server, token, OLD) as ws:
+            rid = start(server, {"version": v, "devices": [dev]}).json()["id"]
+            await take_update(server, ws, token, v)
+        step = await live_until(mine, lambda m: m["type"] == "rollout" and m["device"] is not None)
+        assert step["device"]["device"] == dev and step["device"]["step"] == "downloading"
+        assert step["rollout"]["id"] == rid and step["rollout"]["counts"]["downloading"] == 1
+        # The rollout's own state goes to every client; a device's steps only to those who follow it.
+        started = await live_until(others, lambda m: m["type"] == "rollout")
+        assert started["device"] is None and started["rollout"]["state"] == "running"
+        assert control(server, rid, "abort").status_code == 200
+        aborted = await live_until(others, lambda m: m["type"] == "rollout")
+        assert aborted["device"] is None and aborted["rollout"]["state"] == "aborted"
