@@ -159,6 +159,12 @@ class Settings(BaseSettings):
     )
     smtp_timeout_s: float = Field(30.0, gt=0, description="Seconds an SMTP exchange may take; then it is retried.")
     query_max_limit: int = Field(100_000, ge=1, description="Largest `limit` an HTTP telemetry query may ask for.")
+    release_max_bytes: int = Field(
+        1_048_576,
+        ge=4096,
+        le=64 * 1_048_576,
+        description="Largest release bundle POST /api/releases takes, in bytes; a larger one gets 413.",
+    )
     query_default_limit: int = Field(1000, ge=1, description="`limit` of an HTTP telemetry query that names none.")
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL",

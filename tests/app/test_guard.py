@@ -13,7 +13,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from pulsewire.app.admission import Admission
-from pulsewire.app.guard import TICKET, Guard, limits_for, plain_response, prove
+from pulsewire.app.guard import TICKET, Guard, head_part, limits_for, plain_response, prove
 from pulsewire.metrics import Metrics
 from pulsewire.protocol.device import SUBPROTOCOL
 from pulsewire.settings import Settings
@@ -37,6 +37,14 @@ def test_plain_response_is_a_complete_http_answer() -> None:
         b"connection: close",
     ]
     assert body == b"too many"
+
+
+def test_only_the_head_of_a_read_counts_against_the_head_limit() -> None:
+    head = b"POST /api/releases HTTP/1.1\r\nContent-Length: 200000\r\n\r\n"
+    assert head_part(b"", head + b"x" * 200_000) == (len(head), b"xxx")
+    assert head_part(b"", head[:10]) == (10, head[7:10])  # no end yet: all of it is head
+    assert head_part(b"\r\n\r", b"\nbody") == (1, b"ody")  # the end straddles two reads
+    assert head_part(b"", b"GET / HTTP/1.1\r\n")[0] == 16
 
 
 def test_limits_derive_from_the_open_file_limit_unless_set() -> None:
@@ -110,6 +118,16 @@ async def test_a_request_head_over_64_kib_is_answered_431(guarded: Server) -> No
     headers = "".join(f"X-Filler-{i}: {'b' * 1000}\r\n" for i in range(70))
     answer, _ = await answer_of(guarded, f"GET /healthz HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
     assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+
+
+async def test_a_large_body_sent_with_its_head_is_not_counted_as_head(guarded: Server) -> None:
+    """A POST whose 200 KB body arrives in the same reads as its head gets the route's answer, not 431."""
+    body = b"x" * 200_000
+    head = f"POST /api/releases HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+    head += f"Authorization: Bearer {guarded.admin_key}\r\n\r\n"
+    answer, _ = await answer_of(guarded, head.encode() + body)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"not a release bundle" in answer
 
 
 async def test_silent_partial_and_slowloris_connections_are_closed_at_the_deadline(guarded: Server) -> None:

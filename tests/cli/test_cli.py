@@ -220,10 +220,10 @@ def test_a_port_in_use_is_reported_plainly(tmp_path: Path) -> None:
 
 def test_migrate_brings_a_database_to_the_head_revision(tmp_path: Path) -> None:
     first = pulsewire("migrate", "--data-dir", str(tmp_path))
-    assert first.returncode == 0 and "schema: empty -> 0005 (head 0005)" in first.stdout
+    assert first.returncode == 0 and "schema: empty -> 0006 (head 0006)" in first.stdout
     assert "copied" not in first.stdout  # nothing to keep yet
     again = pulsewire("migrate", "--data-dir", str(tmp_path))
-    assert again.returncode == 0 and "schema: 0005 -> 0005 (head 0005)" in again.stdout
+    assert again.returncode == 0 and "schema: 0006 -> 0006 (head 0006)" in again.stdout
 
 
 def test_the_server_does_not_load_the_devkit_until_a_devkit_command_is_called() -> None:

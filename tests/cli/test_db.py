@@ -12,7 +12,7 @@ from tests.support.cli import cli as pulsewire
 def test_upgrade_copy_compact_and_stats_from_the_command_line(tmp_path: Path) -> None:
     old_release_database(f"sqlite:///{tmp_path / 'pulsewire.db'}")
     refused = pulsewire("db", "stats", "--data-dir", str(tmp_path))
-    assert refused.returncode == 1 and "schema is at 0002, this release needs 0005" in refused.stderr
+    assert refused.returncode == 1 and "schema is at 0002, this release needs 0006" in refused.stderr
     assert "pulsewire migrate" in refused.stderr and "Traceback" not in refused.stderr
 
     upgraded = pulsewire("migrate", "--data-dir", str(tmp_path))

@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pulsewire.releases.bundle import make, pack
+from tests.http.openapi_rules import A_RELEASE
 from tests.support.clients import device, now_ms, send_batch
 from tests.support.env import ROOT
 from tests.support.server import Server, start_server
@@ -32,7 +34,19 @@ def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
     served = start_server(tmp_path_factory.mktemp("openapi-conformance"), "sqlite", request, read_key="pwr-conformance")
     _, token = served.register("conformance-1")  # a device the generated requests can reach
     asyncio.run(_fire_alert_1(served, token))  # and an alert (id 1, the least id) to acknowledge
+    release = pack(make(A_RELEASE, [("main.py", b'FW_VERSION = "1.0.0-conformance"\n')]))  # to roll out
+    stored = httpx.post(served.base + "/api/releases", content=release, headers=served.admin(), timeout=10)
+    assert stored.status_code == 201, stored.text
     return served
+
+
+@pytest.fixture(scope="module")
+def rollout_id(server: Server) -> str:
+    """A rollout of the fixture's release, for the generated requests to read, pause, resume and abort."""
+    body = {"version": A_RELEASE, "devices": ["conformance-1"]}
+    started = httpx.post(server.base + "/api/rollouts", json=body, headers=server.admin(), timeout=10)
+    assert started.status_code == 201, started.text
+    return str(started.json()["id"])
 
 
 async def _fire_alert_1(server: Server, token: str) -> None:
@@ -45,9 +59,10 @@ async def _fire_alert_1(server: Server, token: str) -> None:
     assert [a["id"] for a in alerts] == [1]
 
 
-def schemathesis(server: Server, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def schemathesis(server: Server, workdir: Path, *args: str, rollout_id: str = "") -> subprocess.CompletedProcess[str]:
     """`schemathesis run` with every check, authenticated as admin, seeded; its output in the result."""
     env = {**os.environ, "SCHEMATHESIS_HOOKS": HOOKS, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+    env["CONFORMANCE_ROLLOUT_ID"] = rollout_id  # read by the hooks
     command = [
         str(Path(sys.executable).with_name("schemathesis")),
         "run",
@@ -65,8 +80,8 @@ def schemathesis(server: Server, workdir: Path, *args: str) -> subprocess.Comple
     )
 
 
-def test_schemathesis_finds_nothing(server: Server, tmp_path: Path) -> None:
-    run = schemathesis(server, tmp_path, server.base + "/openapi.json")
+def test_schemathesis_finds_nothing(server: Server, rollout_id: str, tmp_path: Path) -> None:
+    run = schemathesis(server, tmp_path, server.base + "/openapi.json", rollout_id=rollout_id)
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
     assert "No issues found" in run.stdout, run.stdout[-4000:]
 

@@ -35,7 +35,15 @@ ADMIN = {
     ("delete", "/api/rules/{rule_id}"),
     ("post", "/api/alerts/{alert_id}/ack"),
     ("get", "/api/alerts/{alert_id}/notifications"),  # delivery errors may quote a receiver's answer
+    ("post", "/api/releases"),
+    ("delete", "/api/releases/{version}"),
+    ("post", "/api/rollouts"),
+    ("post", "/api/rollouts/{rollout_id}/pause"),
+    ("post", "/api/rollouts/{rollout_id}/resume"),
+    ("post", "/api/rollouts/{rollout_id}/abort"),
 }
+# Routes that always need a credential, though not the admin key: a device token (or the admin key).
+DEVICE = {("get", "/api/releases/{version}/files/{path}")}
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +81,7 @@ def test_input_may_be_refused_with_400(doc: dict[str, Any]) -> None:
 def test_credentials(doc: dict[str, Any]) -> None:
     for method, path, op in operations(doc):
         answers = op["responses"]
-        if (method, path) in ADMIN:
+        if (method, path) in ADMIN or (method, path) in DEVICE:
             assert {"401", "403"} <= set(answers), (method, path)
         elif path.startswith("/api/"):
             assert "401" in answers and "403" not in answers, (method, path)
@@ -84,7 +92,7 @@ def test_credentials(doc: dict[str, Any]) -> None:
 def test_credentials_are_declared_as_bearer(doc: dict[str, Any], tmp_path: Path) -> None:
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     for method, path, op in operations(doc):
-        if (method, path) in ADMIN:
+        if (method, path) in ADMIN or (method, path) in DEVICE:
             assert op["security"] == [{"bearer": []}], (method, path)
         elif path.startswith("/api/"):  # open unless a read key is set
             assert op["security"] == [{}, {"bearer": []}], (method, path)

@@ -320,3 +320,37 @@ def test_a_bad_metric_name_after_good_ones_in_the_same_batch_is_still_refused() 
         decode_frame(json.dumps({"type": "telemetry", "seq": 1, "data": data}))
     good = decode_frame(json.dumps({"type": "telemetry", "seq": 1, "data": data[:3]}))
     assert isinstance(good, Telemetry) and len(good.data) == 3
+
+
+# --- hello's boot (an update's outcome, docs/protocol.md) -------------------------------------------
+
+
+def test_hello_boot_decodes_trial_confirmed_and_rollback() -> None:
+    trial = decode_frame('{"type":"hello","fw":"0.4.0","uptime":812,"boot":{"state":"trial","previous":"0.3.1"}}')
+    assert trial == Hello("0.4.0", 812, codec.Boot("trial", previous="0.3.1"))
+    back = decode_frame(
+        '{"type":"hello","fw":"0.3.1","boot":{"state":"confirmed","rolled_back_from":"0.4.0",'
+        '"reason":"ImportError: no module named session","extra":1}}'
+    )
+    assert back == Hello("0.3.1", None, codec.Boot("confirmed", None, "0.4.0", "ImportError: no module named session"))
+    assert decode_frame('{"type":"hello","fw":"0.3.1"}') == Hello("0.3.1", None, None)  # old firmware: no boot
+    assert decode_frame('{"type":"hello","boot":null}') == Hello(None, None, None)
+
+
+@pytest.mark.parametrize(
+    "boot, fragment",
+    [
+        ('"trial"', "boot: expected an object"),
+        ("{}", "boot.state: required, trial or confirmed"),
+        ('{"state":"staged"}', "boot.state"),
+        ('{"state":"trial","previous":""}', "boot.previous"),
+        ('{"state":"trial","previous":' + json.dumps("v" * 65) + "}", "boot.previous"),
+        ('{"state":"confirmed","rolled_back_from":7}', "boot.rolled_back_from"),
+        ('{"state":"trial","rolled_back_from":"0.4.0"}', "only with state confirmed"),
+        ('{"state":"confirmed","reason":' + json.dumps("r" * 257) + "}", "boot.reason"),
+        ('{"state":"confirmed","reason":"\\ud800"}', "boot.reason"),
+    ],
+)
+def test_a_bad_boot_refuses_the_hello(boot: str, fragment: str) -> None:
+    err = refused('{"type":"hello","fw":"0.4.0","boot":' + boot + "}")
+    assert err.code == codec.ERR_INVALID and fragment in err.detail

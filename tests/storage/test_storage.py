@@ -236,7 +236,7 @@ def test_queries_raw_and_aggregated(engine: Engine) -> None:
 
 
 def test_migrations_match_the_tables_and_keep_readings(engine: Engine) -> None:
-    assert schema_revision(engine) == head_revision() == "0005"
+    assert schema_revision(engine) == head_revision() == "0006"
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []

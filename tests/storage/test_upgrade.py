@@ -47,7 +47,7 @@ def test_an_old_database_is_upgraded_in_place_and_keeps_every_reading(
     eng = open_engine(url)
     try:
         copy = migrate(eng)
-        assert schema_revision(eng) == "0005"
+        assert schema_revision(eng) == "0006"
         everything = TelemetryQuery(0, 2**53 - 1, 100_000, "asc")
         minutes = TelemetryQuery(NOW - 3 * HOUR_MS, NOW, 1000, "asc", MINUTE_MS, ("count", "avg"))
         with eng.connect() as conn:
@@ -84,7 +84,7 @@ def test_a_database_before_alerts_gains_empty_alert_tables_and_keeps_its_devices
             conn.execute(text("INSERT INTO devices (id, name, token_hash, created_at) VALUES ('d', 'D', 'h', 1)"))
         assert "alert_rules" not in inspect(eng).get_table_names()
         migrate(eng)
-        assert schema_revision(eng) == "0005"
+        assert schema_revision(eng) == "0006"
         with eng.begin() as conn:
             assert conn.execute(text("SELECT id FROM devices")).scalars().all() == ["d"]
             for table in sorted(ALERT_TABLES):

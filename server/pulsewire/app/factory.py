@@ -33,10 +33,13 @@ from pulsewire.http import (
     openapi_doc,
     openapi_page,
     ops,
+    releases,
+    rollouts,
     security_headers,
     telemetry,
 )
 from pulsewire.metrics import Metrics
+from pulsewire.releases.runtime import Rollouts
 from pulsewire.settings import Settings
 from pulsewire.storage.engine import migrate, open_engine
 from pulsewire.storage.health import RetryPolicy, StorageHealth
@@ -69,6 +72,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         services = _services(settings, engine, metrics)
         await services.writer.start()
         await services.alerting.start()
+        await services.rollouts.start()
         services.outbox.start()
         upkeep = Upkeep(services.writer.upkeep_call, engine, settings.retention, services.metrics)
         upkeep.start()
@@ -82,6 +86,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         finally:
             await upkeep.stop()
             await services.outbox.stop()
+            await services.rollouts.stop()
             await services.alerting.stop()
             await services.writer.stop()
             await services.http_client.aclose()
@@ -99,7 +104,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     errors.install(app)
     openapi_doc.install(app, settings)
     openapi_page.install(app)
-    for module in (ops, devices, commands, telemetry, alerting, alerts, device, live):
+    for module in (ops, devices, commands, telemetry, alerting, alerts, releases, rollouts, device, live):
         app.include_router(module.router)
     dashboard = settings.dashboard_dir or shipped_dashboard()
     app.mount("/", StaticFiles(directory=dashboard, html=True), name="dashboard")
@@ -133,10 +138,11 @@ def _services(settings: Settings, engine: Engine, metrics: Metrics) -> Services:
     # Certificates are checked against the system's CAs, as for SMTP (SSL_CERT_FILE applies).
     http_client = httpx.AsyncClient(follow_redirects=False, verify=ssl.create_default_context())
     outbox = Outbox(engine, writer, http_client, settings, metrics)
+    reads = Reads(engine, settings.retention)
     return Services(
         settings=settings,
         writer=writer,
-        reads=Reads(engine, settings.retention),
+        reads=reads,
         hub=hub,
         presence=presence,
         metrics=metrics,
@@ -144,4 +150,5 @@ def _services(settings: Settings, engine: Engine, metrics: Metrics) -> Services:
         http_client=http_client,
         alerting=Alerting(engine, writer, hub, presence, metrics, settings, on_notifications=outbox.take),
         outbox=outbox,
+        rollouts=Rollouts(writer, reads, presence, hub, settings.root_path),
     )

@@ -210,6 +210,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.head_timer: asyncio.TimerHandle | None = None
         self.awaiting_head = True
         self.head_bytes = 0
+        self.head_tail = b""  # the last bytes of the head so far: its end may straddle two reads
         self.got_bytes = False
 
     # --- connection -----------------------------------------------------------------------------
@@ -247,7 +248,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         self.got_bytes = True
         if self.awaiting_head:
-            self.head_bytes += len(data)
+            counted, self.head_tail = head_part(self.head_tail, data)
+            self.head_bytes += counted
             if self.head_bytes > MAX_HEAD_BYTES:
                 self._answer_and_close(431, f"request head larger than {MAX_HEAD_BYTES} bytes", HEAD_TOO_LARGE)
                 return
@@ -316,6 +318,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._disarm_head_timer()
         self.awaiting_head = False
         self.head_bytes = 0
+        self.head_tail = b""
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -407,3 +410,14 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         if not self.read_paused:
             self.read_paused = True
             self.transport.pause_reading()
+
+
+def head_part(tail: bytes, data: bytes) -> tuple[int, bytes]:
+    """How many bytes of `data`, read while a request head is awaited, belong to the head, and the
+    new `tail` (the head's last bytes so far, since its end may straddle two reads). A body sent
+    with its head arrives in the same read; only the head counts against MAX_HEAD_BYTES."""
+    seen = tail + data
+    end = seen.find(b"\r\n\r\n")
+    if end < 0:
+        return len(data), seen[-3:]
+    return max(0, end + 4 - len(tail)), seen[-3:]

@@ -19,6 +19,7 @@ from pulsewire.channels.hub import LiveHub
 from pulsewire.channels.presence import Presence
 from pulsewire.logs import Throttle
 from pulsewire.metrics import Metrics
+from pulsewire.releases.runtime import Rollouts
 from pulsewire.settings import Settings
 from pulsewire.storage.reads import Reads
 from pulsewire.storage.writer import BatchingWriter
@@ -37,6 +38,7 @@ class Services:
     http_client: httpx.AsyncClient
     alerting: Alerting
     outbox: Outbox
+    rollouts: Rollouts
     # Recurring causes (a client's mistakes) are logged at most once a minute each; metrics count all.
     throttle: Throttle = field(default_factory=Throttle)
 
@@ -83,3 +85,10 @@ def _alerting(conn: HTTPConnection) -> Alerting:
 
 
 AlertingDep = Annotated[Alerting, Depends(_alerting)]
+
+
+def _rollouts(conn: HTTPConnection) -> Rollouts:
+    return services_of(conn).rollouts
+
+
+RolloutsDep = Annotated[Rollouts, Depends(_rollouts)]

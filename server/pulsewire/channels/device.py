@@ -243,6 +243,8 @@ class DeviceConnection:
         self.pending.put_nowait((msg.seq, done))
         if self.push_on_arrival:
             services.hub.publish_arrived(self.device_id, msg.data)  # settled by the writer (app/factory.py)
+        if services.rollouts.on_trial(self.device_id):  # streaming after its welcome: confirmed
+            await services.rollouts.streaming(self.device_id)
         return True
 
     async def handle_hello(self, msg: codec.Hello) -> None:
@@ -253,6 +255,12 @@ class DeviceConnection:
         await self.ws.send_text(codec.welcome(now_ms(), interval))
         self.me.ready.set()  # commands may go out now
         log.info("device hello", extra={"device": self.device_id, "fw": msg.fw, "uptime": msg.uptime})
+        try:  # where an update left it, and its update if its turn has come (releases/runtime.py)
+            await services.rollouts.hello(self.me, msg.fw, msg.boot)
+        except Exception as exc:
+            if is_storage_error(exc):
+                raise
+            log.exception("following the device's rollout failed", extra={"device": self.device_id})
 
     async def handle_result(self, msg: codec.Result) -> None:
         # A successful set_interval is stored here, before its waiter hears of it.

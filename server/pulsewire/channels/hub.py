@@ -110,11 +110,15 @@ class LiveHub:
     def publish_alert(self, device_id: str, event: str, alert: dict[str, Any]) -> None:
         self._offer(device_id, partial(live.alert, event, alert))
 
-    def _offer(self, device_id: str, encode: Callable[[], str]) -> None:
-        """Queue the message for every client that wants it, encoded once, only if someone does."""
+    def publish_rollout(self, device_id: str | None, encoded: str) -> None:
+        """A rollout's progress: a device's step to those who follow it, the rollout's state (None) to all."""
+        self._offer(device_id, lambda: encoded)
+
+    def _offer(self, device_id: str | None, encode: Callable[[], str]) -> None:
+        """Queue the message for every client that wants it (None: every client), encoded once, only if someone does."""
         encoded: str | None = None
         for client in self._clients:
-            if client.behind.is_set() or not client.wants(device_id):
+            if client.behind.is_set() or (device_id is not None and not client.wants(device_id)):
                 continue
             if encoded is None:
                 encoded = encode()

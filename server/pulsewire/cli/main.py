@@ -1,5 +1,5 @@
-"""The `pulsewire` command: serve, migrate, manage devices, alert rules and channels, simulate devices;
-flash and board-sim (devkit)."""
+"""The `pulsewire` command: serve, migrate, manage devices, alert rules and channels, firmware releases
+and rollouts, simulate devices; flash and board-sim (devkit)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pulsewire.cli.alerting import channel, rule
 from pulsewire.cli.db import db
 from pulsewire.cli.devices import device
 from pulsewire.cli.devkit import LazyGroup
+from pulsewire.cli.releases import release, rollout
 from pulsewire.cli.serve import migrate, serve
 from pulsewire.cli.simulate import simulate
 
@@ -23,11 +24,12 @@ def main() -> None:
     Start a server with three simulated devices:   pulsewire serve --simulate 3
     Register a board and get its token:            pulsewire device add greenhouse-1
     Be told when a freezer warms up:               pulsewire rule add --help
+    Update the boards' firmware over the air:      pulsewire release build; pulsewire rollout start --help
     What is stored, and how compactly:             pulsewire db stats
     Flash a board (devkit):                        pulsewire flash --help
     Every setting is a flag of `serve` and a PULSEWIRE_* environment variable.
     """
 
 
-for command in (serve, migrate, db, device, rule, channel, simulate):
+for command in (serve, migrate, db, device, rule, channel, release, rollout, simulate):
     main.add_command(command)

@@ -32,7 +32,8 @@ def as_served(doc: dict[str, Any], settings: Settings) -> dict[str, Any]:
     doc.setdefault("components", {}).setdefault("securitySchemes", {})[BEARER] = {
         "type": "http",
         "scheme": "bearer",
-        "description": "The admin key; on read routes also the read key (which can also be given as ?key=).",
+        "description": "The admin key; on read routes also the read key (which can also be given as ?key=); "
+        "on release files also a device token.",
     }
     for operations in doc.get("paths", {}).values():
         for operation in operations.values():

@@ -22,6 +22,8 @@ _WORDS = {
     403: "wrong admin key",
     404: "no such device",
     409: "conflict with the device's state",
+    413: "the request body is larger than the limit the route states",
+    416: "the Range cannot be served",
     503: "storage is unavailable for now (database down, disk full): try again after Retry-After seconds",
     504: "no answer in time",
 }

@@ -27,6 +27,12 @@ MAX_READINGS_PER_BATCH = 1000
 MAX_VALUES_PER_READING = 64
 MAX_EXACT_INT = 2**53 - 1  # values are stored as IEEE doubles, exact up to here
 MAX_TEXT = 64  # firmware version strings and command ids
+MAX_REASON = 256  # a result's detail and a rollback's reason
+
+# `boot.state` in hello: the running version is on trial (not yet confirmed), or confirmed.
+BOOT_TRIAL = "trial"
+BOOT_CONFIRMED = "confirmed"
+BOOT_STATES = (BOOT_TRIAL, BOOT_CONFIRMED)
 
 # RFC 6455 section 7.4.1 close codes used by the device channel.
 CLOSE_NORMAL = 1000
@@ -67,9 +73,22 @@ class MessageError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Boot:
+    """Where an update left the board (hello's optional `boot`, docs/protocol.md): running `fw` on
+    trial or confirmed; `previous` the version it came from; or, after going back by itself,
+    `rolled_back_from` the version it left and `reason` why."""
+
+    state: str  # BOOT_TRIAL or BOOT_CONFIRMED
+    previous: str | None = None
+    rolled_back_from: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Hello:
     fw: str | None
     uptime: int | None
+    boot: Boot | None = None  # firmware without updates does not send it
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +295,30 @@ def _hello(obj: dict[str, Any]) -> Hello:
         raise MessageError(ERR_INVALID, f"fw: expected a string of at most {MAX_TEXT} characters")
     if uptime is not None and (not _is_int(uptime) or not 0 <= uptime <= MAX_TS):
         raise MessageError(ERR_INVALID, "uptime: expected a non-negative integer (ms since boot)")
-    return Hello(fw=fw, uptime=uptime)
+    boot = obj.get("boot")
+    return Hello(fw=fw, uptime=uptime, boot=None if boot is None else _boot(boot))
+
+
+def _boot(obj: Any) -> Boot:
+    """hello's `boot`: {"state":"trial"|"confirmed","previous":...} or, after a rollback,
+    {"state":"confirmed","rolled_back_from":...,"reason":...}. Unknown fields are ignored."""
+    if not isinstance(obj, dict):
+        raise MessageError(ERR_INVALID, "boot: expected an object with state")
+    state = obj.get("state")
+    if state not in BOOT_STATES:
+        raise MessageError(ERR_INVALID, f"boot.state: required, {' or '.join(BOOT_STATES)}")
+    versions = {}
+    for name in ("previous", "rolled_back_from"):
+        value = obj.get(name)
+        if value is not None and (not _is_text(value, MAX_TEXT) or not value):
+            raise MessageError(ERR_INVALID, f"boot.{name}: expected a version string of 1 to {MAX_TEXT} characters")
+        versions[name] = value
+    reason = obj.get("reason")
+    if reason is not None and not _is_text(reason, MAX_REASON):
+        raise MessageError(ERR_INVALID, f"boot.reason: expected a string of at most {MAX_REASON} characters")
+    if versions["rolled_back_from"] is not None and state != BOOT_CONFIRMED:
+        raise MessageError(ERR_INVALID, "boot.rolled_back_from: only with state confirmed (the version gone back to)")
+    return Boot(state, versions["previous"], versions["rolled_back_from"], reason or None)
 
 
 def _result(obj: dict[str, Any]) -> Result:
@@ -287,8 +329,8 @@ def _result(obj: dict[str, Any]) -> Result:
         raise MessageError(ERR_INVALID, "id: required command id string")
     if type(ok) is not bool:
         raise MessageError(ERR_INVALID, "ok: required boolean")
-    if detail is not None and not _is_text(detail, 256):
-        raise MessageError(ERR_INVALID, "detail: expected a string of at most 256 characters")
+    if detail is not None and not _is_text(detail, MAX_REASON):
+        raise MessageError(ERR_INVALID, f"detail: expected a string of at most {MAX_REASON} characters")
     return Result(id=cid, ok=ok, detail=detail or None)
 
 

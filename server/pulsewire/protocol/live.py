@@ -1,6 +1,6 @@
 """Live-channel codec: the messages of docs/protocol.md section 2, with no I/O.
 
-The server sends `snapshot`, `telemetry`, `status`, `alert` and `error`; a client sends `subscribe`.
+The server sends `snapshot`, `telemetry`, `status`, `alert`, `rollout` and `error`; a client sends `subscribe`.
 Encoders return the JSON text that goes on the wire, so the hub encodes each message once and
 shares it between clients.
 """
@@ -69,6 +69,12 @@ def status(device_id: str, online: bool, ts: int) -> str:
 def alert(event: str, alert: Mapping[str, Any]) -> str:
     """An alert fired, repeated, resolved or was acknowledged (docs/protocol.md, alerts)."""
     return _text({"type": "alert", "event": event, "alert": dict(alert)})
+
+
+def rollout(summary: Mapping[str, Any], device: Mapping[str, Any] | None) -> str:
+    """A rollout's progress (docs/fleet.md): its summary, and the device whose step moved (None:
+    the rollout's own state changed)."""
+    return _text({"type": "rollout", "rollout": dict(summary), "device": None if device is None else dict(device)})
 
 
 def error(code: str, detail: str) -> str:

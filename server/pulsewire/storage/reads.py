@@ -15,8 +15,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 from pulsewire.clock import now_ms
+from pulsewire.releases.bundle import ReleaseFile
+from pulsewire.releases.rollout import Rollout
 from pulsewire.storage import alert_log, alerting
 from pulsewire.storage import devices as store
+from pulsewire.storage import releases as release_store
 from pulsewire.storage.alerting import StoredChannel, StoredRule
 from pulsewire.storage.devices import DeviceRecord, LatestValue
 from pulsewire.storage.foldcache import FoldCache
@@ -124,3 +127,26 @@ class Reads:
             if alert_log.get_alert(conn, alert_id) is None:
                 return None
             return alert_log.notifications_of(conn, alert_id)
+
+    def releases(self) -> list[release_store.StoredRelease]:
+        with self._engine.connect() as conn:
+            return release_store.list_releases(conn)
+
+    def release(self, version: str) -> release_store.StoredRelease | None:
+        with self._engine.connect() as conn:
+            found = release_store.list_releases(conn, version)
+            return found[0] if found else None
+
+    def release_file(self, version: str, path: str) -> ReleaseFile | None:
+        with self._engine.connect() as conn:
+            return release_store.release_file(conn, version, path)
+
+    def rollouts(self, limit: int, active: bool = False) -> list[Rollout]:
+        """The latest `limit` rollouts (only the active ones, with `active`), newest first."""
+        with self._engine.connect() as conn:
+            return release_store.rollouts_where(conn, active=active, limit=limit)
+
+    def rollout(self, rollout_id: str) -> Rollout | None:
+        with self._engine.connect() as conn:
+            found = release_store.rollouts_where(conn, rollout_id=rollout_id)
+            return found[0] if found else None

@@ -165,3 +165,53 @@ alert_notifications = Table(
     Index("ix_alert_notifications_due", "status", "next_at_ms"),
     Index("ix_alert_notifications_alert", "alert_id"),
 )
+
+# Firmware releases (docs/fleet.md): one row per version, its files' content in release_files. Blobs
+# in the database keep one backup and one write path; a release is bounded by release_max_bytes.
+releases = Table(
+    "releases",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    Column("mpy_version", Integer, nullable=True),
+    Column("size", Integer, nullable=False),  # bytes of all its files
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+release_files = Table(
+    "release_files",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    Column("path", String(64), primary_key=True),
+    Column("position", Integer, nullable=False),  # the order the board writes them (main.py last)
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+# Rollouts and each device's step (pulsewire.releases.rollout). Rows outlive their release's
+# removal once the rollout is over, so the history stays readable.
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("version", String(64), nullable=False),
+    Column("canary_percent", Integer, nullable=False),
+    Column("state", String(16), nullable=False),  # running | paused | halted | aborted | finished
+    Column("reason", String(200), nullable=True),
+    Column("forced", Boolean, nullable=False, server_default=false()),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Index("ix_rollouts_state", "state"),
+)
+
+rollout_devices = Table(
+    "rollout_devices",
+    metadata,
+    Column("rollout_id", String(64), primary_key=True),
+    Column("device_id", String(64), primary_key=True),
+    Column("canary", Boolean, nullable=False),
+    Column("step", String(16), nullable=False),
+    Column("reason", String(200), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("updated_ms", BigInteger, nullable=False),
+)
