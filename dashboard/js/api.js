@@ -75,6 +75,19 @@ export function makeApi(keys, base) {
     removeDevice: (id, purge) => call("DELETE", `api/devices/${enc(id)}?purge=${purge ? "true" : "false"}`, { admin: true }),
     command: (id, name, args) => call("POST", `api/devices/${enc(id)}/commands?wait=10`, { admin: true, body: { name, args } }),
     ...alertCalls(call),
+    ...fleetCalls(call),
+  };
+}
+
+// Releases and rollouts (docs/protocol.md, "Releases and rollouts"); `call` is makeApi's.
+function fleetCalls(call) {
+  return {
+    releases: () => call("GET", "api/releases"),
+    rollouts: () => call("GET", "api/rollouts"),
+    rollout: (id) => call("GET", `api/rollouts/${enc(id)}`),
+    startRollout: (body) => call("POST", "api/rollouts", { admin: true, body }),
+    // `action`: pause, resume or abort.
+    controlRollout: (id, action) => call("POST", `api/rollouts/${enc(id)}/${action}`, { admin: true }),
   };
 }
 

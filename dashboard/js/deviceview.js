@@ -71,7 +71,7 @@ function layout(v, root) {
   const { ctx, deviceId } = v;
   const back = el("a", "back", "← All devices");
   back.href = "#/";
-  const head = makeDeviceHead(deviceId);
+  const head = makeDeviceHead(deviceId, ctx.rollouts);
   const toolbar = makeToolbar({
     onChoose: (r) => choose(v, r),
     onPause: () => setPaused(v, !v.paused),

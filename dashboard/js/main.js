@@ -6,9 +6,11 @@ import { makeAlertBanner } from "./alertbanner.js";
 import { applyAlertMessage, beginSync, endSync, makeAlerts } from "./alerts.js";
 import { ApiError, makeApi } from "./api.js";
 import { mountDeviceView } from "./deviceview.js";
+import { mountFleetView } from "./fleetview.js";
 import { frameScheduler } from "./frame.js";
 import { keepLive } from "./live.js";
 import { mountOverview } from "./overview.js";
+import { applyRolloutDetail, applyRolloutList, applyRolloutMessage, isActive, makeRollouts } from "./rollouts.js";
 import {
   SPARK_BUCKET, SPARK_POINTS, SPARK_WINDOW, applyDeviceList, applyHistory, applySnapshot, applyStatus, applyTelemetry,
   makeStore, newestTs, removeDevice,
@@ -20,6 +22,10 @@ const DEVICE_LIST_REFRESH_MS = 30000;
 const REFILL_PARALLEL = 4;
 const ALL = "*";
 const BANNER = "alerts"; // a frame key of its own: the banner is drawn apart from the views
+// After a device's update moves it to another version, the device list (its `fw`) is read again:
+// the server stores `fw` with its next group commit, so not at once.
+const FW_REFRESH_MS = 1000;
+const FW_MOVES = new Set(["trial", "confirmed", "rolled_back"]);
 
 const $ = (id) => document.getElementById(id);
 
@@ -29,6 +35,7 @@ let view = null;
 let live = null;
 let connected = false;
 let down = null;
+let fwRefresh = null;
 
 const theme = makeTheme();
 const store = makeStore();
@@ -54,8 +61,9 @@ const mark = frameScheduler((keys) => {
   if (devices.length) view?.render(devices.includes(ALL) ? null : devices);
 });
 const alerts = makeAlerts();
+const rollouts = makeRollouts();
 const ctx = {
-  api, store, admin, theme, mark, alerts,
+  api, store, admin, theme, mark, alerts, rollouts,
   // An alert changed here (the answer to an acknowledgement): as if the live channel said so.
   onAlertChanged: (alert) => takeAlert({ type: "alert", event: "ack", alert }),
   onRemoved(id) {
@@ -119,10 +127,13 @@ function startLive() {
         mark(ALL);
         refill(known);
         syncAlerts();
+        syncRollouts();
         if (!first) view?.onReconnect?.();
         first = false;
       } else if (msg.type === "alert") {
         takeAlert(msg);
+      } else if (msg.type === "rollout") {
+        takeRollout(msg);
       } else if (msg.type === "error") {
         console.warn(`live channel: ${msg.code}: ${msg.detail}`);
       }
@@ -179,6 +190,31 @@ async function syncAlerts() {
   }
 }
 
+// Rollouts: the active ones' steps come from the HTTP API on every (re)connect (newer steps, from
+// live messages meanwhile, win); then each live `rollout` message moves one device or the rollout.
+function takeRollout(msg) {
+  const device = applyRolloutMessage(rollouts, msg);
+  mark(device === null ? ALL : device);
+  if (device !== null && FW_MOVES.has(msg.device.step) && fwRefresh === null) {
+    fwRefresh = setTimeout(() => {
+      fwRefresh = null;
+      refreshDevices();
+    }, FW_REFRESH_MS);
+  }
+  view?.onRollout?.(msg);
+}
+
+async function syncRollouts() {
+  try {
+    const list = await api.rollouts();
+    applyRolloutList(rollouts, list);
+    const details = await Promise.all(list.filter(isActive).map((r) => api.rollout(r.id)));
+    for (const d of details) for (const device of applyRolloutDetail(rollouts, d)) mark(device);
+  } catch (err) {
+    console.warn(`listing the rollouts failed: ${err.message}`);
+  }
+}
+
 async function refreshDevices() {
   try {
     applyDeviceList(store, await api.devices());
@@ -222,6 +258,8 @@ function route() {
   const match = path.match(/^\/device\/(.+)$/);
   if (path === "/alerts") {
     view = mountAlertsView(root, ctx);
+  } else if (path === "/firmware") {
+    view = mountFleetView(root, ctx);
   } else if (match) {
     view = mountDeviceView(root, ctx, decodeURIComponent(match[1]), new URLSearchParams(query || ""));
   } else {

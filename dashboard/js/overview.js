@@ -4,6 +4,7 @@
 import { deviceSummary } from "./alerts.js";
 import { button, el } from "./dom.js";
 import { formatAgo, formatValue } from "./format.js";
+import { cardStep, stepText } from "./rollouts.js";
 import { SPARK_WINDOW, sortedDevices, trimSparks } from "./store.js";
 import { describeSparkline, drawSparkline } from "./sparkline.js";
 
@@ -26,7 +27,7 @@ export function mountOverview(root, ctx) {
       if (joinedOrLeft) arrange(o);
       for (const id of ids === null ? ctx.store.devices.keys() : ids) {
         const d = ctx.store.devices.get(id);
-        if (d) drawCard(cardOf(o, d), d, now, color, ctx.alerts);
+        if (d) drawCard(cardOf(o, d), d, now, color, ctx);
       }
       showCounts(o);
     },
@@ -67,9 +68,13 @@ function cardOf(o, d) {
   badge.setAttribute("role", "img");
   top.append(el("span", "dot"), name, badge, status);
   const seen = el("p", "seen muted");
+  const fw = el("span", "fw-version");
+  const step = el("span", "rollout-step");
+  const firmware = el("p", "firmware muted");
+  firmware.append(fw, step);
   const list = el("ul", "metrics");
-  a.append(top, seen, list);
-  c = { a, name, status, badge, seen, list, rows: new Map(), drawnAt: -Infinity };
+  a.append(top, seen, firmware, list);
+  c = { a, name, status, badge, seen, fw, step, list, rows: new Map(), drawnAt: -Infinity };
   o.cards.set(d.id, c);
   return c;
 }
@@ -92,9 +97,10 @@ function rowOf(c, metric) {
   return r;
 }
 
-function drawCard(c, d, now, color, alerts) {
+function drawCard(c, d, now, color, ctx) {
   setText(c.name, d.name);
-  drawBadge(c.badge, deviceSummary(alerts, d.id));
+  drawBadge(c.badge, deviceSummary(ctx.alerts, d.id));
+  drawFirmware(c, d, cardStep(ctx.rollouts, d.id, now));
   c.a.classList.toggle("offline", !d.online);
   setText(c.status, d.online ? "online" : "offline");
   setText(c.seen, `last seen ${formatAgo(d.lastSeen, now)}`);
@@ -114,6 +120,16 @@ function drawCard(c, d, now, color, alerts) {
     r.value.title = new Date(point.ts).toLocaleString();
     drawRowSparkline(r, metric, s, now, color);
   }
+}
+
+// The version the device runs and, while it is in a rollout, its step there.
+function drawFirmware(c, d, step) {
+  setText(c.fw, d.fw ? `firmware ${d.fw}` : "firmware unknown");
+  const text = step ? `→ ${step.version}: ${stepText(step)}` : "";
+  setText(c.step, text);
+  c.step.hidden = !step;
+  if (step && c.step.dataset.step !== step.step) c.step.dataset.step = step.step;
+  if (c.step.title !== text) c.step.title = text; // a long reason is cut on the card
 }
 
 // While alerts fire on the device: how many, in the colour of the worst.
