@@ -5,12 +5,25 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 from typing import Any
 
 import pytest
 
-from pulsewire.releases.bundle import FORMAT, BundleError, make, pack, unpack
+from pulsewire import firmware
+from pulsewire.releases.bundle import (
+    BOARD_MAX_MESSAGE,
+    FORMAT,
+    ROOT_PATH_ROOM,
+    UPDATE_MAX_BYTES,
+    BundleError,
+    Release,
+    ReleaseFile,
+    make,
+    pack,
+    unpack,
+)
 
 FILES = [("session.mpy", b"M\x06" + bytes(range(200))), ("main.py", b'FW_VERSION = "0.4.0"\n')]
 
@@ -107,3 +120,26 @@ def test_make_refuses_bad_names_and_versions() -> None:
         make("..", FILES)
     with pytest.raises(BundleError, match="listed twice"):
         make("0.4.0", [FILES[0], FILES[0]])
+
+
+def many(count: int, name_length: int = 20) -> list[tuple[str, bytes]]:
+    """`count` modules with names `name_length` long, and main.py."""
+    return [(f"m{n:03}".ljust(name_length - 4, "x") + ".mpy", bytes([n])) for n in range(count)] + FILES[-1:]
+
+
+def test_a_release_whose_update_command_would_not_fit_the_board_s_message_buffer_is_refused() -> None:
+    fits = make("0.4.0", many(20))
+    assert unpack(pack(fits)) == fits
+    with pytest.raises(BundleError, match=r"the `update` command for these 41 files would be \d+ bytes"):
+        make("0.4.0", many(40))
+    too_big = Release("0.4.0", tuple(ReleaseFile(p, hashlib.sha256(d).hexdigest(), len(d), d) for p, d in many(40)))
+    with pytest.raises(BundleError, match=f"a board takes at most {UPDATE_MAX_BYTES}"):
+        unpack(pack(too_big))
+
+
+def test_the_bound_is_the_firmware_s_largest_incoming_message() -> None:
+    link = (firmware.folder() / "link.py").read_text()
+    found = re.search(r"^_RX_MESSAGE = const\((\d+)\)", link, re.M)
+    assert found is not None
+    assert int(found.group(1)) == BOARD_MAX_MESSAGE
+    assert UPDATE_MAX_BYTES == BOARD_MAX_MESSAGE - ROOT_PATH_ROOM

@@ -36,6 +36,13 @@ PATH_CHARS = "[A-Za-z0-9_.-]{1,64}"
 PATH = re.compile(r"(?!\.\.?\Z)" + PATH_CHARS + r"\Z")
 PATH_PATTERN = rf"^(?!\.\.?$){PATH_CHARS}$"
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+# The board takes incoming messages of at most BOARD_MAX_MESSAGE bytes (the firmware's link.py,
+# _RX_MESSAGE) and closes with 1009 on a larger one: the `update` command listing a release's
+# files must fit, with ROOT_PATH_ROOM left for a root_path before its base.
+BOARD_MAX_MESSAGE = 4096
+ROOT_PATH_ROOM = 64
+UPDATE_MAX_BYTES = BOARD_MAX_MESSAGE - ROOT_PATH_ROOM
+_COMMAND_ID = "c-" + "0" * 12  # as long as the ids channels/commands.py gives
 
 
 class BundleError(ValueError):
@@ -122,7 +129,9 @@ def unpack(data: bytes) -> Release:
         files.append(ReleaseFile(entry["path"], entry["sha256"], entry["size"], content))
     if members:
         raise BundleError(f"not listed in {MANIFEST}: {', '.join(sorted(members))[:200]}")
-    return Release(listed["version"], tuple(files), listed["mpy_version"])
+    release = Release(listed["version"], tuple(files), listed["mpy_version"])
+    _check_update_fits(release)
+    return release
 
 
 def _members(tar: tarfile.TarFile) -> dict[str, bytes]:
@@ -193,3 +202,20 @@ def _check_release(release: Release) -> None:
             raise BundleError(f"file {path[:80]!r}: expected {PATH_CHARS}, no folders, not . or ..")
     if len(set(paths)) != len(paths):
         raise BundleError("a file is listed twice")
+    _check_update_fits(release)
+
+
+def update_bytes(release: Release) -> int:
+    """The size of the `update` command for this release, as the device channel sends it (no root_path)."""
+    args = {"version": release.version, "files": release.listing(), "base": f"/api/releases/{release.version}/files/"}
+    command = {"type": "command", "id": _COMMAND_ID, "name": "update", "args": args}
+    return len(json.dumps(command, separators=(",", ":")).encode())
+
+
+def _check_update_fits(release: Release) -> None:
+    size = update_bytes(release)
+    if size > UPDATE_MAX_BYTES:
+        raise BundleError(
+            f"the `update` command for these {len(release.files)} files would be {size} bytes; a board takes at "
+            f"most {UPDATE_MAX_BYTES} (fewer files, or shorter names)"
+        )
