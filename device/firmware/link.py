@@ -64,6 +64,8 @@ async def run(dev: "Device", cfg: dict, session: "Session") -> None:
     failures = 0
     refusals = 0
     while True:
+        while dev.restarting:  # an update was staged: the restart comes, not another connection
+            await asyncio.sleep_ms(100)
         if cfg.get("wifi") and not hardware.wifi_connected():
             await wifi.join(cfg["wifi"]["ssid"], cfg["wifi"].get("password", ""), dev)
         dev.status = "connecting"
@@ -213,22 +215,32 @@ def _update(dev: "Device", cfg: dict, session: "Session", conn: wsclient.Conn) -
     async def answer(ok: bool, detail: str) -> None:
         session.command_id = command_id  # another command may have come meanwhile
         n = session.result(conn.ctl, wsframe.HEADER_ROOM, ok, detail)
+        if ok and detail.startswith("staged"):
+            dev.restarting = True  # the restart follows at once: no reconnect on this version
         try:
             await conn.send_ctl_text(n - wsframe.HEADER_ROOM)
-            if ok and detail.startswith("staged"):
+            if dev.restarting:
                 await conn.close(wsframe.CLOSE_GOING_AWAY, "updating")
         except (wsclient.Closed, OSError):
             pass  # the connection is gone: the next hello says where the board stands
 
+    async def answer_last(ok: bool, detail: str) -> None:
+        await dev.update_answer(ok, detail)
+
     async def run() -> None:
         try:
-            await ota.run(cfg, args, dev.fw, answer)
+            await ota.run(cfg, args, dev.fw, answer_last)
         finally:
-            dev.updating = False
+            dev.updating = ""
 
+    version = str(args.get("version"))
     if dev.updating:
+        if version == dev.updating:  # sent again after a reconnect: the running update answers it
+            dev.update_answer = answer
+            return
         asyncio.create_task(answer(False, "an update is running already"))
         return
-    dev.updating = True
+    dev.updating = version
+    dev.update_answer = answer
     print("link: update to %r requested" % args.get("version"))
     asyncio.create_task(run())

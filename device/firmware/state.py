@@ -8,6 +8,14 @@ its type without importing main, which imports them.
 import asyncio
 import time
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython has no typing module
+    TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
+
 import hardware
 
 
@@ -20,7 +28,9 @@ class Device:
         self.sampled_at = hardware.ticks_ms()
         self.up_ms = 0
         self.up_ticks = time.ticks_ms()
-        self.updating = False  # an `update` command is downloading (ota.py): one at a time
+        self.updating = ""  # the version an `update` command is downloading (ota.py): one at a time
+        self.update_answer: "Any" = None  # how that update answers: on the connection that asked last
+        self.restarting = False  # staged and answered: the board restarts, it does not reconnect
 
     def uptime_ms(self) -> int:
         now = time.ticks_ms()

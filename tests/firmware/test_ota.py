@@ -299,6 +299,25 @@ def test_a_reset_during_the_download_boots_v1_and_the_download_resumes(tmp_path:
     assert 0 < int(resumed.range.removeprefix("bytes=").rstrip("-")) <= cut_at
 
 
+def test_the_same_update_sent_again_while_it_downloads_is_answered_by_the_running_one(tmp_path: Path) -> None:
+    """A server that saw the board reconnect mid-download sends `update` again: the download goes
+    on, and its result answers the latest command, instead of a refusal that would fail the rollout."""
+    with rig(tmp_path) as r:
+        r.channel.wait_hello(BASE_FW)
+        v2 = r.release("0.2.0")
+        r.files.slow["session.mpy"] = 0.2
+        r.channel.send(v2.command("c-1"))
+        wait_until(lambda: any(s.sent >= 1024 for s in r.files.fetched("session.mpy")), 30, "part of session.mpy")
+        since = len(r.channel.hellos)
+        r.channel.send(v2.command("c-2"))
+        time.sleep(0.5)
+        r.files.slow.clear()
+        assert r.channel.wait_result("c-2")["ok"] is True
+        r.channel.wait_hello("0.2.0", since)
+    assert [x["id"] for x in r.channel.results] == ["c-2"]
+    assert len(r.files.fetched("session.mpy")) == 1  # one download, never started again
+
+
 def test_a_reset_after_staging_boots_v1_and_the_staged_release_is_used(tmp_path: Path) -> None:
     v2 = build_release("0.2.0", tmp_path)
     with rig(tmp_path, staged(v2)) as r:
