@@ -191,3 +191,17 @@ def test_json_shapes() -> None:
         "state": "running",
         "canary_percent": 100,
     }
+
+
+def test_a_rollback_reported_from_an_earlier_attempt_does_not_end_a_new_rollout() -> None:
+    """A board that rolled back from V says so in every hello until its next update: a second
+    rollout of V tries it again rather than taking that old report as this rollout's answer."""
+    r = m.plan("ro_2", V, {"a": OLD}, 0, T0)
+    stale = Boot("confirmed", rolled_back_from=V, reason="ImportError: earlier")
+    r = m.hello(r, "a", OLD, stale, T0)
+    assert steps(r) == {"a": m.QUEUED} and m.due(r) == ["a"]
+    r = m.hello(m.sent(r, "a", T0), "a", OLD, stale, T0)  # reconnected mid-download: still that old report
+    assert r.target("a").step == m.QUEUED  # type: ignore[union-attr]
+    r = m.result(m.sent(r, "a", T0), "a", True, None, T0)
+    r = m.hello(r, "a", OLD, Boot("confirmed", rolled_back_from=V, reason="ImportError: now"), T0)
+    assert (r.target("a").step, r.target("a").reason) == (m.ROLLED_BACK, "ImportError: now")  # type: ignore[union-attr]

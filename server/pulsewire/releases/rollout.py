@@ -153,7 +153,9 @@ def hello(rollout: Rollout, device: str, fw: str | None, boot: Boot | None, now:
     if t is None or t.step in BAD_STEPS:
         return rollout
     version = rollout.version
-    if boot is not None and boot.rolled_back_from == version:
+    # A board says `rolled_back_from` in every hello until its next update: it counts only once
+    # this rollout's release is staged on it (installed, trial), not from an earlier attempt.
+    if boot is not None and boot.rolled_back_from == version and t.step in (INSTALLED, TRIAL):
         why = boot.reason or f"the board went back to {fw or 'its previous version'}"
         return _move(rollout, replace(t, step=ROLLED_BACK, reason=_short(why)), now)
     if t.step == CONFIRMED:
