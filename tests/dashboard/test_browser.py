@@ -27,6 +27,7 @@ from tests.support.browser import (
 from tests.support.cli import cli
 from tests.support.clients import now_ms
 from tests.support.server import Server, start_server
+from tests.support.waiting import wait_until
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Page, expect  # noqa: E402
@@ -619,6 +620,19 @@ FILL_JS = """([metric, i]) => {
 }"""
 
 
+def drawn_fill(page: Page, metric: str, i: int) -> dict[str, float]:
+    """FILL_JS once the chart has been drawn: a resize (the panels below the chart arriving) clears
+    its canvas until the next frame draws it again, and a column read in between is empty."""
+    found: dict[str, float] = {}
+
+    def drawn() -> bool:
+        found.update(page.evaluate(FILL_JS, [metric, i]))
+        return found["above"] + found["below"] > 0
+
+    wait_until(drawn, 5, f"the {metric} chart drawn")
+    return found
+
+
 def axes(page: Page, metric: str) -> dict[str, Any]:
     return dict(page.evaluate(AXES_JS, metric))
 
@@ -664,7 +678,7 @@ def test_value_axes_fit_their_labels_and_show_the_unit(
     screenshot(page, "device-axes-units")
 
     # An all-negative series is filled below its line, as a positive one is.
-    fill = page.evaluate(FILL_JS, ["rssi", 14])
+    fill = drawn_fill(page, "rssi", 14)
     assert fill["below"] > 0.8 and fill["above"] < 0.05, fill
 
     # The legend shows only while the pointer is over the chart.
