@@ -6,16 +6,14 @@ Like `pulsewire device`, each command talks to a running server's HTTP API (docs
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import click
 
-from pulsewire.cli.api import call, table
+from pulsewire.cli.api import api_path, call, print_json, table
 from pulsewire.cli.options import admin_key_from, data_dir_option, key_option, server_option, stored_admin_key
 
 # `>` and `<` on a command line are redirections unless quoted: these words say the same safely.
@@ -46,10 +44,6 @@ def _span(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def _path(kind: str, item_id: str, *rest: str) -> str:
-    return "/".join(("", "api", kind, quote(item_id, safe=""), *rest))
-
-
 def _number(value: float) -> str:
     return f"{value:g}"
 
@@ -62,10 +56,6 @@ def condition(rule: dict[str, Any]) -> str:
     if rule["op"] in ("outside", "inside"):
         return f"{metric} {rule['op']} {_number(rule['low'])}..{_number(rule['high'])}"
     return f"{metric} {rule['op']} {_number(rule['value'])}"
-
-
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2))
 
 
 # --- rules ----------------------------------------------------------------------------------------
@@ -164,7 +154,7 @@ def rule_add(
         del body["metric"]  # the server's refusal names it: "metric: required ..."
     out = call(server, "POST", "/api/rules", admin_key_from(admin_key, data_dir), json=body)
     if as_json:
-        _print_json(out)
+        print_json(out)
         return
     click.echo(f"added rule {out['id']}: {out['name']}: {condition(out)} on {out['device']}")
 
@@ -181,7 +171,7 @@ def rule_list(as_json: bool, server: str, admin_key: str | None, data_dir: Path)
     """
     out = call(server, "GET", "/api/rules", admin_key or stored_admin_key(data_dir))
     if as_json:
-        _print_json(out)
+        print_json(out)
         return
     if not out:
         click.echo("no rules yet: pulsewire rule add --help")
@@ -200,7 +190,7 @@ def rule_list(as_json: bool, server: str, admin_key: str | None, data_dir: Path)
 @data_dir_option()
 def rule_remove(rule_id: str, server: str, admin_key: str | None, data_dir: Path) -> None:
     """Remove the rule RULE_ID."""
-    out = call(server, "DELETE", _path("rules", rule_id), admin_key_from(admin_key, data_dir))
+    out = call(server, "DELETE", api_path("rules", rule_id), admin_key_from(admin_key, data_dir))
     click.echo(f"removed rule {out['id']}")
 
 
@@ -274,7 +264,7 @@ def channel_list(as_json: bool, server: str, admin_key: str | None, data_dir: Pa
     """List every channel: id, name, type and where it sends (secrets are never shown)."""
     out = call(server, "GET", "/api/channels", admin_key_from(admin_key, data_dir))
     if as_json:
-        _print_json(out)
+        print_json(out)
         return
     if not out:
         click.echo("no channels yet: pulsewire channel add --help")
@@ -290,7 +280,7 @@ def channel_list(as_json: bool, server: str, admin_key: str | None, data_dir: Pa
 @data_dir_option()
 def channel_remove(channel_id: str, server: str, admin_key: str | None, data_dir: Path) -> None:
     """Remove the channel CHANNEL_ID (refused while rules name it)."""
-    out = call(server, "DELETE", _path("channels", channel_id), admin_key_from(admin_key, data_dir))
+    out = call(server, "DELETE", api_path("channels", channel_id), admin_key_from(admin_key, data_dir))
     click.echo(f"removed channel {out['id']}")
 
 
@@ -305,7 +295,9 @@ def channel_test(channel_id: str, server: str, admin_key: str | None, data_dir: 
     Exits 1 when it was not delivered (no 2xx from the webhook, no 250 from the SMTP server).
     """
     # The server waits for the receiver up to webhook_timeout_s or smtp_timeout_s: wait longer.
-    out = call(server, "POST", _path("channels", channel_id, "test"), admin_key_from(admin_key, data_dir), timeout=120)
+    out = call(
+        server, "POST", api_path("channels", channel_id, "test"), admin_key_from(admin_key, data_dir), timeout=120
+    )
     if not out["delivered"]:
         raise click.ClickException(f"{channel_id}: not delivered: {out['detail']}")
     click.echo(f"{channel_id}: delivered: {out['detail']}")

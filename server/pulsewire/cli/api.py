@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import quote
 
 import click
 import httpx
@@ -29,3 +31,12 @@ def table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def api_path(*parts: str) -> str:
+    """`/api/<part>/<part>...`, each part escaped as one path segment."""
+    return "/".join(("", "api", *(quote(p, safe="") for p in parts)))
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2))

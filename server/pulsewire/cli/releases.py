@@ -6,32 +6,22 @@ devkit); every other command talks to a running server's HTTP API, which checks 
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import click
 
 from pulsewire import firmware
-from pulsewire.cli.api import call, table
+from pulsewire.cli.api import api_path, call, print_json, table
 from pulsewire.cli.options import admin_key_from, data_dir_option, key_option, server_option, stored_admin_key
 from pulsewire.releases.bundle import BundleError, Release, make, pack
 
 # main.py's version line: what the board says in hello's fw, so a release's version must be it.
 FW_VERSION_LINE = re.compile(r"""^FW_VERSION\s*=\s*["']([^"'\n]*)["']""", re.M)
 UPLOAD_TIMEOUT_S = 120
-
-
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2))
-
-
-def _path(*parts: str) -> str:
-    return "/".join(("", "api", *(quote(p, safe="") for p in parts)))
 
 
 def _when(ms: int) -> str:
@@ -120,7 +110,7 @@ def release_upload(bundle: Path, as_json: bool, server: str, admin_key: str | No
     key = admin_key_from(admin_key, data_dir)
     out = call(server, "POST", "/api/releases", key, content=bundle.read_bytes(), timeout=UPLOAD_TIMEOUT_S)
     if as_json:
-        _print_json(out)
+        print_json(out)
         return
     click.echo(f"stored release {out['version']}: {len(out['files'])} files, {out['size']} bytes")
 
@@ -134,7 +124,7 @@ def release_list(as_json: bool, server: str, admin_key: str | None, data_dir: Pa
     """List the stored releases: version, files, bytes and when each was uploaded."""
     out = call(server, "GET", "/api/releases", admin_key or stored_admin_key(data_dir))
     if as_json:
-        _print_json(out)
+        print_json(out)
         return
     if not out:
         click.echo("no releases yet: pulsewire release build --help")
@@ -152,7 +142,7 @@ def release_list(as_json: bool, server: str, admin_key: str | None, data_dir: Pa
 @data_dir_option()
 def release_remove(version: str, server: str, admin_key: str | None, data_dir: Path) -> None:
     """Remove release VERSION (refused while an active rollout uses it)."""
-    out = call(server, "DELETE", _path("releases", version), admin_key_from(admin_key, data_dir))
+    out = call(server, "DELETE", api_path("releases", version), admin_key_from(admin_key, data_dir))
     click.echo(f"removed release {out['version']}")
 
 
@@ -210,7 +200,7 @@ def rollout_start(
     body = {"version": version, "devices": chosen, "canary_percent": canary}
     out = call(server, "POST", "/api/rollouts", admin_key_from(admin_key, data_dir), json=body)
     if as_json:
-        _print_json(out)
+        print_json(out)
         return
     click.echo(_summary(out))
     click.echo(f"follow it: pulsewire rollout status {out['id']}")
@@ -228,16 +218,16 @@ def rollout_status(rollout_id: str | None, as_json: bool, server: str, admin_key
     if rollout_id is None:
         found = call(server, "GET", "/api/rollouts", key)
         if as_json:
-            _print_json(found)
+            print_json(found)
             return
         for r in found:
             click.echo(_summary(r))
         if not found:
             click.echo("no rollouts yet: pulsewire rollout start --help")
         return
-    out = call(server, "GET", _path("rollouts", rollout_id), key)
+    out = call(server, "GET", api_path("rollouts", rollout_id), key)
     if as_json:
-        _print_json(out)
+        print_json(out)
         return
     click.echo(_summary(out))
     rows = [
@@ -252,7 +242,7 @@ def _control(action: str) -> click.Command:
     @key_option
     @data_dir_option()
     def run(rollout_id: str, server: str, admin_key: str | None, data_dir: Path) -> None:
-        out = call(server, "POST", _path("rollouts", rollout_id, action), admin_key_from(admin_key, data_dir))
+        out = call(server, "POST", api_path("rollouts", rollout_id, action), admin_key_from(admin_key, data_dir))
         click.echo(_summary(out))
 
     run.__doc__ = {
