@@ -158,22 +158,16 @@ class Outbox:
             self._wake.set()  # a slot is free: more may be due
 
     async def _record(self, attempt: Attempt) -> None:
-        """Record an outcome, in one write with every other outcome that comes meanwhile: at most
-        one such write waits in the writer's queue, so a busy outbox costs few commits."""
+        """Record an outcome, in one write with every other outcome that comes meanwhile."""
         self._outcomes.append(attempt)
-        while self._recording is not None:  # a write is on its way: join the next one
-            await asyncio.shield(self._recording)
-            if attempt not in self._outcomes:
-                return  # taken by a write that has just committed
-        self._recording = asyncio.ensure_future(self._record_together())
+        if self._recording is None:
+            self._recording = asyncio.ensure_future(self._record_together())
         await asyncio.shield(self._recording)
 
     async def _record_together(self) -> None:
-        outcomes, self._outcomes = self._outcomes, []
-        try:
-            await self._writer.call(alert_log.record_attempts(outcomes))
-        finally:
-            self._recording = None
+        await asyncio.sleep(0)  # outcomes of the same moment join this write
+        outcomes, self._outcomes, self._recording = self._outcomes, [], None
+        await self._writer.call(alert_log.record_attempts(outcomes))
 
     def _attempt(self, n: Notification, outcome: Outcome, at: int, gone: bool) -> Attempt:
         attempts = n.attempts + 1
