@@ -48,6 +48,18 @@ def broken_firmware(tmp: Path) -> Path:
     return folder
 
 
+def unreachable_firmware(tmp: Path) -> Path:
+    """A copy of device/firmware that imports and runs but never reaches the server: it asks for a
+    WebSocket subprotocol the server does not speak, so every handshake is refused."""
+    folder = tmp / "firmware-unreachable"
+    shutil.copytree(FIRMWARE, folder)
+    link = folder / "link.py"
+    source = link.read_text()
+    assert 'SUBPROTOCOL = "pulsewire.v1"' in source
+    link.write_text(source.replace('SUBPROTOCOL = "pulsewire.v1"', 'SUBPROTOCOL = "pulsewire.v0"'))
+    return folder
+
+
 def start_rollout(server: Server, version: str, devices: list[str], canary_percent: int = 0) -> str:
     body = {"version": version, "devices": devices, "canary_percent": canary_percent}
     resp = httpx.post(server.base + "/api/rollouts", json=body, headers=server.admin(), timeout=30)
@@ -148,6 +160,30 @@ def test_a_v3_that_raises_at_import_rolls_the_board_back_to_v2_and_the_rollout_s
     assert steps_logged(server, rollout_id, device_id) == ["downloading", "installed", "rolled_back"]
     assert done["state"] == "finished"
     assert done["counts"]["rolled_back"] == 1
+
+
+def test_a_v3_that_cannot_reach_the_server_rolls_the_board_back_to_v2_after_its_boots_and_the_rollout_says_why(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    server = start_server(tmp_path / "server", "sqlite", request, sample_interval_ms="200")
+    device_id, token = server.register()
+    with board(config=firmware_config(server.base, token, trial_ms=TRIAL_MS), reboot=True) as sim:
+        on_v2(server, sim, tmp_path, device_id)
+        release(server, tmp_path, "0.3.0", unreachable_firmware(tmp_path))
+        since = sim.mark()
+        rollout_id = start_rollout(server, "0.3.0", [device_id])
+        gone_back = wait_step(server, rollout_id, device_id, "rolled_back", 120)
+        assert firmware_of(server)[device_id] == "0.2.0"
+        streams_on(server, device_id)
+        done = rollout(server, rollout_id)
+        tries = [line for line in sim.lines[since:] if line.startswith("boot: 0.3.0 on trial")]
+
+    why = f"no welcome from the server in 3 boots ({TRIAL_MS // 1000} s each)"
+    assert gone_back["reason"] == why
+    assert steps_logged(server, rollout_id, device_id) == ["downloading", "installed", "rolled_back"]
+    assert (done["state"], done["counts"]["rolled_back"]) == ("finished", 1)
+    assert tries == [f"boot: 0.3.0 on trial (boot {n} of 3)" for n in (1, 2, 3)]
+    assert server.metric_value("pulsewire_auth_refusals_total", 'reason="subprotocol"') >= 3  # v3 tried, each boot
 
 
 def test_ten_boards_with_a_20_percent_canary_that_fails_the_other_eight_are_never_sent_update(
