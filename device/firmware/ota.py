@@ -94,6 +94,9 @@ def check(args: dict) -> "tuple[str, list, str]":
             raise UpdateError("files: each needs a plain path, a sha256 (64 hex digits) and a size")
     if not any(e["path"] in ("main.py", "main.mpy") for e in files):
         raise UpdateError("files: no main.py; the board would have nothing to run")
+    rollout = args.get("rollout", "")
+    if not isinstance(rollout, str) or len(rollout) > 64:
+        raise UpdateError("rollout: expected an id of at most 64 characters")
     return version, files, base
 
 
@@ -126,7 +129,7 @@ async def stage(cfg: dict, args: dict, running_fw: str) -> str:
             raise UpdateError(problem)
         _remove_tree(folder)
         os.rename(part, folder)
-    otaboot.switch(version, running_fw, cfg["trial_ms"])
+    otaboot.switch(version, running_fw, cfg["trial_ms"], args.get("rollout", ""))
     _tidy(version)  # what the switch left unreferenced: the version before the one running
     seconds = time.ticks_diff(time.ticks_ms(), progress.started) / 1000
     heap_kb = (progress.heap_peak - progress.heap_before) / 1024

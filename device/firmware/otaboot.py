@@ -172,6 +172,7 @@ def go_back(st: dict, reason: str) -> dict:
     print("boot: leaving %s: %s" % (st.get("run"), reason))
     back = {"run": st.get("back", ""), "state": "confirmed", "fw": st.get("back_fw", "")}
     back.update({"rolled_back_from": st.get("fw", st.get("run")), "reason": reason[:200]})
+    back["rollout"] = st.get("rollout", "")
     write_state(back)
     return back
 
@@ -235,13 +236,16 @@ def report() -> dict:
         out["reason"] = st.get("reason", "")
     elif st.get("run"):
         out["previous"] = st.get("back_fw", "")
+    if st.get("rollout"):
+        out["rollout"] = st["rollout"]
     return out
 
 
-def switch(version: str, running_fw: str, wait_ms: int) -> None:
-    """Boot the staged `version` next, on trial, with the running version to go back to."""
+def switch(version: str, running_fw: str, wait_ms: int, rollout: str) -> None:
+    """Boot the staged `version` next, on trial, with the running version to go back to; `rollout`
+    (the id its `update` gave, or "") is reported in hello's `boot` while it runs or after going back."""
     st = read_state()
-    new = {"run": version, "fw": version, "state": "trial", "tries": 0, "wait_ms": wait_ms}
+    new = {"run": version, "fw": version, "state": "trial", "tries": 0, "wait_ms": wait_ms, "rollout": rollout}
     new["back"] = st.get("run", "")
     new["back_fw"] = running_fw
     write_state(new)

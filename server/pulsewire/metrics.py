@@ -75,6 +75,7 @@ class Metrics:
         self._storage_health(r)
         self._connection_hygiene(r)
         self._alerts(r)
+        self._rollouts(r)
 
     def _storage_health(self, r: CollectorRegistry) -> None:
         """Whether storage commits (storage/health.py), and the clients turned away while it does not."""
@@ -149,6 +150,16 @@ class Metrics:
         )
         self.notifications_pending = Gauge(
             "pulsewire_notifications_pending", "Notifications waiting in the outbox", registry=r
+        )
+
+    def _rollouts(self, r: CollectorRegistry) -> None:
+        """Firmware rollouts (releases/runtime.py sets the gauges to read its memory at each scrape)."""
+        self.rollouts = Gauge("pulsewire_rollouts", "Active rollouts, by state", ["state"], registry=r)
+        self.rollout_devices = Gauge(
+            "pulsewire_rollout_devices", "Devices in active rollouts, by step", ["step"], registry=r
+        )
+        self.rollout_steps = Counter(
+            "pulsewire_rollout_steps", "Rollout steps recorded (a device moving to a step), by step", ["step"], registry=r
         )
 
     def render(self) -> bytes:

@@ -165,6 +165,13 @@ class Settings(BaseSettings):
         le=64 * 1_048_576,
         description="Largest release bundle POST /api/releases takes, in bytes; a larger one gets 413.",
     )
+    rollout_step_timeout_s: float = Field(
+        3600,
+        ge=1,
+        le=30 * 86400,
+        description="Seconds a device may stay downloading, installed or on trial in a rollout with no "
+        "progress; then its step is failed.",
+    )
     query_default_limit: int = Field(1000, ge=1, description="`limit` of an HTTP telemetry query that names none.")
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL",

@@ -19,6 +19,7 @@ import contextlib
 import json
 import threading
 import time
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from pulsewire import firmware
 from pulsewire_devkit.simboard.runner import BoardError, SimBoard
 from tests.support.fakeserver import Conn, FakeServer
 from tests.support.releasefiles import Release, ReleaseFiles, build_release, release_files
@@ -206,13 +208,17 @@ def test_a_v3_that_raises_at_import_goes_back_to_v2_by_itself(tmp_path: Path) ->
         r.to_version(r.release("0.2.0"), "c-1")
         r.sim.wait_for_line("boot: 0.2.0 confirmed", 20)
         since = len(r.channel.hellos)
-        assert r.update(r.release("0.3.0", broken_import), "c-2")["ok"] is True
+        command = r.release("0.3.0", broken_import).command("c-2")
+        command["args"]["rollout"] = "ro_7"  # named in the boot state, reported after going back
+        r.channel.send(command)
+        assert r.channel.wait_result("c-2")["ok"] is True
         hello = r.channel.wait_hello("0.2.0", since)
         wait_until(lambda: r.channel.readings.get("0.2.0", 0) >= 20, 30, "readings from 0.2.0 again")
     assert hello["boot"] == {
         "state": "confirmed",
         "rolled_back_from": "0.3.0",
         "reason": "ImportError: no module named 'pulsewire_no_such_module'",
+        "rollout": "ro_7",
     }
     assert r.channel.hello_from("0.3.0") is None
     assert "boot: leaving 0.3.0: ImportError: no module named 'pulsewire_no_such_module'" in r.sim.lines
@@ -370,3 +376,33 @@ def test_resets_on_every_boot_of_a_trial_take_the_board_back(tmp_path: Path) -> 
         hello = r.channel.wait_hello(BASE_FW, hellos)
     assert hello["boot"]["rolled_back_from"] == "0.2.0"
     assert r.channel.hello_from("0.2.0") is None
+
+
+GOOD_ARGS: dict[str, Any] = {
+    "rollout": "ro_1",
+    "version": "0.4.0",
+    "files": [{"path": "main.mpy", "sha256": "a" * 64, "size": 3}],
+    "base": "/api/releases/0.4.0/files/",
+}
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"version": "../0.4.0"}, "version: expected a plain name"),
+        ({"version": 4}, "version: expected a plain name"),
+        ({"base": "api/releases/"}, "base: expected a path on the server"),
+        ({"files": []}, "files: expected a list"),
+        ({"files": [{"path": "lib/x.py", "sha256": "a" * 64, "size": 3}]}, "files: each needs a plain path"),
+        ({"files": [{"path": "main.py", "sha256": "a" * 63, "size": 3}]}, "files: each needs a plain path"),
+        ({"files": [{"path": "x.py", "sha256": "a" * 64, "size": 3}]}, "files: no main.py"),
+        ({"rollout": 7}, "rollout: expected an id"),
+        ({"rollout": "r" * 65}, "rollout: expected an id"),
+    ],
+)
+def test_update_args_of_a_bad_shape_are_refused_before_anything_is_fetched(change: dict[str, Any], reason: str) -> None:
+    ota = firmware.load("ota", stand_ins={"hardware": types.ModuleType("hardware")})
+    without = {name: value for name, value in GOOD_ARGS.items() if name != "rollout"}  # from an older server
+    assert ota.check(without)[0] == ota.check(GOOD_ARGS)[0] == "0.4.0"
+    with pytest.raises(ota.UpdateError, match=reason):
+        ota.check({**GOOD_ARGS, **change})

@@ -333,6 +333,8 @@ def test_hello_boot_decodes_trial_confirmed_and_rollback() -> None:
         '"reason":"ImportError: no module named session","extra":1}}'
     )
     assert back == Hello("0.3.1", None, codec.Boot("confirmed", None, "0.4.0", "ImportError: no module named session"))
+    staged = decode_frame('{"type":"hello","fw":"0.4.0","boot":{"state":"trial","rollout":"ro_1f"}}')
+    assert staged == Hello("0.4.0", None, codec.Boot("trial", rollout="ro_1f"))
     assert decode_frame('{"type":"hello","fw":"0.3.1"}') == Hello("0.3.1", None, None)  # old firmware: no boot
     assert decode_frame('{"type":"hello","boot":null}') == Hello(None, None, None)
 
@@ -347,6 +349,8 @@ def test_hello_boot_decodes_trial_confirmed_and_rollback() -> None:
         ('{"state":"trial","previous":' + json.dumps("v" * 65) + "}", "boot.previous"),
         ('{"state":"confirmed","rolled_back_from":7}', "boot.rolled_back_from"),
         ('{"state":"trial","rolled_back_from":"0.4.0"}', "only with state confirmed"),
+        ('{"state":"trial","rollout":""}', "boot.rollout: expected an id string"),
+        ('{"state":"trial","rollout":["ro_1"]}', "boot.rollout"),
         ('{"state":"confirmed","reason":' + json.dumps("r" * 257) + "}", "boot.reason"),
         ('{"state":"confirmed","reason":"\\ud800"}', "boot.reason"),
     ],

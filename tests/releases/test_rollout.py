@@ -205,3 +205,62 @@ def test_a_rollback_reported_from_an_earlier_attempt_does_not_end_a_new_rollout(
     r = m.result(m.sent(r, "a", T0), "a", True, None, T0)
     r = m.hello(r, "a", OLD, Boot("confirmed", rolled_back_from=V, reason="ImportError: now"), T0)
     assert (r.target("a").step, r.target("a").reason) == (m.ROLLED_BACK, "ImportError: now")  # type: ignore[union-attr]
+
+
+def test_a_board_naming_this_rollout_went_back_even_when_its_result_was_lost() -> None:
+    """Staged, then the connection dropped before the result: the board's next hello is its
+    rollback. Named by rollout id, it counts while the step is still downloading."""
+    r = m.sent(m.plan("ro_2", V, {"a": OLD}, 0, T0), "a", T0)
+    earlier = Boot("confirmed", rolled_back_from=V, reason="ImportError: earlier", rollout="ro_1")
+    assert m.hello(r, "a", OLD, earlier, T0).target("a").step == m.QUEUED  # type: ignore[union-attr]
+    now = Boot("confirmed", rolled_back_from=V, reason="no welcome from the server in 3 boots", rollout="ro_2")
+    r = m.hello(r, "a", OLD, now, T0)
+    assert (r.target("a").step, r.target("a").reason) == (m.ROLLED_BACK, now.reason)  # type: ignore[union-attr]
+    assert r.state == m.FINISHED
+
+
+def test_a_board_naming_an_earlier_rollout_is_not_taken_as_going_back_once_staged() -> None:
+    r = m.result(m.sent(m.plan("ro_2", V, {"a": OLD}, 0, T0), "a", T0), "a", True, None, T0)
+    stale = Boot("confirmed", rolled_back_from=V, reason="ImportError: earlier", rollout="ro_1")
+    r = m.hello(r, "a", OLD, stale, T0)  # the stage was lost (a cut): sent again, not a rollback
+    assert (r.target("a").step, r.target("a").attempts) == (m.QUEUED, 1)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "step, reason",
+    [
+        (m.DOWNLOADING, "no result to the update in 60 s"),
+        (m.INSTALLED, "staged, but no hello on the new version in 60 s"),
+        (m.TRIAL, "on trial, but not confirmed in 60 s"),
+    ],
+)
+def test_a_device_silent_too_long_under_way_fails_and_halts_the_canary_stage(step: str, reason: str) -> None:
+    r = m.sent(m.plan("ro_1", V, fleet(10), 10, T0), "dev-00", T0)
+    if step != m.DOWNLOADING:
+        r = m.result(r, "dev-00", True, None, T0)
+    if step == m.TRIAL:
+        r = m.hello(r, "dev-00", V, Boot("trial", previous=OLD), T0)
+    assert m.expire(r, T0 + 59_999, 60_000) is r
+    r = m.expire(r, T0 + 60_000, 60_000)
+    t = r.target("dev-00")
+    assert t is not None and (t.step, t.reason, t.updated_ms) == (m.FAILED, reason, T0 + 60_000)
+    assert r.state == m.HALTED and r.reason == f"canary dev-00 failed: {reason}"
+    assert m.due(r) == [] and m.expire(r, T0 + 999_999, 60_000) is r  # failed once, not again
+
+
+def test_queued_devices_never_time_out() -> None:
+    r = m.plan("ro_1", V, fleet(3), 0, T0)
+    assert m.expire(r, T0 + 10**9, 60_000) is r
+
+
+def test_a_timed_out_device_that_comes_back_on_the_release_moves_on_from_failed() -> None:
+    r = m.expire(m.sent(m.plan("ro_1", V, {"a": OLD, "b": OLD}, 0, T0), "a", T0), T0 + 60_000, 60_000)
+    assert r.target("a").step == m.FAILED  # type: ignore[union-attr]
+    assert m.hello(r, "a", OLD, None, T0) is r  # still on the old version: failed stays failed
+    r = m.hello(r, "a", V, Boot("trial", previous=OLD), T0 + 70_000)
+    assert r.target("a").step == m.TRIAL  # type: ignore[union-attr]
+    r = m.streaming(r, "a", T0 + 71_000)
+    assert (r.target("a").step, r.target("a").reason) == (m.CONFIRMED, None)  # type: ignore[union-attr]
+    back = Boot("confirmed", rolled_back_from=V, reason="ImportError: x", rollout="ro_1")
+    gone = m.hello(m.result(m.sent(r, "b", T0), "b", True, None, T0), "b", OLD, back, T0)
+    assert m.hello(gone, "b", V, None, T0) is gone  # a rollback is the board's own word: it stays

@@ -150,5 +150,5 @@ def _services(settings: Settings, engine: Engine, metrics: Metrics) -> Services:
         http_client=http_client,
         alerting=Alerting(engine, writer, hub, presence, metrics, settings, on_notifications=outbox.take),
         outbox=outbox,
-        rollouts=Rollouts(writer, reads, presence, hub, settings.root_path),
+        rollouts=Rollouts(writer, reads, presence, hub, metrics, settings),
     )

@@ -76,12 +76,14 @@ class MessageError(Exception):
 class Boot:
     """Where an update left the board (hello's optional `boot`, docs/protocol.md): running `fw` on
     trial or confirmed; `previous` the version it came from; or, after going back by itself,
-    `rolled_back_from` the version it left and `reason` why."""
+    `rolled_back_from` the version it left and `reason` why. `rollout`: the id of the rollout whose
+    `update` staged the version it runs or went back from, as the command gave it."""
 
     state: str  # BOOT_TRIAL or BOOT_CONFIRMED
     previous: str | None = None
     rolled_back_from: str | None = None
     reason: str | None = None
+    rollout: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,17 +310,17 @@ def _boot(obj: Any) -> Boot:
     if state not in BOOT_STATES:
         raise MessageError(ERR_INVALID, f"boot.state: required, {' or '.join(BOOT_STATES)}")
     versions = {}
-    for name in ("previous", "rolled_back_from"):
+    for name, what in (("previous", "a version"), ("rolled_back_from", "a version"), ("rollout", "an id")):
         value = obj.get(name)
         if value is not None and (not _is_text(value, MAX_TEXT) or not value):
-            raise MessageError(ERR_INVALID, f"boot.{name}: expected a version string of 1 to {MAX_TEXT} characters")
+            raise MessageError(ERR_INVALID, f"boot.{name}: expected {what} string of 1 to {MAX_TEXT} characters")
         versions[name] = value
     reason = obj.get("reason")
     if reason is not None and not _is_text(reason, MAX_REASON):
         raise MessageError(ERR_INVALID, f"boot.reason: expected a string of at most {MAX_REASON} characters")
     if versions["rolled_back_from"] is not None and state != BOOT_CONFIRMED:
         raise MessageError(ERR_INVALID, "boot.rolled_back_from: only with state confirmed (the version gone back to)")
-    return Boot(state, versions["previous"], versions["rolled_back_from"], reason or None)
+    return Boot(state, versions["previous"], versions["rolled_back_from"], reason or None, versions["rollout"])
 
 
 def _result(obj: dict[str, Any]) -> Result:

@@ -9,9 +9,11 @@ A rollout takes one release to a set of devices. Each device (a `Target`) moves 
 was sent. `installed`: the device answered `result` ok (the release is staged; it reboots into
 it). `trial`: its hello says it runs the new version on trial. `confirmed`: it runs the new version
 for good (its hello says so, or it streams readings after its trial hello: the board confirms
-once it has its welcome). `failed`: it answered `ok:false`, or came back on the old version
-MAX_ATTEMPTS times. `rolled_back`: it went back to the old version by itself (hello's
-`boot.rolled_back_from`), with the board's reason.
+once it has its welcome). `failed`: it answered `ok:false`, came back on the old version
+MAX_ATTEMPTS times, or stayed at downloading, installed or trial longer than the step timeout
+(`expire`); a failed device whose hello later shows it running the release moves on from there.
+`rolled_back`: it went back to the old version by itself (hello's `boot.rolled_back_from`), with
+the board's reason.
 
 With a canary share, the first devices by id go first; the rest are sent `update` only once every
 canary is confirmed. A canary that fails or rolls back halts the rollout: nobody else is touched.
@@ -38,6 +40,7 @@ ROLLED_BACK = "rolled_back"
 STEPS = (QUEUED, DOWNLOADING, INSTALLED, TRIAL, CONFIRMED, FAILED, ROLLED_BACK)
 DONE_STEPS = (CONFIRMED, FAILED, ROLLED_BACK)
 BAD_STEPS = (FAILED, ROLLED_BACK)
+UNDER_WAY = (DOWNLOADING, INSTALLED, TRIAL)  # the device has the update: only it can move the step
 
 RUNNING = "running"
 PAUSED = "paused"
@@ -150,12 +153,10 @@ def result(rollout: Rollout, device: str, ok: bool, detail: str | None, now: int
 def hello(rollout: Rollout, device: str, fw: str | None, boot: Boot | None, now: int) -> Rollout:
     """The device said hello: where it stands, from its version and its `boot` (docs/protocol.md)."""
     t = rollout.target(device)
-    if t is None or t.step in BAD_STEPS:
+    if t is None or t.step == ROLLED_BACK or (t.step == FAILED and fw != rollout.version):
         return rollout
     version = rollout.version
-    # A board says `rolled_back_from` in every hello until its next update: it counts only once
-    # this rollout's release is staged on it (installed, trial), not from an earlier attempt.
-    if boot is not None and boot.rolled_back_from == version and t.step in (INSTALLED, TRIAL):
+    if boot is not None and _went_back(rollout, t, boot):
         why = boot.reason or f"the board went back to {fw or 'its previous version'}"
         return _move(rollout, replace(t, step=ROLLED_BACK, reason=_short(why)), now)
     if t.step == CONFIRMED:
@@ -173,6 +174,38 @@ def hello(rollout: Rollout, device: str, fw: str | None, boot: Boot | None, now:
         why = f"came back on {fw or 'an unknown version'}; update sent again"
         return _move(rollout, replace(t, step=QUEUED, reason=why), now)
     return rollout
+
+
+def _went_back(rollout: Rollout, t: Target, boot: Boot) -> bool:
+    """Whether the hello's `rolled_back_from` is this rollout's release going back.
+
+    A board repeats it in every hello until its next update is staged, so one from an earlier
+    attempt must not count: it does when the board names this rollout (`boot.rollout`, echoed from
+    the `update` that staged it; then even a board whose `result` was lost), and, from firmware
+    that does not name it, once the release is known to be staged (installed, trial)."""
+    if boot.rolled_back_from != rollout.version or t.step not in UNDER_WAY:
+        return False
+    if boot.rollout is not None:
+        return boot.rollout == rollout.id
+    return t.step in (INSTALLED, TRIAL)
+
+
+def expire(rollout: Rollout, now: int, timeout_ms: int) -> Rollout:
+    """Fail the devices that have been under way (downloading, installed, trial) for `timeout_ms`
+    with no word: a board that went silent must not hold a canary stage, or the rollout, open."""
+    after = rollout
+    for t in rollout.targets:
+        if t.step in UNDER_WAY and now - t.updated_ms >= timeout_ms:
+            why = _TIMED_OUT[t.step] % (timeout_ms // 1000)
+            after = _move(after, replace(t, step=FAILED, reason=why), now)
+    return after
+
+
+_TIMED_OUT = {
+    DOWNLOADING: "no result to the update in %d s",
+    INSTALLED: "staged, but no hello on the new version in %d s",
+    TRIAL: "on trial, but not confirmed in %d s",
+}
 
 
 def streaming(rollout: Rollout, device: str, now: int) -> Rollout:

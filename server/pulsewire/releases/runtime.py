@@ -8,7 +8,8 @@ a result, a hello and a pause never interleave.
 
 A device gets its `update` when its turn comes and it is online, or else right after its next
 hello. The command's result arrives on its own task; a connection that ends first changes
-nothing: the device's next hello says where it stands.
+nothing: the device's next hello says where it stands. A clock task fails the devices that have
+been under way longer than `rollout_step_timeout_s` (`rollout.expire`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -27,10 +29,12 @@ from pulsewire.channels import commands
 from pulsewire.channels.hub import LiveHub
 from pulsewire.channels.presence import Connection, PendingCommand, Presence
 from pulsewire.clock import now_ms
+from pulsewire.metrics import Metrics
 from pulsewire.protocol import live
 from pulsewire.protocol.device import Boot
 from pulsewire.releases import rollout as machine
 from pulsewire.releases.rollout import Rollout
+from pulsewire.settings import Settings
 from pulsewire.storage import releases as store
 from pulsewire.storage.reads import Reads
 from pulsewire.storage.writer import BatchingWriter
@@ -47,28 +51,69 @@ class RolloutNotFound(Exception):
 
 class Rollouts:
     def __init__(
-        self, writer: BatchingWriter, reads: Reads, presence: Presence, hub: LiveHub, root_path: str | None
+        self,
+        writer: BatchingWriter,
+        reads: Reads,
+        presence: Presence,
+        hub: LiveHub,
+        metrics: Metrics,
+        settings: Settings,
     ) -> None:
         self._writer = writer
         self._reads = reads
         self._presence = presence
         self._hub = hub
-        self._root_path = (root_path or "").rstrip("/")
+        self._metrics = metrics
+        self._root_path = (settings.root_path or "").rstrip("/")
+        self._timeout_ms = round(settings.rollout_step_timeout_s * 1000)
         self._active: dict[str, Rollout] = {}
         self._by_device: dict[str, str] = {}  # device id -> the active rollout it is in
         self._trial: set[str] = set()  # devices on trial: their next readings confirm them
         self._files: dict[str, list[dict[str, Any]]] = {}  # version -> its files, as `update` lists them
         self._lock = asyncio.Lock()
-        self._waiting: set[asyncio.Task[None]] = set()  # results being waited for
+        self._tasks: set[asyncio.Task[None]] = set()  # results being waited for, and the clock
+        self._gauges(metrics)
 
     async def start(self) -> None:
         for found in await run_in_threadpool(self._reads.rollouts, MAX_ACTIVE, True):
             self._track(found)
+        self._keep(asyncio.create_task(self._clock()))
 
     async def stop(self) -> None:
-        for task in list(self._waiting):
+        for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._waiting, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _gauges(self, metrics: Metrics) -> None:
+        """The gauges read the active rollouts at each scrape, rather than being kept up to date."""
+        for state in machine.ACTIVE_STATES:
+            metrics.rollouts.labels(state).set_function(partial(self._in_state, state))
+        for step in machine.STEPS:
+            metrics.rollout_devices.labels(step).set_function(partial(self._at_step, step))
+
+    def _in_state(self, state: str) -> int:
+        return sum(r.state == state for r in self._active.values())
+
+    def _at_step(self, step: str) -> int:
+        return sum(r.counts()[step] for r in self._active.values())
+
+    async def _clock(self) -> None:
+        """Expire the devices under way too long; looks four times per timeout, at least every 30 s."""
+        period = min(30.0, self._timeout_ms / 4000)
+        while True:
+            await asyncio.sleep(period)
+            for rollout_id in list(self._active):
+                try:
+                    await self._expire(rollout_id)
+                except Exception:  # the writer refused (storage trouble): the next look tries again
+                    log.exception("expiring a rollout's steps failed", extra={"rollout": rollout_id})
+
+    async def _expire(self, rollout_id: str) -> None:
+        async with self._lock:
+            current = self._active.get(rollout_id)
+            if current is not None:
+                after = await self._save(current, machine.expire(current, now_ms(), self._timeout_ms))
+                await self._dispatch(after)
 
     # --- what the HTTP API asks -------------------------------------------------------------------
 
@@ -142,6 +187,7 @@ class Rollouts:
         if not online:
             return
         args: dict[str, object] = {
+            "rollout": current.id,
             "version": current.version,
             "files": await self._listing(current.version),
             "base": self._base(current),
@@ -158,9 +204,11 @@ class Rollouts:
             after = machine.sent(after, device_id, now)
         await self._save(current, after)
         for device_id, pending in sent:
-            task = asyncio.create_task(self._await_result(current.id, device_id, pending))
-            self._waiting.add(task)
-            task.add_done_callback(self._waiting.discard)
+            self._keep(asyncio.create_task(self._await_result(current.id, device_id, pending)))
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _ready(self, device_id: str) -> Connection | None:
         """The device's connection, when it has had its welcome and takes commands."""
@@ -195,6 +243,7 @@ class Rollouts:
         self._track(after)
         summary = machine.summary_json(after)
         for target in changed:
+            self._metrics.rollout_steps.labels(target.step).inc()
             self._hub.publish_rollout(target.device, live.rollout(summary, machine.target_json(target)))
             fields = {"rollout": after.id, "device": target.device, "step": target.step, "reason": target.reason}
             log.info("rollout step", extra=fields)
