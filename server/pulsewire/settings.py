@@ -25,6 +25,13 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on (0 picks a free one).")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Server processes on this port, each with its own writer; more than one needs PostgreSQL "
+        "and redis_url.",
+    )
     tls_cert: Path | None = Field(
         None, description="PEM certificate (with its chain) to serve https:// and wss:// directly; needs tls_key."
     )
@@ -43,6 +50,11 @@ class Settings(BaseSettings):
         None,
         description="SQLAlchemy URL of the database; default: SQLite at <data_dir>/pulsewire.db. "
         "PostgreSQL: postgresql+psycopg://user@host/db.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL (redis://host:6379/0) that makes this instance part of a cluster with the others "
+        "using it; needs PostgreSQL.",
     )
     admin_key: str | None = Field(
         None,
@@ -197,6 +209,13 @@ class Settings(BaseSettings):
             raise ValueError("only sqlite:// and postgresql+psycopg:// URLs are supported")
         return url
 
+    @field_validator("redis_url")
+    @classmethod
+    def _a_redis_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("only redis://, rediss:// and unix:// URLs are supported")
+        return url
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies(cls, text: str | None) -> str | None:
@@ -235,6 +254,29 @@ class Settings(BaseSettings):
         if (self.tls_cert is None) != (self.tls_key is None):
             given, missing = ("tls_cert", "tls_key") if self.tls_key is None else ("tls_key", "tls_cert")
             raise ValueError(f"{given} is set but {missing} is not: give both (https) or neither (http)")
+        return self
+
+    @model_validator(mode="after")
+    def _cluster_needs_postgres(self) -> Settings:
+        # Instances and workers share what they store through the database and what they hold in
+        # memory (devices, dashboards) through Redis; SQLite cannot be shared between processes.
+        postgres = self.resolved_database_url.startswith("postgresql")
+        if self.redis_url and not postgres:
+            raise ValueError(
+                "redis_url needs PostgreSQL: SQLite is one file that one process writes; several instances "
+                "cannot share it (set database_url to postgresql+psycopg://...)"
+            )
+        if self.workers > 1 and not postgres:
+            raise ValueError(
+                f"workers ({self.workers}) needs PostgreSQL: each worker has its own writer, and SQLite is one "
+                "file that one process writes (set database_url to postgresql+psycopg://...)"
+            )
+        if self.workers > 1 and not self.redis_url:
+            raise ValueError(
+                f"workers ({self.workers}) needs redis_url: each worker holds its own device and dashboard "
+                "connections, and without Redis between them a dashboard on one worker would not see the "
+                "devices on another"
+            )
         return self
 
     @model_validator(mode="after")

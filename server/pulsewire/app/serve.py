@@ -85,8 +85,16 @@ def check_port_free(host: str, port: int) -> str | None:
     return None
 
 
-def run_forever(settings: Settings, on_started: Callable[[str], Coroutine[Any, Any, None]] | None = None) -> None:
-    """Serve on uvloop where it is installed (it is with uvicorn[standard]), else asyncio's loop."""
+OnStarted = Callable[[str], Coroutine[Any, Any, None]]
+
+
+def run_forever(settings: Settings, on_started: OnStarted | None = None) -> None:
+    """Serve on the fastest event loop there is (run_on_fast_loop) until interrupted."""
+    run_on_fast_loop(run(settings, on_started))
+
+
+def run_on_fast_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` on uvloop where it is installed (it is with uvicorn[standard]), else asyncio's loop."""
     try:
         import uvloop
 
@@ -94,15 +102,20 @@ def run_forever(settings: Settings, on_started: Callable[[str], Coroutine[Any, A
     except ImportError:
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(run(settings, on_started))
+        runner.run(main)
 
 
-async def run(settings: Settings, on_started: Callable[[str], Coroutine[Any, Any, None]] | None = None) -> None:
+async def run(settings: Settings, on_started: OnStarted | None = None) -> None:
     """Serve until interrupted; `on_started(base_url)` runs once the socket listens.
 
     A server that cannot start (its database, its port) ends with uvicorn's exit status 3, once
     uvicorn has logged why.
     """
+    await serve(build_server(settings), settings, on_started)
+
+
+def build_server(settings: Settings) -> uvicorn.Server:
+    """The uvicorn server of `settings`, with this process set up to run it (logs, GIL, open files)."""
     logs.configure(settings.log_level, settings.log_format)
     # Threads (the PostgreSQL writer, HTTP reads) need the GIL for a moment between their SQL
     # statements while the event loop is busy decoding frames. With the default 5 ms switch
@@ -119,17 +132,40 @@ async def run(settings: Settings, on_started: Callable[[str], Coroutine[Any, Any
             "max_pending_per_address": limits.max_pending_per_address,
         },
     )
-    server = uvicorn.Server(config)
-    listening = asyncio.create_task(_once_listening(server, settings, on_started))
+    return uvicorn.Server(config)
+
+
+async def serve(
+    server: uvicorn.Server,
+    settings: Settings,
+    on_started: OnStarted | None = None,
+    sockets: list[socket.socket] | None = None,
+    show_banner: bool = True,
+) -> None:
+    """Serve until `server` is told to exit: on `sockets` when given (a worker's, bound by its
+    supervisor), else on a socket of its own for settings.host and settings.port."""
+    listening = asyncio.create_task(_once_listening(server, settings, on_started, show_banner))
     try:
-        await server.serve()
+        await server.serve(sockets)
     finally:
         listening.cancel()
         await asyncio.gather(listening, return_exceptions=True)
 
 
+def with_simulated(settings: Settings, count: int) -> OnStarted:
+    """What runs once the server listens: `count` simulated devices against it, with its admin key."""
+
+    async def on_started(base: str) -> None:
+        from pulsewire.app.adminkey import resolve_admin_key
+        from pulsewire.simulator.devices import simulate
+
+        await simulate(base, resolve_admin_key(settings), count)
+
+    return on_started
+
+
 async def _once_listening(
-    server: uvicorn.Server, settings: Settings, on_started: Callable[[str], Coroutine[Any, Any, None]] | None
+    server: uvicorn.Server, settings: Settings, on_started: OnStarted | None, show_banner: bool
 ) -> None:
     while not server.started:
         await asyncio.sleep(0.05)
@@ -141,8 +177,9 @@ async def _once_listening(
     gc.set_threshold(*GC_THRESHOLDS)
     base = bound_address(server, settings)
     log.info("listening", extra={"url": base})
-    lan = lan_address() if settings.host in ("0.0.0.0", "::") else None
-    print(banner(base, settings, devkit=not devkit_missing(), lan=lan), flush=True)
+    if show_banner:
+        lan = lan_address() if settings.host in ("0.0.0.0", "::") else None
+        print(banner(base, settings, devkit=not devkit_missing(), lan=lan), flush=True)
     if on_started is not None:
         try:
             await on_started(base)

@@ -27,7 +27,8 @@ def serve(simulate_count: int, **values: Any) -> None:
     """Run the server: device channel, live channel, HTTP API and dashboard, until Ctrl-C or SIGTERM.
 
     With no database URL, readings go to SQLite in <data-dir>/pulsewire.db. The admin key is
-    generated on first start (printed once, kept in <data-dir>/admin.key) unless given.
+    generated on first start (printed once, kept in <data-dir>/admin.key) unless given. With
+    --workers N (N > 1), N processes serve the one port under a supervisor that restarts them.
     """
     from pulsewire.app import serve as serving
 
@@ -41,14 +42,11 @@ def serve(simulate_count: int, **values: Any) -> None:
         problem = tls_problem(settings.tls_cert, settings.tls_key)
         if problem:
             raise click.ClickException(f"{problem}. Check --tls-cert and --tls-key.")
-    on_started = None
-    if simulate_count:
-        from pulsewire.app.adminkey import resolve_admin_key
-        from pulsewire.simulator.devices import simulate
+    if settings.workers > 1:  # a supervisor and its worker processes; one worker is this process itself
+        from pulsewire.app.workers import serve_workers
 
-        async def on_started(base: str) -> None:
-            await simulate(base, resolve_admin_key(settings), simulate_count)
-
+        raise SystemExit(serve_workers(settings, simulate_count))
+    on_started = serving.with_simulated(settings, simulate_count) if simulate_count else None
     with contextlib.suppress(KeyboardInterrupt):
         serving.run_forever(settings, on_started)
 
