@@ -159,7 +159,10 @@ class Metrics:
             "pulsewire_rollout_devices", "Devices in active rollouts, by step", ["step"], registry=r
         )
         self.rollout_steps = Counter(
-            "pulsewire_rollout_steps", "Rollout steps recorded (a device moving to a step), by step", ["step"], registry=r
+            "pulsewire_rollout_steps",
+            "Rollout steps recorded (a device moving to a step), by step",
+            ["step"],
+            registry=r,
         )
 
     def render(self) -> bytes:

@@ -34,11 +34,11 @@ BINARIES = {"nginx": "/usr/sbin/nginx", "apache": "/usr/sbin/apache2", "lighttpd
 PACKAGES = {"nginx": "nginx", "apache": "apache2", "lighttpd": "lighttpd lighttpd-mod-openssl"}
 
 
-def config_block(name: str) -> str:
-    """The fenced block after `<!-- tested: NAME -->` in docs/deployment.md."""
-    text = DEPLOYMENT.read_text()
+def config_block(name: str, doc: Path = DEPLOYMENT) -> str:
+    """The fenced block after `<!-- tested: NAME -->` in `doc` (docs/deployment.md unless told)."""
+    text = doc.read_text()
     found = re.search(rf"^<!-- tested: {re.escape(name)} -->\n```[\w.-]*\n(.*?)^```", text, re.M | re.S)
-    assert found is not None, f"docs/deployment.md has no block marked <!-- tested: {name} -->"
+    assert found is not None, f"docs/{doc.name} has no block marked <!-- tested: {name} -->"
     return found.group(1)
 
 
@@ -60,6 +60,21 @@ def require(kind: str) -> str:
     if not Path(binary).exists():
         missing(f"{binary} is not installed", f"tests/run installs it: apt-get install -y {PACKAGES[kind]}")
     return binary
+
+
+def nginx_command(binary: str, folder: Path, site: Path) -> list[str]:
+    """nginx in the foreground with `site` inside a minimal main configuration kept in `folder`."""
+    temp_paths = "".join(
+        f"    {kind}_temp_path {folder}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    main = folder / "main.conf"
+    error_log = folder / "error.log"
+    main.write_text(
+        f"daemon off;\nmaster_process off;\nworker_processes 1;\npid {folder}/nginx.pid;\n"
+        f"error_log {error_log} info;\nevents {{ worker_connections 4096; }}\n"
+        f"http {{\n    access_log {folder}/access.log;\n{temp_paths}    include {site};\n}}\n"
+    )
+    return [binary, "-e", str(error_log), "-p", str(folder), "-c", str(main)]
 
 
 def _free_port() -> int:
@@ -147,17 +162,7 @@ class Proxy:
                 "127.0.0.1:8000": f"127.0.0.1:{self.upstream_port}",
             },
         )
-        tmp = self.folder
-        temp_paths = "".join(
-            f"    {kind}_temp_path {tmp}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        main = self.folder / "main.conf"
-        main.write_text(
-            f"daemon off;\nmaster_process off;\nworker_processes 1;\npid {tmp}/nginx.pid;\n"
-            f"error_log {self.error_log} info;\nevents {{ worker_connections 1024; }}\n"
-            f"http {{\n    access_log {tmp}/access.log;\n{temp_paths}    include {site};\n}}\n"
-        )
-        return [binary, "-e", str(self.error_log), "-p", str(tmp), "-c", str(main)]
+        return nginx_command(binary, self.folder, site)
 
     def _apache(self, binary: str) -> list[str]:
         site = self._site(

@@ -23,6 +23,7 @@ from pulsewire.app.services import Services
 from pulsewire.channels import device, live
 from pulsewire.channels.hub import LiveHub
 from pulsewire.channels.presence import Presence
+from pulsewire.cluster.node import ClusterNode
 from pulsewire.http import (
     alerting,
     alerts,
@@ -73,6 +74,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         await services.writer.start()
         await services.alerting.start()
         await services.rollouts.start()
+        if services.cluster is not None:
+            await services.cluster.start()
         services.outbox.start()
         upkeep = Upkeep(services.writer.upkeep_call, engine, settings.retention, services.metrics)
         upkeep.start()
@@ -86,6 +89,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         finally:
             await upkeep.stop()
             await services.outbox.stop()
+            if services.cluster is not None:
+                await services.cluster.stop()
             await services.rollouts.stop()
             await services.alerting.stop()
             await services.writer.stop()
@@ -132,6 +137,7 @@ def _services(settings: Settings, engine: Engine, metrics: Metrics) -> Services:
         on_commit=push_committed if settings.live_after_commit else settle,
         on_unstored=None if settings.live_after_commit else settle,
         health=StorageHealth(metrics, RetryPolicy(settings.storage_retry_s, settings.storage_retry_max_s)),
+        shared=settings.redis_url is not None,  # other instances register and remove devices too
     )
     presence = Presence()
     # Redirects are never followed (alerts/webhook.py, classify); each request sets its timeout.
@@ -151,4 +157,5 @@ def _services(settings: Settings, engine: Engine, metrics: Metrics) -> Services:
         alerting=Alerting(engine, writer, hub, presence, metrics, settings, on_notifications=outbox.take),
         outbox=outbox,
         rollouts=Rollouts(writer, reads, presence, hub, metrics, settings),
+        cluster=None if settings.redis_url is None else ClusterNode(settings.redis_url, hub, presence, writer, metrics),
     )

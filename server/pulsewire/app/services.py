@@ -17,6 +17,7 @@ from pulsewire.alerts.outbox import Outbox
 from pulsewire.alerts.runtime import Alerting
 from pulsewire.channels.hub import LiveHub
 from pulsewire.channels.presence import Presence
+from pulsewire.cluster.node import ClusterNode
 from pulsewire.logs import Throttle
 from pulsewire.metrics import Metrics
 from pulsewire.releases.runtime import Rollouts
@@ -39,6 +40,7 @@ class Services:
     alerting: Alerting
     outbox: Outbox
     rollouts: Rollouts
+    cluster: ClusterNode | None  # with redis_url: this instance's part in the cluster
     # Recurring causes (a client's mistakes) are logged at most once a minute each; metrics count all.
     throttle: Throttle = field(default_factory=Throttle)
 
@@ -85,6 +87,13 @@ def _alerting(conn: HTTPConnection) -> Alerting:
 
 
 AlertingDep = Annotated[Alerting, Depends(_alerting)]
+
+
+def _cluster(conn: HTTPConnection) -> ClusterNode | None:
+    return services_of(conn).cluster
+
+
+ClusterDep = Annotated[ClusterNode | None, Depends(_cluster)]
 
 
 def _rollouts(conn: HTTPConnection) -> Rollouts:

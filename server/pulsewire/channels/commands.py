@@ -41,8 +41,9 @@ def new_id() -> str:
     return "c-" + secrets.token_hex(6)
 
 
-async def send(conn: Connection, name: str, args: dict[str, object]) -> PendingCommand:
-    """Send a checked command (`rules.command_args`) once the device has said hello.
+async def send(conn: Connection, name: str, args: dict[str, object], cid: str | None = None) -> PendingCommand:
+    """Send a checked command (`rules.command_args`) once the device has said hello, with id `cid`
+    (another instance's, for a command it routed here) or a new one.
 
     Raises `ConnectionEnded` when the connection ends first or the frame cannot be sent. The
     caller bounds the wait (a device may take its time to say hello).
@@ -50,7 +51,7 @@ async def send(conn: Connection, name: str, args: dict[str, object]) -> PendingC
     await conn.ready.wait()
     if conn.ended:
         raise ConnectionEnded
-    cid = new_id()
+    cid = cid or new_id()
     while cid in conn.commands:
         cid = new_id()
     answer: asyncio.Future[codec.Result] = asyncio.get_running_loop().create_future()

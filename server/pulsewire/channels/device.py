@@ -157,6 +157,8 @@ class DeviceConnection:
         guard.prove(self.ws.scope)  # a device now: no longer counted against its address
         if not await self._still_registered(previous):
             return False
+        if self.services.cluster is not None:  # the device's connection on another instance closes
+            await self.services.cluster.claim(self.me)
         if previous is not None:
             await previous.close(codec.CLOSE_REPLACED, "replaced by a newer connection of the same device")
         else:
@@ -347,7 +349,7 @@ class DeviceConnection:
             self.pending.get_nowait()[1].add_done_callback(_consume)
         if self.registered:
             services.metrics.device_connections.dec()
-        if services.presence.leave(self.me):
+        if services.presence.leave(self.me) and (services.cluster is None or await services.cluster.release(self.me)):
             seen = now_ms()
             services.hub.publish_status(self.device_id, False, seen)
             with contextlib.suppress(Exception):

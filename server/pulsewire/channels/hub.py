@@ -8,6 +8,10 @@ Readings reach the hub either as they arrive (`publish_arrived`: gathered for on
 event loop, then one message per device) or after their commit (`publish_readings`). Merging
 keeps the frame count per dashboard near one per device per turn, whatever the batch size.
 
+In a cluster every message made here is also handed to `relay` (cluster/node.py puts it on the
+bus once, encoded), and the other instances' messages come back through `deliver`, to this
+instance's clients only.
+
 A client joining gets a snapshot read from the database. Readings pushed on arrival before it
 joined but committed only after that read would be in neither, so the hub keeps every batch it
 pushed until its commit settles, and a joining client's queue starts with those.
@@ -49,6 +53,8 @@ class LiveHub:
         self._arrived: dict[str, list[dict[str, Any]]] = {}  # device id -> readings of this turn
         # device id -> batches pushed on arrival whose commit has not settled yet, in arrival order
         self._unsettled: dict[str, deque[list[dict[str, Any]]]] = {}
+        # In a cluster: every message made here, for the other instances (device id or None, encoded).
+        self.relay: Callable[[str | None, str], None] | None = None
 
     def join(self) -> LiveClient:
         """A new client; its queue starts with the readings pushed before it joined but not yet stored."""
@@ -64,9 +70,12 @@ class LiveHub:
         self._clients.discard(client)
         self._metrics.live_clients.set(len(self._clients))
 
+    def _nobody_listens(self) -> bool:
+        return not self._clients and self.relay is None
+
     def publish_readings(self, batches: Iterable[tuple[str, list[dict[str, Any]]]]) -> None:
         """Push committed readings: one message per device, its batches in commit order."""
-        if not self._clients:
+        if self._nobody_listens():
             return
         per_device: dict[str, list[dict[str, Any]]] = {}
         for device_id, data in batches:
@@ -79,7 +88,7 @@ class LiveHub:
 
         `settled(device_id, data)` must follow once the batch's commit succeeded or failed."""
         self._unsettled.setdefault(device_id, deque()).append(data)
-        if not self._clients:
+        if self._nobody_listens():
             return
         if not self._arrived:
             asyncio.get_running_loop().call_soon(self._flush_arrived)
@@ -114,8 +123,20 @@ class LiveHub:
         """A rollout's progress: a device's step to those who follow it, the rollout's state (None) to all."""
         self._offer(device_id, lambda: encoded)
 
+    def deliver(self, device_id: str | None, encoded: str) -> None:
+        """Another instance's message, to this instance's clients that want it (not relayed again)."""
+        self._to_clients(device_id, lambda: encoded)
+
     def _offer(self, device_id: str | None, encode: Callable[[], str]) -> None:
-        """Queue the message for every client that wants it (None: every client), encoded once, only if someone does."""
+        """Queue the message for every client that wants it, and for the cluster's other instances."""
+        if self.relay is not None:
+            encoded = encode()
+            self.relay(device_id, encoded)
+            encode = partial(str, encoded)
+        self._to_clients(device_id, encode)
+
+    def _to_clients(self, device_id: str | None, encode: Callable[[], str]) -> None:
+        """Queue for every client that wants it (None: every client), encoded once, only if someone does."""
         encoded: str | None = None
         for client in self._clients:
             if client.behind.is_set() or (device_id is not None and not client.wants(device_id)):

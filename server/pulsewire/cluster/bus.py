@@ -66,6 +66,20 @@ end
 return 0
 """
 
+# HDEL every device held by one instance's connections, returning them: run by every instance that
+# found it dead, it gives each device to exactly one of them.
+_TAKE_OVER = """
+local taken = {}
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  if string.sub(entries[i + 1], 1, #ARGV[1]) == ARGV[1] then
+    redis.call('HDEL', KEYS[1], entries[i])
+    taken[#taken + 1] = entries[i]
+  end
+end
+return taken
+"""
+
 T = TypeVar("T")
 
 
@@ -113,6 +127,7 @@ class RedisBus:
         )
         self._claim = self._redis.register_script(_CLAIM)
         self._release = self._redis.register_script(_RELEASE)
+        self._take_over = self._redis.register_script(_TAKE_OVER)
         self._liveness = Liveness(instance_id, grace_s=dead_after_s)
         self._outbox: deque[tuple[str, bytes]] = deque()
         self._wake = asyncio.Event()
@@ -330,24 +345,38 @@ class RedisBus:
     async def claim(self, device: str, conn: str) -> str | None:
         """Records that this instance's connection `conn` holds `device`; returns the previous
         holder ("<instance>:<conn>"), or None. Raises `BusUnavailable`."""
-        previous = await self._call(self._claim(keys=[PRESENCE], args=[device, self._holder(conn)]))
+        previous = await self._call(lambda: self._claim(keys=[PRESENCE], args=[device, self._holder(conn)]))
         return _text(previous)
 
     async def release(self, device: str, conn: str) -> bool:
         """Forgets that `conn` holds `device`, unless a newer claim took it since; True if it did."""
-        removed = await self._call(self._release(keys=[PRESENCE], args=[device, self._holder(conn)]))
+        removed = await self._call(lambda: self._release(keys=[PRESENCE], args=[device, self._holder(conn)]))
         return bool(removed)
 
     async def holder(self, device: str) -> str | None:
         """The connection that holds `device` ("<instance>:<conn>"), or None."""
-        return _text(await self._call(self._redis.hget(PRESENCE, device)))
+        return _text(await self._call(lambda: self._redis.hget(PRESENCE, device)))
+
+    async def holders(self) -> dict[str, str]:
+        """Every device held anywhere -> "<instance>:<conn>"."""
+        found = await self._call(lambda: self._redis.hgetall(PRESENCE))
+        return {_text(k) or "": _text(v) or "" for k, v in found.items()}
+
+    async def take_over(self, instance: str) -> list[str]:
+        """Removes the departed `instance`'s devices from the registry; those this call removed (the
+        other instances calling it for the same instance get the rest, none twice)."""
+        taken = await self._call(lambda: self._take_over(keys=[PRESENCE], args=[instance + ":"]))
+        return [_text(device) or "" for device in taken]
 
     def _holder(self, conn: str) -> str:
         return f"{self.instance_id}:{conn}"
 
-    async def _call(self, pending: Awaitable[T]) -> T:
+    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
+        """At once BusUnavailable while the bus is down: a device's hello never waits for Redis's timeout."""
+        if not self._healthy:
+            raise BusUnavailable("Redis unreachable")
         try:
-            return await pending
+            return await make()
         except REDIS_DOWN as exc:
             raise BusUnavailable(f"Redis unreachable: {_why(exc)}") from exc
 

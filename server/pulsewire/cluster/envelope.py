@@ -8,7 +8,11 @@ Each is compact JSON carrying `v` (the envelope version, 1), `from` (the sending
 - `claim`   {device, conn}: an instance took the device's connection; the older holder closes its own;
 - `command` {device, id, name, args (object), reply (instance id)}: run on the instance holding the device;
 - `result`  {id, ok (bool), detail (str|null), error (null|"offline"|"timeout"|"ended")}: its answer;
-- `gone`    {instance}: an instance left (clean shutdown) or was found dead.
+- `gone`    {instance}: an instance left (clean shutdown) or was found dead;
+- `close`   {device, code (int), reason (str)}: end the device's connection wherever it is (token revoked).
+
+`command` also carries `wait` (seconds, 0 to 60): how long the holder waits for the device's
+result; with 0 it answers as soon as the command is sent.
 
 An envelope is checked when it is built, so one that exists is valid: `decode` builds it from what
 came off the wire (raising `EnvelopeError` with what is wrong), and `encode` refuses only what will
@@ -29,6 +33,8 @@ from pulsewire.protocol.rules import MAX_TS, NAME_CHARS
 VERSION = 1
 MAX_ENVELOPE_BYTES = 1 << 20  # 1 MiB: far above any live message, far below what hurts Redis
 MAX_ID = 128  # a connection nonce, a command id, a command name
+MAX_WAIT_S = 60  # a command's wait, as POST /api/devices/{id}/commands bounds it
+MAX_CLOSE_REASON = 123  # bytes: what a WebSocket close frame can carry
 
 # Instance ids follow the rule of device ids: no ':' (a presence value is "<instance>:<conn>") and
 # no glob character (they end up in Redis key names that are SCANned with a pattern).
@@ -135,6 +141,7 @@ class Command(_Envelope):
     name: str
     args: dict[str, Any]
     reply: str  # the instance that waits for the result
+    wait: float  # seconds the holder waits for the device's result; 0: answer once sent
 
     kind: ClassVar[str] = "command"
 
@@ -144,6 +151,8 @@ class Command(_Envelope):
         _text("command.name", self.name)
         _expect(isinstance(self.args, dict), "command.args", "an object", self.args)
         _instance("command.reply", self.reply)
+        ok = type(self.wait) in (int, float) and 0 <= self.wait <= MAX_WAIT_S
+        _expect(ok, "command.wait", f"seconds from 0 to {MAX_WAIT_S}", self.wait)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,9 +187,24 @@ class Gone(_Envelope):
         _instance("gone.instance", self.instance)
 
 
-Envelope = Live | Status | Claim | Command | Result | Gone
+@dataclass(frozen=True, slots=True)
+class Close(_Envelope):
+    device: str
+    code: int  # a WebSocket close code of the application's range
+    reason: str
 
-KINDS: dict[str, type[Envelope]] = {cls.kind: cls for cls in (Live, Status, Claim, Command, Result, Gone)}
+    kind: ClassVar[str] = "close"
+
+    def _check(self) -> None:
+        _device("close", self.device)
+        _expect(type(self.code) is int and 4000 <= self.code <= 4999, "close.code", "an integer 4000..4999", self.code)
+        ok = isinstance(self.reason, str) and len(self.reason.encode()) <= MAX_CLOSE_REASON
+        _expect(ok, "close.reason", f"a string of at most {MAX_CLOSE_REASON} bytes", self.reason)
+
+
+Envelope = Live | Status | Claim | Command | Result | Gone | Close
+
+KINDS: dict[str, type[Envelope]] = {cls.kind: cls for cls in (Live, Status, Claim, Command, Result, Gone, Close)}
 # The wire fields of each kind after `v`, `from` and `kind`, in the order they are written.
 _FIELDS: dict[str, tuple[str, ...]] = {
     kind: tuple(f.name for f in fields(cls) if f.name != "sender") for kind, cls in KINDS.items()

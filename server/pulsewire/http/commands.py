@@ -10,12 +10,15 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from pulsewire.app.access import AdminDep
-from pulsewire.app.services import MetricsDep, PresenceDep, ReadsDep, WriterDep
+from pulsewire.app.services import ClusterDep, MetricsDep, PresenceDep, ReadsDep, WriterDep
 from pulsewire.channels import commands
 from pulsewire.channels.presence import Connection, PendingCommand, Presence
+from pulsewire.cluster import envelope
+from pulsewire.cluster.node import ClusterNode, RemoteFailed
 from pulsewire.http.errors import no_device
 from pulsewire.http.responses import ADMIN, answers
 from pulsewire.http.schemas import CommandAcceptedOut, CommandIn, CommandResultOut, DeviceId
+from pulsewire.metrics import Metrics
 from pulsewire.protocol.device import Result
 from pulsewire.protocol.rules import CMD_SET_INTERVAL, CommandError, command_args
 from pulsewire.storage import devices as store
@@ -64,6 +67,7 @@ async def send_command(
     writer: WriterDep,
     presence: PresenceDep,
     metrics: MetricsDep,
+    cluster: ClusterDep,
     wait: Annotated[
         float, Query(ge=0, le=MAX_WAIT_S, description="Seconds to wait for the device's result; 0: do not wait.")
     ] = 10,
@@ -77,6 +81,8 @@ async def send_command(
     if not await run_in_threadpool(reads.exists, device_id):
         raise no_device(device_id)
     conn = presence.get(device_id)
+    if conn is None and cluster is not None and presence.held_by(device_id) is not None:
+        return await _elsewhere(cluster, device_id, name, args, wait, response, metrics)
     if conn is None and name == CMD_SET_INTERVAL:
         conn = await _store_interval(writer, presence, device_id, args["ms"])
         if conn is None:
@@ -102,6 +108,42 @@ async def send_command(
         return CommandAcceptedOut(id=pending.id, name=name, status="sent")
     counted.labels(name=name, outcome="ok" if result.ok else "failed").inc()
     return CommandResultOut(id=pending.id, name=name, ok=result.ok, detail=result.detail)
+
+
+# Why a command sent to the device's instance got no answer: (outcome, status, detail), as for a local one.
+_REMOTE_FAILURES = {
+    envelope.ERR_OFFLINE: ("offline", 409, "device is offline"),
+    envelope.ERR_TIMEOUT: ("timeout", 504, "no result from the device within the wait"),
+    envelope.ERR_ENDED: (
+        "lost",
+        503,
+        "the device's connection ended before it answered; the command may or may not have been carried out",
+    ),
+}
+
+
+async def _elsewhere(
+    cluster: ClusterNode,
+    device_id: str,
+    name: str,
+    args: dict[str, Any],
+    wait: float,
+    response: Response,
+    metrics: Metrics,
+) -> CommandResultOut | CommandAcceptedOut:
+    """The device is connected to another instance of the cluster: that one sends the command."""
+    try:
+        result = await cluster.command(device_id, name, args, wait)
+    except RemoteFailed as failed:
+        outcome, status, detail = _REMOTE_FAILURES[failed.error]
+        metrics.commands.labels(name=name, outcome=outcome).inc()
+        raise HTTPException(status, detail) from None
+    if wait == 0:
+        metrics.commands.labels(name=name, outcome="sent").inc()
+        response.status_code = 202
+        return CommandAcceptedOut(id=result.id, name=name, status="sent")
+    metrics.commands.labels(name=name, outcome="ok" if result.ok else "failed").inc()
+    return CommandResultOut(id=result.id, name=name, ok=result.ok, detail=result.detail)
 
 
 async def _store_interval(writer: BatchingWriter, presence: Presence, device_id: str, ms: int) -> Connection | None:

@@ -9,9 +9,10 @@ from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
 from pulsewire.app.access import AdminDep, ReaderDep
-from pulsewire.app.services import PresenceDep, ReadsDep, SettingsDep, WriterDep
+from pulsewire.app.services import ClusterDep, PresenceDep, ReadsDep, SettingsDep, WriterDep
 from pulsewire.channels.presence import Presence
 from pulsewire.clock import now_ms
+from pulsewire.cluster.node import ClusterNode
 from pulsewire.http.errors import no_device
 from pulsewire.http.responses import ADMIN, READ, answers
 from pulsewire.http.schemas import DeviceId, DeviceIn, DeviceOut, DeviceWithToken, PointOut, RemovedOut
@@ -48,7 +49,10 @@ async def _with_token(
     return DeviceWithToken(**_out(rec, settings, presence).model_dump(), token=token)
 
 
-async def _disconnect(presence: Presence, device_id: str, reason: str) -> None:
+async def _disconnect(presence: Presence, cluster: ClusterNode | None, device_id: str, reason: str) -> None:
+    """End the device's connection, on whichever instance of the cluster holds it."""
+    if cluster is not None:
+        cluster.close_everywhere(device_id, CLOSE_TOKEN_REVOKED, reason)
     conn = presence.get(device_id)
     if conn is not None:
         await conn.close(CLOSE_TOKEN_REVOKED, reason)
@@ -89,14 +93,19 @@ async def add_device(
     responses=answers(400, *ADMIN, 404, 503),
 )
 async def rotate_token(
-    device_id: DeviceId, writer: WriterDep, reads: ReadsDep, settings: SettingsDep, presence: PresenceDep
+    device_id: DeviceId,
+    writer: WriterDep,
+    reads: ReadsDep,
+    settings: SettingsDep,
+    presence: PresenceDep,
+    cluster: ClusterDep,
 ) -> DeviceWithToken:
     token = new_device_token()
     try:
         await writer.call(store.set_token(device_id, token_hash(token)))
     except store.DeviceNotFound:
         raise no_device(device_id) from None
-    await _disconnect(presence, device_id, "token rotated")
+    await _disconnect(presence, cluster, device_id, "token rotated")
     log.info("device token rotated", extra={"device": device_id})
     return await _with_token(device_id, token, reads, settings, presence)
 
@@ -112,13 +121,14 @@ async def remove_device(
     device_id: DeviceId,
     writer: WriterDep,
     presence: PresenceDep,
+    cluster: ClusterDep,
     purge: Annotated[bool, Query(description="Also delete every stored reading of the device.")] = False,
 ) -> RemovedOut:
     try:
         purged = await writer.call(store.remove_device(device_id, purge=purge))
     except store.DeviceNotFound:
         raise no_device(device_id) from None
-    await _disconnect(presence, device_id, "device removed")
+    await _disconnect(presence, cluster, device_id, "device removed")
     log.info("device removed", extra={"device": device_id, "purged_readings": purged})
     return RemovedOut(id=device_id, purged_readings=purged)
 

@@ -63,10 +63,14 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     report = health.report()
     if not services.writer.running:
         report.update(ready=False, cause=WRITER_STOPPED)
+    # In a cluster, Redis being away degrades live fan-out across instances only: the instance stays
+    # ready (storage and this instance's dashboards work), and says so.
+    extra = {} if services.cluster is None else {"cluster": services.cluster.report()}
     if report["ready"]:
-        return JSONResponse({"status": "ready", "storage": report})
+        return JSONResponse({"status": "ready", "storage": report, **extra})
     headers = {"Retry-After": str(health.retry_after_s())}
-    return JSONResponse({"status": "not ready", "cause": report["cause"], "storage": report}, 503, headers=headers)
+    body = {"status": "not ready", "cause": report["cause"], "storage": report, **extra}
+    return JSONResponse(body, 503, headers=headers)
 
 
 @router.get("/metrics", summary="Prometheus text metrics", response_class=Response)

@@ -162,8 +162,10 @@ class BatchingWriter:
         on_unstored: OnCommit | None = None,
         health: StorageHealth | None = None,
         before_commit: BeforeCommit | None = None,
+        shared: bool = False,
     ) -> None:
         self._engine = engine
+        self._shared = shared
         self._metrics = metrics
         self._group_values = group_values
         self._on_commit = on_commit
@@ -178,8 +180,9 @@ class BatchingWriter:
         # device id -> metric -> series id. Used only by the writer task: on the loop, or on the
         # thread while the task waits for it, never both at once.
         self._series_ids: dict[str, dict[str, int]] = {}
-        # Every registered device id. Devices change only through `call`, which resets this, so
-        # a group checks that its devices still exist without a query.
+        # Every registered device id. On its own, a server changes devices only through `call`,
+        # which resets this, so a group checks that its devices still exist without a query. In a
+        # cluster (`shared`) other instances register and remove devices: each group asks.
         self._device_ids: set[str] | None = None
         self._conn: Connection | None = None  # the writer's own connection, open while running
         self._store_rows = _store_rows_postgres if engine.dialect.name == "postgresql" else _store_rows_sqlite
@@ -429,12 +432,12 @@ class BatchingWriter:
         try:
             conn.begin()
             # A removal (and purge) ran before this group, so a late batch never undoes it.
-            if self._device_ids is None:
-                self._device_ids = set(conn.execute(select(devices.c.id)).scalars())
             wanted = {b.device_id for b in group}
-            present = wanted & self._device_ids
+            present = self._present(conn, wanted)
             removed = wanted - present
             if removed:
+                for device_id in removed:  # if one comes back under the same id, its series are new
+                    self._series_ids.pop(device_id, None)
                 group = [b for b in group if b.device_id not in removed]
                 rows = None
             if group:
@@ -465,6 +468,14 @@ class BatchingWriter:
             conn.rollback()
             raise
         return removed, extra_result
+
+    def _present(self, conn: Connection, wanted: set[str]) -> set[str]:
+        """Those of `wanted` that are registered devices."""
+        if self._shared:
+            return set(conn.execute(select(devices.c.id).where(devices.c.id.in_(wanted))).scalars())
+        if self._device_ids is None:
+            self._device_ids = set(conn.execute(select(devices.c.id)).scalars())
+        return wanted & self._device_ids
 
     def _resolve_series(self, conn: Connection, group: list[Batch]) -> None:
         ids = self._series_ids

@@ -1,0 +1,270 @@
+"""Three real instances on one PostgreSQL database and a private Redis, with Debian's nginx in front
+as docs/cluster.md configures it (docs/cluster.md): live fan-out, commands, one connection per device,
+an instance killed under load, and Redis restarted under load."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from tests.support.clients import device, dumps, live, live_until, now_ms, recv_json, send_batch
+from tests.support.cluster import Cluster, start_cluster
+from tests.support.server import Server
+from tests.support.waiting import eventually
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, postgres_database: Callable[[], str]) -> Iterator[Cluster]:
+    made = start_cluster(
+        tmp_path_factory.mktemp("cluster"), postgres_database(), ping_interval_s="1", ping_timeout_s="1"
+    )
+    yield made
+    made.stop()
+
+
+def reading(value: float) -> list[dict[str, Any]]:
+    return [{"ts": now_ms(), "values": {"t": value}}]
+
+
+async def welcome_of(ws: ClientConnection) -> None:
+    await ws.send(dumps({"type": "hello", "fw": "test-1.0", "uptime": 1}))
+    assert (await recv_json(ws))["type"] == "welcome"
+
+
+async def test_a_dashboard_on_a_gets_readings_from_devices_on_b_and_c_within_a_second(cluster: Cluster) -> None:
+    a, b, c = cluster.instances
+    (on_b, token_b), (on_c, token_c) = a.register(), a.register()
+    async with live(a) as dashboard, device(b, token_b) as dev_b, device(c, token_c) as dev_c:
+        await asyncio.sleep(0.3)  # the dashboard's snapshot is in before the readings
+        for n in range(5):
+            sent = time.monotonic()
+            assert (await send_batch(dev_b, n + 1, reading(n)))["type"] == "ack"
+            assert (await send_batch(dev_c, n + 1, reading(-n)))["type"] == "ack"
+            for dev_id, value in ((on_b, n), (on_c, -n)):
+                msg = await live_until(
+                    dashboard,
+                    lambda m, d=dev_id, v=value: (
+                        m["type"] == "telemetry"
+                        and m["device"] == d
+                        and any(r["values"].get("t") == v for r in m["data"])
+                    ),
+                    timeout=1,
+                )
+                assert msg["device"] == dev_id
+            assert time.monotonic() - sent < 1
+        listed = {d["id"]: d["online"] for d in a.get("/api/devices", headers=a.admin()).json()}
+        assert listed[on_b] is True and listed[on_c] is True  # online, though connected elsewhere
+
+
+async def test_a_command_through_c_reaches_a_device_on_a_and_its_result_comes_back(cluster: Cluster) -> None:
+    a, _, c = cluster.instances
+    dev_id, token = a.register()
+    async with device(a, token) as ws:
+        await eventually(lambda: _online_on(c, dev_id), 5, "c knows the device is online")
+        sent = asyncio.create_task(
+            httpx.AsyncClient(timeout=20).post(
+                f"{c.base}/api/devices/{dev_id}/commands?wait=10",
+                json={"name": "set_interval", "args": {"ms": 2500}},
+                headers=c.admin(),
+            )
+        )
+        cmd = await recv_json(ws, 10)
+        assert cmd["type"] == "command" and cmd["name"] == "set_interval" and cmd["args"] == {"ms": 2500}
+        await ws.send(dumps({"type": "result", "id": cmd["id"], "ok": True, "detail": "every 2500 ms"}))
+        resp = await sent
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"id": cmd["id"], "name": "set_interval", "ok": True, "detail": "every 2500 ms"}
+
+
+async def test_the_same_device_connecting_through_b_replaces_its_connection_on_a(cluster: Cluster) -> None:
+    a, b, c = cluster.instances
+    dev_id, token = a.register()
+    async with live(c) as dashboard, device(a, token) as older:
+        await eventually(lambda: _online_on(b, dev_id), 5, "b knows the device is on a")
+        async with device(b, token) as newer:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await recv_json(older, 5)
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+                4001,
+                "replaced by a newer connection of the same device",
+            )
+            assert (await send_batch(newer, 1, reading(1)))["type"] == "ack"
+            await asyncio.sleep(1)  # what a wrongly sent offline would have needed to arrive
+            assert _online_on(a, dev_id) and _online_on(c, dev_id)
+        await live_until(dashboard, lambda m: m["type"] == "status" and m["device"] == dev_id and not m["online"])
+
+
+async def test_a_token_rotated_through_a_closes_the_device_s_connection_on_b(cluster: Cluster) -> None:
+    a, b, _ = cluster.instances
+    dev_id, token = a.register()
+    async with device(b, token) as ws:
+        await eventually(lambda: _online_on(a, dev_id), 5, "a knows the device is on b")
+        resp = httpx.post(f"{a.base}/api/devices/{dev_id}/token", headers=a.admin(), timeout=10)
+        assert resp.status_code == 200, resp.text
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await recv_json(ws, 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
+
+
+def _online_on(server: Server, device_id: str) -> bool:
+    listed = server.get("/api/devices", headers=server.admin()).json()
+    return any(d["id"] == device_id and d["online"] for d in listed)
+
+
+# --- under load ------------------------------------------------------------------------------------
+
+
+class Load:
+    """Devices sending through nginx, as boards do: a batch not acked is sent again, the same, after
+    reconnecting (the store keeps one copy); a device waits `reconnect_s[device]` before reconnecting."""
+
+    def __init__(self, front: Server, tokens: dict[str, str], reconnect_s: dict[str, float] | None = None) -> None:
+        self.front = front
+        self.tokens = tokens
+        self.reconnect_s = reconnect_s or {}
+        self.acked: dict[str, list[int]] = {d: [] for d in tokens}  # each device's acked values
+        self.last_ack = time.monotonic()
+        self.longest_gap = 0.0
+        self.reconnects = 0
+        self.stopping = False
+
+    async def run(self, device_id: str) -> None:
+        pending: list[dict[str, Any]] = []
+        while not self.stopping:
+            try:
+                async with device(self.front, self.tokens[device_id]) as ws:
+                    await self._stream(ws, device_id, pending)
+            except (OSError, websockets.WebSocketException, TimeoutError, AssertionError):
+                self.reconnects += 1
+                await asyncio.sleep(self.reconnect_s.get(device_id, 0.2))
+
+    async def _stream(self, ws: ClientConnection, device_id: str, pending: list[dict[str, Any]]) -> None:
+        seq = 0
+        while not self.stopping:
+            if not pending:  # the next values after the last acked, with this moment's stamps
+                first = self.acked[device_id][-1] + 1 if self.acked[device_id] else 0
+                pending.extend({"ts": now_ms() - 10 + i, "values": {"n": first + i}} for i in range(5))
+            seq += 1
+            answer = await send_batch(ws, seq, pending)
+            assert answer["type"] == "ack", answer
+            now = time.monotonic()
+            self.longest_gap = max(self.longest_gap, now - self.last_ack)
+            self.last_ack = now
+            self.acked[device_id].extend(int(r["values"]["n"]) for r in pending)
+            pending.clear()
+            await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def load(
+    front: Server, tokens: dict[str, str], reconnect_s: dict[str, float] | None = None
+) -> AsyncIterator[Load]:
+    running = Load(front, tokens, reconnect_s)
+    tasks = [asyncio.create_task(running.run(d)) for d in tokens]
+    try:
+        yield running
+    finally:
+        running.stopping = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def stored_values(server: Server, device_id: str) -> list[int]:
+    points = server.telemetry(device_id, limit=100000).get("n", [])
+    return sorted(int(p["value"]) for p in points)
+
+
+async def test_kill_9_an_instance_under_load_loses_no_acked_reading_and_its_devices_come_back_online(
+    tmp_path: Path, postgres_database: Callable[[], str]
+) -> None:
+    """Half the devices reconnect at once (they never look offline: they are back before the instance
+    is found dead); the other half wait 8 s, as a board whose backoff has grown: they show offline
+    when the instance is found dead, then online again."""
+    made = start_cluster(tmp_path, postgres_database(), ping_interval_s="1", ping_timeout_s="1")
+    try:
+        a, b, c = made.instances
+        ids = [f"load-{n:02d}" for n in range(12)]
+        tokens = dict(zip(ids, a.register_many(ids), strict=True))
+        slow = set(ids[1::2])
+        async with live(a) as dashboard, load(made.via_nginx(), tokens, dict.fromkeys(slow, 8.0)) as running:
+            await eventually(lambda: all(len(v) >= 20 for v in running.acked.values()), 20, "every device streaming")
+            on_b = await eventually(lambda: _held_by(made, b, slow), 10, "slow devices on b")
+            assert b.proc is not None
+            b.proc.send_signal(signal.SIGKILL)
+            b.proc.wait()
+            killed = time.monotonic()
+            offline = await live_until(
+                dashboard, lambda m: m["type"] == "status" and m["device"] in on_b and not m["online"], 10
+            )
+            found_dead_s = time.monotonic() - killed
+            back = await live_until(
+                dashboard, lambda m: m["type"] == "status" and m["device"] == offline["device"] and m["online"], 15
+            )
+            assert back["online"]
+            before = {d: len(v) for d, v in running.acked.items()}
+            await eventually(lambda: all(len(running.acked[d]) > before[d] + 10 for d in ids), 30, "all stream again")
+        print(f"instance found dead {found_dead_s:.1f} s after kill -9; {running.reconnects} reconnections")
+        for dev_id in ids:
+            stored = stored_values(a, dev_id)
+            assert stored == list(range(len(stored))), f"{dev_id}: a gap or a double"
+            assert set(running.acked[dev_id]) <= set(stored), f"{dev_id}: an acked reading was lost"
+        await eventually(lambda: not any(_online_on(c, d) for d in ids), 10, "offline everywhere once the load ended")
+    finally:
+        made.stop()
+
+
+def _held_by(made: Cluster, server: Server, among: set[str]) -> list[str] | None:
+    """Those of `among` connected to `server` now, from the cluster's registry in Redis; None if none."""
+    with made.redis.client() as r:
+        holders = {k.decode(): v.decode() for k, v in r.hgetall("pulsewire:presence").items()}
+    ready = httpx.get(server.base + "/readyz", timeout=5).json()
+    mine = [d for d, holder in holders.items() if d in among and holder.startswith(ready["cluster"]["instance"] + ":")]
+    return mine or None
+
+
+async def test_redis_restarted_under_load_acks_never_stop_and_fan_out_resumes_by_itself(
+    tmp_path: Path, postgres_database: Callable[[], str]
+) -> None:
+    made = start_cluster(tmp_path, postgres_database())
+    try:
+        a, b, _ = made.instances
+        ids = [f"steady-{n:02d}" for n in range(6)]
+        tokens = dict(zip(ids, a.register_many(ids), strict=True))
+        async with load(b, tokens) as running, live(a) as dashboard:
+            await eventually(lambda: all(len(v) >= 20 for v in running.acked.values()), 20, "every device streaming")
+            await live_until(dashboard, lambda m: m["type"] == "telemetry" and m["device"] in ids, 2)
+            made.redis.kill()
+            await eventually(lambda: httpx.get(a.base + "/readyz").json()["cluster"]["bus"] == "down", 10, "seen down")
+            ready = httpx.get(a.base + "/readyz")
+            assert ready.status_code == 200  # still serving: storage does not depend on Redis
+            assert a.metric_value("pulsewire_cluster_bus_up") == 0
+            during = {d: len(v) for d, v in running.acked.items()}
+            await asyncio.sleep(3)
+            assert all(len(running.acked[d]) > during[d] + 20 for d in ids), "acks went on without Redis"
+            made.redis.start()
+            restarted = now_ms()
+            await eventually(lambda: httpx.get(a.base + "/readyz").json()["cluster"]["bus"] == "up", 20, "seen up")
+            fresh = await live_until(
+                dashboard,
+                lambda m: m["type"] == "telemetry" and m["device"] in ids and m["data"][0]["ts"] > restarted,
+                10,
+            )
+            assert fresh["device"] in ids
+        assert running.longest_gap < 2.0, f"acks stopped for {running.longest_gap:.1f} s"
+        assert running.reconnects == 0  # Redis trouble never touched a device connection
+        for dev_id in ids:
+            assert set(running.acked[dev_id]) <= set(stored_values(a, dev_id))
+    finally:
+        made.stop()
