@@ -173,3 +173,15 @@ def test_a_firing_alert_with_repeats_carries_the_latest_value_into_its_next_repe
     once = engine()
     run(once, "d1", [reading(NOW, t=40)])
     assert run(once, "d1", [reading(NOW + 1000, t=45)]) == []  # no repeats: the value has nowhere to go
+
+
+def test_the_clock_judges_only_this_instance_s_devices() -> None:
+    """In a cluster each instance judges the devices it holds: another's are neither fired on for
+    silence, nor repeated, nor taken for removed because this instance does not hold them."""
+    e = engine(entry(repeat_s=60), entry("nd", kind="no_data", device="*", metric=None, for_s=300, op=None, value=None))
+    run(e, "d1", [reading(NOW, t=40)])
+    elsewhere = Silence(lambda _: False, {"d2": None}, {}, mine=lambda d: d == "d2")
+    assert events(tick(e, NOW + 400_000, elsewhere)) == [("firing", True)]  # d2's silence; d1 not touched
+    assert e.pairs[("r1", "d1")].state.phase == FIRING and e.pairs[("r1", "d1")].repeats == 0
+    here = Silence(lambda _: True, {"d1": NOW, "d2": None}, {}, mine=lambda d: d == "d1")
+    assert [c.event.kind for c in tick(e, NOW + 400_000, here) if c.event] == ["repeat"]

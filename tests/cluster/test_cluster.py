@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,10 +20,13 @@ from websockets.asyncio.client import ClientConnection
 
 from tests.support.clients import device, dumps, live, live_until, now_ms, recv_json, send_batch
 from tests.support.cluster import Cluster, start_cluster
+from tests.support.receivers import WebhookReceiver, webhook_receiver
 from tests.support.server import Server
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+
+SECRET = "a-webhook-secret-for-the-tests"
 
 
 @pytest.fixture(scope="module")
@@ -268,3 +272,68 @@ async def test_redis_restarted_under_load_acks_never_stop_and_fan_out_resumes_by
             assert set(running.acked[dev_id]) <= set(stored_values(a, dev_id))
     finally:
         made.stop()
+
+
+# --- alerts: each device judged once, by the instance that holds it ----------------------------------
+
+
+def api(server: Server, method: str, path: str, body: Any = None) -> httpx.Response:
+    return httpx.request(method, server.base + path, json=body, headers=server.admin(), timeout=30)
+
+
+def alerts_of(server: Server, device_id: str) -> list[dict[str, Any]]:
+    found = api(server, "GET", f"/api/alerts?device={device_id}")
+    assert found.status_code == 200, found.text
+    return list(found.json()["alerts"])
+
+
+async def test_alerts_in_a_cluster_fire_once_and_an_ack_through_another_instance_stops_the_repeats(
+    cluster: Cluster,
+) -> None:
+    """A device on B that crosses fires one alert, whose repeats are notified; the no-data rule fires
+    for no device that is streaming (the other instances hear none of its readings, and do not judge
+    it); an acknowledgement through C stops the repeats' notifications, which B makes."""
+    a, b, c = cluster.instances
+    dev_id, token = a.register()
+    with webhook_receiver(SECRET) as receiver:
+        hook = api(
+            c,
+            "POST",
+            "/api/channels",
+            {"name": "hook", "type": "webhook", "url": receiver.url("/ok"), "secret": SECRET},
+        )
+        assert hook.status_code == 201, hook.text
+        common = {"device": dev_id, "metric": "t", "severity": "warning", "channels": [hook.json()["id"]]}
+        hot = {"name": "hot", "kind": "threshold", "op": ">", "value": 30, "repeat_s": 1, **common}
+        quiet = {"name": "quiet", "kind": "no_data", "for_s": 2, **common}
+        for body in (hot, quiet):
+            made = api(c, "POST", "/api/rules", body)
+            assert made.status_code == 201, made.text
+        async with device(b, token) as ws:
+            seq = await stream(ws, 0, 40)  # 4 s, a reading every 100 ms: never silent for 2 s
+            found = alerts_of(a, dev_id)
+            assert [(x["rule_name"], x["state"]) for x in found] == [("hot", "firing")], found
+            await eventually(lambda: len(keys(receiver)) >= 3, 5, "a firing and repeats notified")
+            acked = api(c, "POST", f"/api/alerts/{found[0]['id']}/ack")
+            assert acked.status_code == 200, acked.text
+            await asyncio.sleep(1)  # B has heard of the acknowledgement
+            notified = keys(receiver)
+            await stream(ws, seq, 25)
+        after = keys(receiver)
+    alert_id = found[0]["id"]
+    assert f"alert-{alert_id}-firing-0" in notified and f"alert-{alert_id}-repeat-1" in notified
+    assert len(after - notified) <= 1, f"repeats went on after the acknowledgement: {sorted(after - notified)}"
+    assert [x["state"] for x in alerts_of(a, dev_id)] == ["firing"]  # and no no-data alert, anywhere
+
+
+def keys(receiver: WebhookReceiver) -> set[str]:
+    """The idempotency keys that reached the receiver (each instance's outbox may deliver one again)."""
+    return {json.loads(r.body)["idempotency_key"] for r in receiver.received if r.path == "/ok"}
+
+
+async def stream(ws: ClientConnection, seq: int, count: int) -> int:
+    for _ in range(count):
+        seq += 1
+        assert (await send_batch(ws, seq, reading(35)))["type"] == "ack"
+        await asyncio.sleep(0.1)
+    return seq

@@ -64,6 +64,8 @@ class Silence:
     online: Callable[[str], bool]
     devices: Mapping[str, int | None]  # every registered device -> last seen (server ms), None: never
     metrics: Mapping[str, Mapping[str, int]]  # device -> metric -> last arrival (server ms)
+    # The devices this instance judges: in a cluster, those it holds (or held last); alone, all.
+    mine: Callable[[str], bool] = lambda _: True
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +157,7 @@ class Engine:
                     self._step(key, entry, pair, state, events, now, changes)
         for key, pair in self.pairs.items():
             rule_entry = self.book.rules.get(key[0])
-            if rule_entry is None:
+            if rule_entry is None or not silence.mine(key[1]):
                 continue
             if key[1] not in silence.devices:  # the device was removed: its alerts end with it
                 changes.append(self._ended(key, rule_entry, pair, now))
@@ -172,7 +174,7 @@ class Engine:
         rule = entry.rule
         floor = max(entry.created_ms, self._started_ms)  # never heard of before: silent since then
         ids = s.devices if rule.device == ANY_DEVICE else [rule.device] if rule.device in s.devices else []
-        for device_id in ids:
+        for device_id in filter(s.mine, ids):
             if rule.metric is None:
                 seen = s.devices[device_id]
                 yield device_id, now if s.online(device_id) else max(seen or floor, floor)

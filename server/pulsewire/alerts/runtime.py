@@ -8,6 +8,10 @@
 - Rule edits and acknowledgements go through the writer's queue in the same way.
 - Each committed event goes to live clients (`alert` messages) and wakes the outbox
   (alerts/outbox.py), which delivers its notifications.
+- In a cluster (`clustered`), each instance judges the devices it holds: readings arrive where the
+  device is connected, and the clock judges only those devices (and those that went offline here).
+  A device that arrives takes its alert states from the database (`adopt`); a rule edit or an
+  acknowledgement anywhere makes every instance read the rules and states again (`reload`).
 """
 
 from __future__ import annotations
@@ -65,6 +69,54 @@ class Alerting:
         self._devices: dict[str, int | None] = {}  # registered device -> last seen (server ms)
         self._arrivals: dict[str, dict[str, int]] = {}  # device -> metric -> last arrival (server ms)
         self._ticker: asyncio.Task[None] | None = None
+        self._held: set[str] | None = None  # in a cluster: the devices this instance judges
+        self.on_changed: Callable[[], None] = lambda: None  # rules or acknowledgements changed here
+
+    def clustered(self) -> None:
+        """From now on judge only the devices adopted here."""
+        self._held = set()
+
+    def _judges(self, device_id: str) -> bool:
+        return self._held is None or device_id in self._held
+
+    async def adopt(self, device_id: str) -> None:
+        """The device is connected here now: judge it, from the states another instance left."""
+        if self._held is None:
+            return
+        self._held.add(device_id)
+        await self._reload(device_id)
+
+    def let_go(self, device_id: str) -> None:
+        """Another instance holds the device now: it judges it."""
+        if self._held is not None:
+            self._held.discard(device_id)
+
+    async def reload(self) -> None:
+        """Another instance changed rules or acknowledged an alert: read the rules and states again."""
+        await self._reload(None)
+
+    async def _reload(self, device_id: str | None) -> None:
+        """Through the writer's queue, so that nothing of this instance's is in flight meanwhile."""
+        engine = self.engine
+        assert engine is not None
+
+        def prepare() -> Extra:
+            def write(conn: Connection, removed: frozenset[str]) -> tuple[RuleBook, dict[Any, Any]]:
+                return _book(conn), alert_log.load_pairs(conn)
+
+            def committed(out: tuple[RuleBook, dict[Any, Any]]) -> None:
+                book, pairs = out
+                if device_id is None:
+                    engine.book, engine.pairs = book, pairs
+                else:
+                    for key in [k for k in engine.pairs if k[1] == device_id]:
+                        del engine.pairs[key]
+                    engine.pairs.update((k, p) for k, p in pairs.items() if k[1] == device_id)
+                self._count_firing()
+
+            return Extra(write, committed)
+
+        await self._writer.call_prepared(prepare)
 
     async def start(self) -> None:
         """Load rules, states and what was last heard, then take the writer's groups and tick."""
@@ -197,7 +249,7 @@ class Alerting:
         for device_id in self._devices:  # last seen, to the tick, for a device that goes offline
             if self._presence.is_online(device_id):
                 self._devices[device_id] = now
-        changes = engine.tick(now, Silence(self._presence.is_online, self._devices, self._arrivals))
+        changes = engine.tick(now, Silence(self._presence.is_online, self._devices, self._arrivals, self._judges))
         return self._extra(changes, now) if changes else None
 
     # -- rule edits, acknowledgement
@@ -226,6 +278,7 @@ class Alerting:
             return Extra(write, committed)
 
         result: T = (await self._writer.call_prepared(prepare))[0]
+        self.on_changed()
         return result
 
     async def acknowledge(self, alert_id: int, until: int | None) -> dict[str, Any] | None:
@@ -233,6 +286,8 @@ class Alerting:
         None when there is no such alert. A resolved alert can be acknowledged too."""
         engine = self.engine
         assert engine is not None
+        if self._held is not None:  # the alert's state may have moved on another instance
+            await self.reload()
 
         def prepare() -> Extra:
             now = now_ms()
@@ -242,6 +297,7 @@ class Alerting:
             return self._extra([], now, first=alert_log.acknowledge_resolved(alert_id, now))
 
         await self._writer.call_prepared(prepare)
+        self.on_changed()
         return await asyncio.to_thread(self._alert, alert_id)
 
     def _alert(self, alert_id: int) -> dict[str, Any] | None:

@@ -145,6 +145,7 @@ def _services(settings: Settings, engine: Engine, metrics: Metrics) -> Services:
     http_client = httpx.AsyncClient(follow_redirects=False, verify=ssl.create_default_context())
     outbox = Outbox(engine, writer, http_client, settings, metrics)
     reads = Reads(engine, settings.retention)
+    alerting = Alerting(engine, writer, hub, presence, metrics, settings, on_notifications=outbox.take)
     return Services(
         settings=settings,
         writer=writer,
@@ -154,8 +155,10 @@ def _services(settings: Settings, engine: Engine, metrics: Metrics) -> Services:
         metrics=metrics,
         admin_key=resolve_admin_key(settings),
         http_client=http_client,
-        alerting=Alerting(engine, writer, hub, presence, metrics, settings, on_notifications=outbox.take),
+        alerting=alerting,
         outbox=outbox,
         rollouts=Rollouts(writer, reads, presence, hub, metrics, settings),
-        cluster=None if settings.redis_url is None else ClusterNode(settings.redis_url, hub, presence, writer, metrics),
+        cluster=None
+        if settings.redis_url is None
+        else ClusterNode(settings.redis_url, hub, presence, writer, alerting, metrics),
     )

@@ -9,7 +9,8 @@ Each is compact JSON carrying `v` (the envelope version, 1), `from` (the sending
 - `command` {device, id, name, args (object), reply (instance id)}: run on the instance holding the device;
 - `result`  {id, ok (bool), detail (str|null), error (null|"offline"|"timeout"|"ended")}: its answer;
 - `gone`    {instance}: an instance left (clean shutdown) or was found dead;
-- `close`   {device, code (int), reason (str)}: end the device's connection wherever it is (token revoked).
+- `close`   {device, code (int), reason (str)}: end the device's connection wherever it is (token revoked);
+- `alerts`  {}: rules changed or an alert was acknowledged: read the rules and alert states again.
 
 `command` also carries `wait` (seconds, 0 to 60): how long the holder waits for the device's
 result; with 0 it answers as soon as the command is sent.
@@ -202,9 +203,19 @@ class Close(_Envelope):
         _expect(ok, "close.reason", f"a string of at most {MAX_CLOSE_REASON} bytes", self.reason)
 
 
-Envelope = Live | Status | Claim | Command | Result | Gone | Close
+@dataclass(frozen=True, slots=True)
+class AlertsChanged(_Envelope):
+    kind: ClassVar[str] = "alerts"
 
-KINDS: dict[str, type[Envelope]] = {cls.kind: cls for cls in (Live, Status, Claim, Command, Result, Gone, Close)}
+    def _check(self) -> None:
+        pass
+
+
+Envelope = Live | Status | Claim | Command | Result | Gone | Close | AlertsChanged
+
+KINDS: dict[str, type[Envelope]] = {
+    cls.kind: cls for cls in (Live, Status, Claim, Command, Result, Gone, Close, AlertsChanged)
+}
 # The wire fields of each kind after `v`, `from` and `kind`, in the order they are written.
 _FIELDS: dict[str, tuple[str, ...]] = {
     kind: tuple(f.name for f in fields(cls) if f.name != "sender") for kind, cls in KINDS.items()

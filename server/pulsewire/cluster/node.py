@@ -11,7 +11,9 @@ what it does with what they tell it.
   and answers (`Result`).
 - An instance that dies (its heartbeats stop): every instance forgets its devices and tells its own
   dashboards they are offline; one of them (the one that takes its registry entries) stores their
-  last_seen.
+  last_seen and judges their alerts from then on.
+- Alerts: the instance holding a device judges it (alerts/runtime.py, `adopt`, `let_go`); a rule
+  edit or an acknowledgement anywhere makes every instance read rules and states again (`AlertsChanged`).
 
 Redis trouble never stops ingest: every call here is bounded, and when Redis is down this instance
 goes on alone; when it returns, the instance claims its connections again.
@@ -31,6 +33,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from pulsewire.alerts.runtime import Alerting
 from pulsewire.channels import commands
 from pulsewire.channels.hub import LiveHub
 from pulsewire.channels.presence import Connection, Presence
@@ -64,12 +67,19 @@ def instance_id() -> str:
 
 class ClusterNode:
     def __init__(
-        self, redis_url: str, hub: LiveHub, presence: Presence, writer: BatchingWriter, metrics: Metrics
+        self,
+        redis_url: str,
+        hub: LiveHub,
+        presence: Presence,
+        writer: BatchingWriter,
+        alerting: Alerting,
+        metrics: Metrics,
     ) -> None:
         self.id = instance_id()
         self._hub = hub
         self._presence = presence
         self._writer = writer
+        self._alerting = alerting
         self._replies: dict[str, asyncio.Future[env.Result]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.bus = RedisBus(redis_url, self.id, self._on_message, on_health=self._on_health)
@@ -77,6 +87,8 @@ class ClusterNode:
 
     async def start(self) -> None:
         self._hub.relay = self._relay
+        self._alerting.clustered()
+        self._alerting.on_changed = lambda: self.bus.publish(env.AlertsChanged(self.id))
         await self.bus.start()
         log.info("cluster instance started", extra={"instance": self.id, "bus": "up" if self.bus.healthy else "down"})
 
@@ -102,9 +114,16 @@ class ClusterNode:
         self._presence.forget_remote(conn.device_id)
         try:
             conn.replaced = await self.bus.claim(conn.device_id, conn.nonce)
+            self.bus.publish(env.Claim(self.id, device=conn.device_id, conn=conn.nonce))
         except BusUnavailable:
-            return  # claimed again when Redis is back (_on_health)
-        self.bus.publish(env.Claim(self.id, device=conn.device_id, conn=conn.nonce))
+            pass  # claimed again when Redis is back (_on_health)
+        await self._adopt(conn.device_id)
+
+    async def _adopt(self, device_id: str) -> None:
+        try:
+            await self._alerting.adopt(device_id)
+        except Exception:  # storage trouble: the device's batches are refused too, and it comes back
+            log.exception("taking over the device's alert states failed", extra={"device": device_id})
 
     async def release(self, conn: Connection) -> bool:
         """`conn` has ended: True when the device is offline now (no newer connection holds it anywhere)."""
@@ -164,6 +183,8 @@ class ClusterNode:
                     self._spawn(conn.close(code, reason))
             case env.Gone(instance=instance):
                 self._spawn(self._gone(instance))
+            case env.AlertsChanged():
+                self._spawn(self._alerting.reload())
 
     def _claimed(self, sender: str, device_id: str, nonce: str) -> None:
         """Another instance took the device's connection: close ours unless ours is the newer."""
@@ -171,6 +192,7 @@ class ClusterNode:
         if conn is not None and conn.replaced == f"{sender}:{nonce}":
             return  # ours replaced that one: the older holder closes, not us
         self._presence.hold_remote(device_id, sender)
+        self._alerting.let_go(device_id)
         if conn is not None:
             conn.moved = True
             self._spawn(conn.close(codec.CLOSE_REPLACED, REPLACED))
@@ -214,6 +236,7 @@ class ClusterNode:
         for device_id in taken:  # only one instance gets them: it stores when they were last seen
             with contextlib.suppress(Exception):
                 await self._writer.touch(device_id, seen)
+            await self._adopt(device_id)
         if taken:
             log.info(
                 "devices of a departed instance marked offline", extra={"instance": instance, "devices": len(taken)}
