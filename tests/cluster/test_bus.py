@@ -38,10 +38,9 @@ def redis_server() -> Iterator[PrivateRedis]:
 @pytest.fixture
 def redis_url(redis_server: PrivateRedis) -> str:
     """The module's Redis, running (a test may have killed it) and empty."""
-    with contextlib.suppress(AssertionError):
-        redis_server.flush()
-        return redis_server.url
-    redis_server.start()
+    if not redis_server.running:
+        redis_server.start()
+    redis_server.flush()
     return redis_server.url
 
 
