@@ -38,10 +38,9 @@ def redis_server() -> Iterator[PrivateRedis]:
 @pytest.fixture
 def redis_url(redis_server: PrivateRedis) -> str:
     """The module's Redis, running (a test may have killed it) and empty."""
-    with contextlib.suppress(AssertionError):
-        redis_server.flush()
-        return redis_server.url
-    redis_server.start()
+    if not redis_server.running:
+        redis_server.start()
+    redis_server.flush()
     return redis_server.url
 
 
@@ -271,3 +270,35 @@ async def test_a_newer_claim_returns_the_older_holder_and_a_stale_release_leaves
         assert await a.bus.holder("d1") is None
         assert await a.bus.holder("d2") == "a:c1"
         assert await b.bus.release("d1", "c2") is False
+
+
+@pytest.mark.parametrize(
+    "instance, options, message",
+    [
+        ("a:1", {}, "instance id"),
+        ("a", {"heartbeat_s": 5.0, "dead_after_s": 5.0}, "below dead_after_s"),
+        ("a", {"heartbeat_s": 0.0}, "above 0"),
+        ("a", {"max_outbox": 0}, "max_outbox"),
+    ],
+)
+def test_options_that_cannot_work_are_refused(instance: str, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RedisBus("redis://127.0.0.1:1/0", instance, lambda env: None, **options)
+
+
+async def test_a_send_to_something_that_is_no_instance_is_dropped(redis_url: str) -> None:
+    async with node(redis_url, "a") as a:
+        a.bus.send("pulsewire:bus", live("a", "sneaky"))
+        assert a.bus.dropped == 1
+
+
+async def test_stop_ends_even_when_it_lands_in_the_middle_of_a_heartbeat(redis_url: str) -> None:
+    # Heartbeats back to back, so that stop() cancels one mid-command more often than not.
+    for i in range(30):
+        bus = RedisBus(redis_url, f"s{i}", lambda env: None, heartbeat_s=0.001, dead_after_s=1.0)
+        await bus.start()
+        await asyncio.sleep(0.01 * (i % 3))
+        # Not wait_for: its own cancellation of a stop() that hangs would hang the same way.
+        stopping = asyncio.ensure_future(bus.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=5)
+        assert done, f"stop() of bus {i} did not end within 5 s"

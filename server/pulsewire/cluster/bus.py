@@ -1,7 +1,7 @@
 """The cluster's bus: envelopes between Pulsewire instances over Redis pub/sub, heartbeats, and the
 registry of which instance holds each device's connection.
 
-Redis holds (docs: keys and channels are listed in `BROADCAST`, `DIRECT`, `INSTANCE_KEY`, `PRESENCE`):
+What it uses in Redis (the constants `BROADCAST`, `DIRECT`, `INSTANCE_KEY` and `PRESENCE` below):
 - the channel `pulsewire:bus`, which every instance hears, and `pulsewire:to:<instance>`, which only
   that instance hears;
 - a key `pulsewire:instance:<id>` per instance, set every `heartbeat_s` with a time to live of
@@ -110,10 +110,7 @@ class RedisBus:
         max_outbox: int = MAX_OUTBOX,
         draw: Draw = random.uniform,
     ) -> None:
-        if not is_instance_id(instance_id):
-            raise ValueError(f"instance id {instance_id!r}: 1 to 64 of A-Z a-z 0-9 _ . -")
-        if not 0 < heartbeat_s < dead_after_s:
-            raise ValueError("heartbeat_s must be above 0 and below dead_after_s")
+        _check_options(instance_id, heartbeat_s, dead_after_s, max_outbox)
         self.instance_id = instance_id
         self._on_message = on_message
         self._on_health = on_health
@@ -121,10 +118,7 @@ class RedisBus:
         self._dead_after_ms = round(dead_after_s * 1000)
         self._max_outbox = max_outbox
         self._draw = draw
-        # No retries inside redis-py: a command fails at once (or after TIMEOUT_S), and the bus decides.
-        self._redis: Redis = Redis.from_url(
-            url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S, retry=Retry(NoBackoff(), 0)
-        )
+        self._redis = _client(url)
         self._claim = self._redis.register_script(_CLAIM)
         self._release = self._redis.register_script(_RELEASE)
         self._take_over = self._redis.register_script(_TAKE_OVER)
@@ -143,8 +137,8 @@ class RedisBus:
         self._beats: asyncio.Task[None] | None = None
         self.dropped = 0  # envelopes not published: Redis down, outbox full, or not sendable
         self.malformed = 0  # messages on our channels that were not valid envelopes
-        self.published = 0
-        self.received = 0
+        self.published = 0  # envelopes Redis took
+        self.received = 0  # envelopes handed to on_message (a `gone` found by a heartbeat among them)
 
     # --- life --------------------------------------------------------------------------------
 
@@ -194,6 +188,10 @@ class RedisBus:
 
     def send(self, instance: str, env: Envelope) -> None:
         """To `instance` only. Never blocks, never raises, like `publish`."""
+        if not is_instance_id(instance):
+            self.dropped += 1
+            log.warning("cluster bus: %s not sent: %r is not an instance id", env.kind, instance)
+            return
         self._queue(direct_channel(instance), env)
 
     def _queue(self, channel: str, env: Envelope) -> None:
@@ -237,7 +235,7 @@ class RedisBus:
     async def _connection(self) -> None:
         """Keeps one subscribed connection, reconnecting after each loss with backoff."""
         failures = 0
-        while True:
+        while not self._stopping:
             sessions = self._sessions
             try:
                 await self._session()
@@ -263,11 +261,12 @@ class RedisBus:
             self._sessions += 1
             self._set_health(True)
             self._first_try.set()
-            while self._trouble is None:
+            while self._trouble is None and not self._stopping:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=self._heartbeat_s)
                 if message is not None:
                     self._receive(message["channel"], message["data"])
-            raise self._trouble
+            if self._trouble is not None:
+                raise self._trouble
         finally:
             with contextlib.suppress(*REDIS_DOWN):
                 await pubsub.aclose()
@@ -295,7 +294,7 @@ class RedisBus:
     # --- heartbeats --------------------------------------------------------------------------
 
     async def _heartbeats(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self._heartbeat_s)
             if not self._healthy:
                 continue  # the connection task is reconnecting; its first step is a heartbeat
@@ -381,6 +380,20 @@ class RedisBus:
             raise BusUnavailable(f"Redis unreachable: {_why(exc)}") from exc
 
 
+def _check_options(instance_id: str, heartbeat_s: float, dead_after_s: float, max_outbox: int) -> None:
+    if not is_instance_id(instance_id):
+        raise ValueError(f"instance id {instance_id!r}: 1 to 64 of A-Z a-z 0-9 _ . -")
+    if not 0 < heartbeat_s < dead_after_s:
+        raise ValueError("heartbeat_s must be above 0 and below dead_after_s")
+    if max_outbox < 1:
+        raise ValueError("max_outbox must be at least 1")
+
+
+def _client(url: str) -> Redis:
+    # No retries inside redis-py: a command fails at once (or after TIMEOUT_S), and the bus decides.
+    return Redis.from_url(url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S, retry=Retry(NoBackoff(), 0))
+
+
 def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else None
 
@@ -390,8 +403,10 @@ def _why(exc: BaseException) -> str:
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    # Cancelled again until it ends: a cancellation can be lost inside a redis-py command (seen on
+    # Python 3.11: the heartbeat task went on to its next sleep and stop() waited forever).
+    while task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+    if task is not None and not task.cancelled() and task.exception() is not None:
+        log.error("cluster bus: task %s had failed", task.get_name(), exc_info=task.exception())

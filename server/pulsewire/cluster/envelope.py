@@ -15,6 +15,7 @@ Each is compact JSON carrying `v` (the envelope version, 1), `from` (the sending
 `command` also carries `wait` (seconds, 0 to 60): how long the holder waits for the device's
 result; with 0 it answers as soon as the command is sent.
 
+In Python `from` is the attribute `sender` (a keyword cannot be a field), always the first argument.
 An envelope is checked when it is built, so one that exists is valid: `decode` builds it from what
 came off the wire (raising `EnvelopeError` with what is wrong), and `encode` refuses only what will
 not fit in `MAX_ENVELOPE_BYTES` or is not JSON. Fields a version-1 envelope does not know are
