@@ -155,7 +155,7 @@ async def test_a_handler_that_raises_does_not_stop_the_messages_after(redis_url:
 
 async def test_what_cannot_be_sent_is_dropped_and_counted_never_raised(redis_url: str) -> None:
     async with node(redis_url, "a") as a:
-        a.bus.publish(Command("a", device="d", id="c", name="n", args={"x": object()}, reply="a"))
+        a.bus.publish(Command("a", device="d", id="c", name="n", args={"x": object()}, reply="a", wait=0))
         a.bus.publish(live("a", "x" * (1 << 20)))
         assert a.bus.dropped == 2
 

@@ -9,7 +9,9 @@ import pytest
 
 from pulsewire.cluster.envelope import (
     MAX_ENVELOPE_BYTES,
+    AlertsChanged,
     Claim,
+    Close,
     Command,
     Envelope,
     EnvelopeError,
@@ -38,6 +40,7 @@ EVERY_KIND: list[tuple[Envelope, dict[str, Any]]] = [
             name="set_interval",
             args={"ms": 5000, "deep": [1, {"x": None}]},
             reply="web-2",
+            wait=10,
         ),
         {
             "device": "d",
@@ -45,6 +48,7 @@ EVERY_KIND: list[tuple[Envelope, dict[str, Any]]] = [
             "name": "set_interval",
             "args": {"ms": 5000, "deep": [1, {"x": None}]},
             "reply": "web-2",
+            "wait": 10,
         },
     ),
     (
@@ -60,6 +64,11 @@ EVERY_KIND: list[tuple[Envelope, dict[str, Any]]] = [
         {"id": "c-1", "ok": False, "detail": "low battery", "error": None},
     ),
     (Gone("web-1", instance="web-3"), {"instance": "web-3"}),
+    (
+        Close("web-1", device="d", code=4003, reason="token rotated"),
+        {"device": "d", "code": 4003, "reason": "token rotated"},
+    ),
+    (AlertsChanged("web-1"), {}),
 ]
 
 
@@ -154,6 +163,14 @@ BAD: list[tuple[str, bytes, str]] = [
     ("command args list", _with("command", args=[1]), "command.args: expected an object"),
     ("command args null", _with("command", args=None), "command.args: expected an object"),
     ("command reply bad", _with("command", reply="x/y"), "command.reply: expected an instance id"),
+    ("command wait negative", _with("command", wait=-1), "command.wait: expected seconds from 0 to 60"),
+    ("command wait too long", _with("command", wait=61), "command.wait: expected seconds from 0 to 60"),
+    ("command wait text", _with("command", wait="5"), "command.wait: expected seconds"),
+    ("command wait bool", _with("command", wait=True), "command.wait: expected seconds"),
+    ("close code 1000", _with("close", code=1000), "close.code: expected an integer 4000..4999"),
+    ("close code text", _with("close", code="4003"), "close.code: expected an integer"),
+    ("close reason too long", _with("close", reason="r" * 124), "close.reason: expected a string of at most 123"),
+    ("close reason null", _with("close", reason=None), "close.reason: expected a string"),
     ("result ok text", _with("result", ok="true"), "result.ok: expected true or false"),
     ("result detail number", _with("result", detail=3), "result.detail: expected a string or null"),
     ("result unknown error", _with("result", ok=False, error="lost"), "result.error: expected null or one of"),
@@ -178,6 +195,6 @@ def test_an_envelope_cannot_be_built_wrong_either() -> None:
 
 
 def test_args_that_are_not_json_are_refused_when_written() -> None:
-    env = Command("a", device="d", id="c", name="n", args={"when": object()}, reply="b")
+    env = Command("a", device="d", id="c", name="n", args={"when": object()}, reply="b", wait=0)
     with pytest.raises(EnvelopeError, match="command: cannot be written as JSON"):
         encode(env)
