@@ -429,9 +429,11 @@ class BatchingWriter:
         try:
             conn.begin()
             # A removal (and purge) ran before this group, so a late batch never undoes it.
-            if self._device_ids is None:
-                self._device_ids = set(conn.execute(select(devices.c.id)).scalars())
             wanted = {b.device_id for b in group}
+            # A device missing from the cache may have been added by another writer on the same
+            # database (serve --workers): read the ids again before calling it removed.
+            if self._device_ids is None or not wanted <= self._device_ids:
+                self._device_ids = set(conn.execute(select(devices.c.id)).scalars())
             present = wanted & self._device_ids
             removed = wanted - present
             if removed:
