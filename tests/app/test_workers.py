@@ -217,9 +217,7 @@ POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/pulsewire_never_ope
         (["--redis-url", "http://127.0.0.1:6379"], "redis_url: only redis://, rediss:// and unix:// URLs"),
     ],
 )
-def test_serve_refuses_workers_and_redis_without_what_they_need(
-    tmp_path: Path, flags: list[str], message: str
-) -> None:
+def test_serve_refuses_workers_and_redis_without_what_they_need(tmp_path: Path, flags: list[str], message: str) -> None:
     done = cli("serve", "--port", str(free_port()), "--data-dir", str(tmp_path / "d"), *flags, timeout=30)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Error: bad setting: " in done.stderr and message in done.stderr, done.stderr
@@ -231,3 +229,15 @@ def test_serve_help_shows_workers_and_redis_url() -> None:
     assert done.returncode == 0
     assert "--workers INTEGER" in done.stdout and "PULSEWIRE_WORKERS" in done.stdout
     assert "--redis-url TEXT" in done.stdout
+
+
+@pytest.mark.postgres
+def test_a_database_the_supervisor_cannot_open_ends_it_with_3_before_any_worker(
+    tmp_path: Path, postgres_available: None
+) -> None:
+    missing_database = POSTGRES_URL.replace("never_opened", "missing_" + os.urandom(4).hex())
+    flags = ["--workers", "2", "--redis-url", REDIS_URL, "--database-url", missing_database]
+    done = cli("serve", "--port", str(free_port()), "--data-dir", str(tmp_path / "d"), *flags, timeout=30)
+    assert done.returncode == 3, done.stderr
+    assert "cannot open the database; no worker started" in done.stderr
+    assert '"worker started"' not in done.stderr
