@@ -200,6 +200,25 @@ def test_batches_of_a_removed_device_are_refused_not_stored(engine: Engine) -> N
     assert count_readings(engine) == 3
 
 
+def test_a_device_another_writer_added_is_stored_not_refused(engine: Engine) -> None:
+    """Workers on one database (serve --workers) each have a writer: a device registered through
+    one of them is written by the others, whose cached device ids do not have it yet."""
+
+    async def scenario() -> None:
+        first, second = make_writer(engine), make_writer(engine)
+        await first.start()
+        await second.start()
+        await second.call(store.add_device("old", "O", "ho", 1))
+        await (await submit(second, "old", telemetry(1, 0, 1)))  # second has cached the device ids
+        await first.call(store.add_device("new", "N", "hn", 1))
+        await (await submit(second, "new", telemetry(1, 0, 3)))
+        await first.stop()
+        await second.stop()
+
+    asyncio.run(scenario())
+    assert count_readings(engine) == 4
+
+
 def test_admin_calls_report_their_own_errors(engine: Engine) -> None:
     async def scenario() -> None:
         writer = make_writer(engine, queue_batches=10, group_values=100)

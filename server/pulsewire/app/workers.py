@@ -125,7 +125,12 @@ def serve_workers(settings: Settings, simulate: int = 0) -> int:
         log.exception("cannot open the database; no worker started")
         return STARTUP_FAILURE
     resolve_admin_key(settings)  # generated (and printed) once here, not by each worker at once
-    with listening_socket(settings.host, settings.port) as sock:
+    try:
+        sock = listening_socket(settings.host, settings.port)
+    except OSError as exc:  # taken since the command checked it
+        log.error("cannot listen", extra={"host": settings.host, "port": settings.port, "error": exc.strerror})
+        return STARTUP_FAILURE
+    with sock:
         return Supervisor(settings, sock, simulate).run()
 
 
