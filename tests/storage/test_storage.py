@@ -44,6 +44,7 @@ def make_writer(
     group_values: int = 10_000,
     on_commit: Callable[[list[Batch]], None] = lambda group: None,
     on_unstored: Callable[[list[Batch]], None] | None = None,
+    shared: bool = False,
 ) -> BatchingWriter:
     return BatchingWriter(
         engine,
@@ -52,6 +53,7 @@ def make_writer(
         group_values=group_values,
         on_commit=on_commit,
         on_unstored=on_unstored,
+        shared=shared,
     )
 
 
@@ -200,23 +202,30 @@ def test_batches_of_a_removed_device_are_refused_not_stored(engine: Engine) -> N
     assert count_readings(engine) == 3
 
 
-def test_a_device_another_writer_added_is_stored_not_refused(engine: Engine) -> None:
-    """Workers on one database (serve --workers) each have a writer: a device registered through
-    one of them is written by the others, whose cached device ids do not have it yet."""
+def test_devices_another_writer_adds_or_removes_are_seen_by_a_shared_writer(engine: Engine) -> None:
+    """Instances of a cluster (and workers) on one database each have a writer (`shared`): a device
+    registered through one of them is written by the others, whose cached device ids do not have
+    it yet; one removed through another is refused as removed (its series are gone), never written
+    against series that no longer exist."""
 
     async def scenario() -> None:
-        first, second = make_writer(engine), make_writer(engine)
+        first, second = make_writer(engine, shared=True), make_writer(engine, shared=True)
         await first.start()
         await second.start()
         await second.call(store.add_device("old", "O", "ho", 1))
-        await (await submit(second, "old", telemetry(1, 0, 1)))  # second has cached the device ids
+        await (await submit(second, "old", telemetry(1, 0, 1)))  # second has cached the device and its series
         await first.call(store.add_device("new", "N", "hn", 1))
         await (await submit(second, "new", telemetry(1, 0, 3)))
+        await first.call(store.remove_device("old", purge=True))
+        with pytest.raises(DeviceRemoved):
+            await (await submit(second, "old", telemetry(1, 10, 2)))
+        await first.call(store.add_device("old", "O again", "ho2", 2))  # back under the same id: new series
+        await (await submit(second, "old", telemetry(1, 20, 2)))
         await first.stop()
         await second.stop()
 
     asyncio.run(scenario())
-    assert count_readings(engine) == 4
+    assert count_readings(engine) == 3 + 2
 
 
 def test_admin_calls_report_their_own_errors(engine: Engine) -> None:
