@@ -95,6 +95,12 @@ def answered_connection(server: Server) -> socket.socket:
     return conn
 
 
+def temperatures(server: Server, device_id: str, since: int = 0) -> list[object]:
+    """The device's temperatures stored since `since` (ms); none while it is not registered yet."""
+    resp = server.get(f"/api/devices/{device_id}/telemetry", params={"keys": "temperature", "start": since})
+    return resp.json()["temperature"] if resp.status_code == 200 else []  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 def connections() -> Iterator[list[socket.socket]]:
     opened: list[socket.socket] = []
@@ -151,7 +157,7 @@ async def test_readings_of_devices_on_every_worker_are_acked_and_stored(workers:
 
 @pytest.mark.postgres
 def test_simulated_devices_and_the_banner_run_once(workers: Server) -> None:
-    wait_until(lambda: workers.telemetry("sim-1", keys="temperature").get("temperature"), 20, "sim-1 sends")
+    wait_until(lambda: temperatures(workers, "sim-1"), 20, "sim-1 sends")
     simulated = [d["id"] for d in workers.get("/api/devices").json() if d["id"].startswith("sim-")]
     assert simulated == ["sim-1"]
     assert (workers.data_dir / "server.out").read_text().count("Dashboard:") == 1
@@ -177,9 +183,7 @@ def test_a_killed_worker_is_started_again_and_the_port_keeps_answering(workers: 
     # The banner is not printed again; the simulated device, which ran in worker 1, comes back.
     assert (workers.data_dir / "server.out").read_text().count("Dashboard:") == 1
     since = now_ms()
-    wait_until(
-        lambda: workers.telemetry("sim-1", keys="temperature", start=since).get("temperature"), 20, "sim-1 is back"
-    )
+    wait_until(lambda: temperatures(workers, "sim-1", since), 20, "sim-1 is back")
 
 
 @pytest.mark.postgres
@@ -192,9 +196,29 @@ def test_sigterm_stops_every_worker_and_the_supervisor_exits_0(tmp_path: Path, r
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(15) == 0
     assert time.monotonic() - began < 8, "stopped promptly"
-    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], "every worker is gone"
+    assert not [pid for pid in pids if alive(pid)], "every worker is gone"
     assert server.log_text().count('"pulsewire stopped"') == 2, "each worker stopped gracefully"
     assert not server.healthy()
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie no reaper has collected yet counts as gone)."""
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.postgres
+def test_workers_stop_by_themselves_when_the_supervisor_is_killed(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    server = start_workers(tmp_path, request)
+    pids = set(running_workers(server).values())
+    os.kill(server.pid, signal.SIGKILL)
+    wait_until(lambda: not any(alive(pid) for pid in pids), 15, "the orphaned workers stop")
+    assert server.log_text().count("the supervisor is gone; stopping") == 2
+    assert server.log_text().count('"pulsewire stopped"') == 2, "each stopped gracefully"
 
 
 # --- refusals -------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import gc
 import logging
 import socket
 import sys
+from asyncio.trsock import TransportSocket
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
@@ -62,13 +63,24 @@ def uvicorn_config(settings: Settings, open_files: int, exempt: Callable[[str], 
 
 
 def bound_address(server: uvicorn.Server, settings: Settings) -> str:
-    scheme = "https" if settings.tls_cert else "http"
     for srv in server.servers:
         for sock in srv.sockets:
-            host, port = sock.getsockname()[:2]
-            shown = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-            return f"{scheme}://[{shown}]:{port}" if ":" in shown else f"{scheme}://{shown}:{port}"
+            return socket_address(sock, settings)
+    scheme = "https" if settings.tls_cert else "http"
     return f"{scheme}://{settings.host}:{settings.port}"
+
+
+def socket_address(sock: socket.socket | TransportSocket, settings: Settings) -> str:
+    """The base URL a listening socket is reached at from this machine."""
+    scheme = "https" if settings.tls_cert else "http"
+    host, port = sock.getsockname()[:2]
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"{scheme}://[{shown}]:{port}" if ":" in shown else f"{scheme}://{shown}:{port}"
+
+
+def print_banner(base: str, settings: Settings) -> None:
+    lan = lan_address() if settings.host in ("0.0.0.0", "::") else None
+    print(banner(base, settings, devkit=not devkit_missing(), lan=lan), flush=True)
 
 
 def check_port_free(host: str, port: int) -> str | None:
@@ -178,8 +190,7 @@ async def _once_listening(
     base = bound_address(server, settings)
     log.info("listening", extra={"url": base})
     if show_banner:
-        lan = lan_address() if settings.host in ("0.0.0.0", "::") else None
-        print(banner(base, settings, devkit=not devkit_missing(), lan=lan), flush=True)
+        print_banner(base, settings)
     if on_started is not None:
         try:
             await on_started(base)

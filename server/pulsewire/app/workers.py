@@ -8,9 +8,10 @@ copy of the socket; the kernel hands each new connection to whichever worker acc
 
 The supervisor does no serving. It starts a worker again when it dies (at once after a long run,
 after 1, 2, 4 ... 30 s while it keeps dying soon after starting), and on SIGTERM or SIGINT stops
-them all (SIGTERM, then SIGKILL after STOP_GRACE_S) and exits 0. Worker 1 prints the start-up
-banner on its first start, and runs the `--simulate` devices (again when it is restarted: the
-devices reconnect). A worker whose supervisor is gone (killed) stops by itself.
+them all (SIGTERM, then SIGKILL after STOP_GRACE_S) and exits 0. It prints the start-up banner,
+once, as soon as the workers are started: the socket listens already, and a connection made
+before a worker is ready waits in its backlog. Worker 1 runs the `--simulate` devices (again when
+it is restarted: the devices reconnect). A worker whose supervisor is gone (killed) stops by itself.
 """
 
 from __future__ import annotations
@@ -65,7 +66,6 @@ class Slot:
     number: int
     process: BaseProcess | None = None
     started_at: float = 0.0
-    starts: int = 0
     quick_deaths: int = 0
     due: float | None = None  # when to start it again; None while it runs
 
@@ -81,21 +81,21 @@ class Slot:
 # --- the worker -----------------------------------------------------------------------------------
 
 
-def worker_main(values: dict[str, Any], sock: socket.socket, number: int, show_banner: bool, simulate: int) -> None:
+def worker_main(values: dict[str, Any], sock: socket.socket, number: int, simulate: int) -> None:
     """A worker process's entry point (module level: spawn finds it by name)."""
     settings = Settings(**values)
     on_started = serving.with_simulated(settings, simulate) if simulate else None
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C reaches the whole process group
-        serving.run_on_fast_loop(_serve_worker(settings, sock, number, show_banner, on_started))
+        serving.run_on_fast_loop(_serve_worker(settings, sock, number, on_started))
 
 
 async def _serve_worker(
-    settings: Settings, sock: socket.socket, number: int, show_banner: bool, on_started: serving.OnStarted | None
+    settings: Settings, sock: socket.socket, number: int, on_started: serving.OnStarted | None
 ) -> None:
     server = serving.build_server(settings)
     log.info("worker started", extra={"worker": number, "pid": os.getpid()})
     _stop_with_supervisor(server)
-    await serving.serve(server, settings, on_started, sockets=[sock], show_banner=show_banner)
+    await serving.serve(server, settings, on_started, sockets=[sock], show_banner=False)
 
 
 def _stop_with_supervisor(server: uvicorn.Server) -> None:
@@ -163,6 +163,7 @@ class Supervisor:
     """Starts the workers, starts again those that die, stops them all on a signal."""
 
     def __init__(self, settings: Settings, sock: socket.socket, simulate: int) -> None:
+        self.settings = settings
         self.values = settings.model_dump()
         self.sock = sock
         self.simulate = simulate
@@ -179,6 +180,7 @@ class Supervisor:
             log.info("supervising workers", extra={"workers": len(self.slots), "pid": os.getpid()})
             for slot in self.slots:
                 self._start(slot)
+            serving.print_banner(serving.socket_address(self.sock, self.settings), self.settings)
             while not self.stopping:
                 self._wait(wake_read)
                 with contextlib.suppress(BlockingIOError):
@@ -200,16 +202,14 @@ class Supervisor:
     def _start(self, slot: Slot) -> None:
         if self.stopping:
             return
-        show_banner = slot.number == 1 and slot.starts == 0
         simulate = self.simulate if slot.number == 1 else 0
         process = self.context.Process(
             target=worker_main,
-            args=(self.values, self.sock, slot.number, show_banner, simulate),
+            args=(self.values, self.sock, slot.number, simulate),
             name=f"pulsewire-worker-{slot.number}",
         )
         process.start()
         slot.process, slot.started_at, slot.due = process, time.monotonic(), None
-        slot.starts += 1
 
     def _wait(self, wake: socket.socket) -> None:
         """Until a worker dies, a signal arrives or a restart is due."""
