@@ -21,16 +21,22 @@ import pytest
 from pulsewire.app.workers import MAX_BACKOFF_S, STABLE_AFTER_S, Slot, restart_delay
 from tests.support.cli import cli
 from tests.support.clients import device, now_ms, send_batch
+from tests.support.redisserver import PrivateRedis
 from tests.support.server import Server, free_port
 from tests.support.waiting import wait_until
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_URL = "redis://127.0.0.1:6379/15"  # for the refusals: never connected to
 WORKER_STARTED = re.compile(r'"worker started" worker=(\d+) pid=(\d+)')
 
 
 def start_workers(tmp: Path, request: pytest.FixtureRequest, *flags: str) -> Server:
+    """Two workers on a fresh database, joined through a Redis of their own (so that no other test's
+    instances share their bus)."""
     database_url = request.getfixturevalue("postgres_database")()
-    server = Server(tmp, database_url=database_url, flags=["--workers", "2", "--redis-url", REDIS_URL, *flags])
+    redis = PrivateRedis()
+    redis.start()
+    request.addfinalizer(redis.destroy)
+    server = Server(tmp, database_url=database_url, flags=["--workers", "2", "--redis-url", redis.url, *flags])
     server.settings["sample_interval_ms"] = "200"
     request.addfinalizer(server.stop)
     server.start()
