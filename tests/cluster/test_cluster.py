@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection
 from tests.support.clients import device, dumps, live, live_until, now_ms, recv_json, send_batch
 from tests.support.cluster import Cluster, start_cluster
 from tests.support.receivers import WebhookReceiver, webhook_receiver
+from tests.support.releases import new_release, take_update
 from tests.support.server import Server
 from tests.support.waiting import eventually
 
@@ -337,3 +338,32 @@ async def stream(ws: ClientConnection, seq: int, count: int) -> int:
         assert (await send_batch(ws, seq, reading(35)))["type"] == "ack"
         await asyncio.sleep(0.1)
     return seq
+
+
+# --- rollouts: followed by every instance, for the devices connected to it ---------------------------
+
+
+async def test_a_rollout_started_through_a_updates_a_device_on_b_which_comes_back_through_c(cluster: Cluster) -> None:
+    a, b, c = cluster.instances
+    version = new_release(a)
+    (canary, canary_token), (rest, rest_token) = sorted(a.register() for _ in range(2))
+    async with device(b, canary_token, hello=False) as on_b, device(c, rest_token, hello=False) as on_c:
+        await welcome_of(on_b)
+        await welcome_of(on_c)
+        made = api(a, "POST", "/api/rollouts", {"version": version, "devices": [canary, rest], "canary_percent": 50})
+        assert made.status_code == 201, made.text
+        rollout_id = made.json()["id"]
+        cmd = await take_update(b, on_b, canary_token, version)
+        assert cmd["args"]["rollout"] == rollout_id
+        await on_b.send(dumps({"type": "result", "id": cmd["id"], "ok": True, "detail": "staged"}))
+        with pytest.raises(TimeoutError):  # the other waits for the canary
+            await recv_json(on_c, 1)
+    hello = {"type": "hello", "fw": version, "uptime": 5, "boot": {"state": "confirmed", "previous": "0.3.1"}}
+    async with device(c, canary_token, hello=False) as back, device(a, rest_token, hello=False) as rest_on_a:
+        await back.send(dumps(hello))
+        assert (await recv_json(back))["type"] == "welcome"
+        await welcome_of(rest_on_a)
+        cmd = await take_update(a, rest_on_a, rest_token, version)  # the canary is confirmed: its turn, on a
+        assert cmd["args"]["rollout"] == rollout_id
+    steps = {d["device"]: d["step"] for d in api(c, "GET", f"/api/rollouts/{rollout_id}").json()["devices"]}
+    assert steps == {canary: "confirmed", rest: "downloading"}

@@ -146,6 +146,7 @@ def _services(settings: Settings, engine: Engine, metrics: Metrics) -> Services:
     outbox = Outbox(engine, writer, http_client, settings, metrics)
     reads = Reads(engine, settings.retention)
     alerting = Alerting(engine, writer, hub, presence, metrics, settings, on_notifications=outbox.take)
+    rollouts = Rollouts(writer, reads, presence, hub, metrics, settings)
     return Services(
         settings=settings,
         writer=writer,
@@ -157,8 +158,8 @@ def _services(settings: Settings, engine: Engine, metrics: Metrics) -> Services:
         http_client=http_client,
         alerting=alerting,
         outbox=outbox,
-        rollouts=Rollouts(writer, reads, presence, hub, metrics, settings),
+        rollouts=rollouts,
         cluster=None
         if settings.redis_url is None
-        else ClusterNode(settings.redis_url, hub, presence, writer, alerting, metrics),
+        else ClusterNode(settings.redis_url, hub, presence, writer, alerting, rollouts, metrics),
     )

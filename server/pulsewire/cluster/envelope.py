@@ -10,7 +10,8 @@ Each is compact JSON carrying `v` (the envelope version, 1), `from` (the sending
 - `result`  {id, ok (bool), detail (str|null), error (null|"offline"|"timeout"|"ended")}: its answer;
 - `gone`    {instance}: an instance left (clean shutdown) or was found dead;
 - `close`   {device, code (int), reason (str)}: end the device's connection wherever it is (token revoked);
-- `alerts`  {}: rules changed or an alert was acknowledged: read the rules and alert states again.
+- `alerts`  {}: rules changed or an alert was acknowledged: read the rules and alert states again;
+- `rollout` {id}: a rollout changed: read it again.
 
 `command` also carries `wait` (seconds, 0 to 60): how long the holder waits for the device's
 result; with 0 it answers as soon as the command is sent.
@@ -212,10 +213,20 @@ class AlertsChanged(_Envelope):
         pass
 
 
-Envelope = Live | Status | Claim | Command | Result | Gone | Close | AlertsChanged
+@dataclass(frozen=True, slots=True)
+class RolloutChanged(_Envelope):
+    id: str
+
+    kind: ClassVar[str] = "rollout"
+
+    def _check(self) -> None:
+        _text("rollout.id", self.id)
+
+
+Envelope = Live | Status | Claim | Command | Result | Gone | Close | AlertsChanged | RolloutChanged
 
 KINDS: dict[str, type[Envelope]] = {
-    cls.kind: cls for cls in (Live, Status, Claim, Command, Result, Gone, Close, AlertsChanged)
+    cls.kind: cls for cls in (Live, Status, Claim, Command, Result, Gone, Close, AlertsChanged, RolloutChanged)
 }
 # The wire fields of each kind after `v`, `from` and `kind`, in the order they are written.
 _FIELDS: dict[str, tuple[str, ...]] = {

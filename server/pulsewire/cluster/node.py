@@ -14,6 +14,8 @@ what it does with what they tell it.
   last_seen and judges their alerts from then on.
 - Alerts: the instance holding a device judges it (alerts/runtime.py, `adopt`, `let_go`); a rule
   edit or an acknowledgement anywhere makes every instance read rules and states again (`AlertsChanged`).
+- Rollouts: a change stored anywhere makes every instance read that rollout again (`RolloutChanged`)
+  and send `update` to its own devices whose turn came (releases/runtime.py).
 
 Redis trouble never stops ingest: every call here is bounded, and when Redis is down this instance
 goes on alone; when it returns, the instance claims its connections again.
@@ -43,6 +45,7 @@ from pulsewire.cluster.bus import BusUnavailable, RedisBus
 from pulsewire.metrics import Metrics
 from pulsewire.protocol import device as codec
 from pulsewire.protocol import live
+from pulsewire.releases.runtime import Rollouts
 from pulsewire.storage.writer import BatchingWriter
 
 log = logging.getLogger("pulsewire.cluster")
@@ -73,6 +76,7 @@ class ClusterNode:
         presence: Presence,
         writer: BatchingWriter,
         alerting: Alerting,
+        rollouts: Rollouts,
         metrics: Metrics,
     ) -> None:
         self.id = instance_id()
@@ -80,6 +84,7 @@ class ClusterNode:
         self._presence = presence
         self._writer = writer
         self._alerting = alerting
+        self._rollouts = rollouts
         self._replies: dict[str, asyncio.Future[env.Result]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.bus = RedisBus(redis_url, self.id, self._on_message, on_health=self._on_health)
@@ -89,6 +94,7 @@ class ClusterNode:
         self._hub.relay = self._relay
         self._alerting.clustered()
         self._alerting.on_changed = lambda: self.bus.publish(env.AlertsChanged(self.id))
+        self._rollouts.on_changed = lambda rollout_id: self.bus.publish(env.RolloutChanged(self.id, id=rollout_id))
         await self.bus.start()
         log.info("cluster instance started", extra={"instance": self.id, "bus": "up" if self.bus.healthy else "down"})
 
@@ -185,6 +191,8 @@ class ClusterNode:
                 self._spawn(self._gone(instance))
             case env.AlertsChanged():
                 self._spawn(self._alerting.reload())
+            case env.RolloutChanged(id=rollout_id):
+                self._rollouts.reload(rollout_id)
 
     def _claimed(self, sender: str, device_id: str, nonce: str) -> None:
         """Another instance took the device's connection: close ours unless ours is the newer."""

@@ -10,6 +10,11 @@ A device gets its `update` when its turn comes and it is online, or else right a
 hello. The command's result arrives on its own task; a connection that ends first changes
 nothing: the device's next hello says where it stands. A clock task fails the devices that have
 been under way longer than `rollout_step_timeout_s` (`rollout.expire`).
+
+In a cluster every instance follows every active rollout for the devices connected to it: each
+change stored here is announced (`on_changed`), and the others read that rollout again from the
+database (`reload`, at most twice a second per rollout) and send `update` to their own devices
+whose turn has come.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ log = logging.getLogger("pulsewire.rollouts")
 
 MAX_ACTIVE = 100_000  # active rollouts loaded at start: every one, in practice
 CMD_UPDATE = "update"  # docs/protocol.md: sent by rollouts only, never through POST .../commands
+RELOAD_GATHER_S = 0.5  # in a cluster: the changes of this long are read back once
 
 
 class RolloutNotFound(Exception):
@@ -72,6 +78,8 @@ class Rollouts:
         self._files: dict[str, list[dict[str, Any]]] = {}  # version -> its files, as `update` lists them
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()  # results being waited for, and the clock
+        self.on_changed: Callable[[str], None] = lambda rollout_id: None  # stored here: tell the cluster
+        self._reloading: set[str] = set()  # rollouts with a reload on its way
         self._gauges(metrics)
 
     async def start(self) -> None:
@@ -125,6 +133,7 @@ class Rollouts:
         )
         async with self._lock:
             self._track(planned)
+            self.on_changed(rollout_id)
             self._hub.publish_rollout(None, live.rollout(machine.summary_json(planned), None))
             log.info(
                 "rollout started",
@@ -146,6 +155,26 @@ class Rollouts:
             log.info("rollout " + after.state, extra={"rollout": rollout_id})
             await self._dispatch(after)
             return self._active.get(rollout_id, after)
+
+    def reload(self, rollout_id: str) -> None:
+        """Another instance changed the rollout: read it again soon (changes that come close together
+        are read once) and send what is due to this instance's devices."""
+        if rollout_id not in self._reloading:
+            self._reloading.add(rollout_id)
+            self._keep(asyncio.create_task(self._reload(rollout_id)))
+
+    async def _reload(self, rollout_id: str) -> None:
+        await asyncio.sleep(RELOAD_GATHER_S)
+        self._reloading.discard(rollout_id)
+        try:
+            found = await run_in_threadpool(self._reads.rollout, rollout_id)
+            if found is None:
+                return
+            async with self._lock:
+                self._track(found)
+                await self._dispatch(found)
+        except Exception:
+            log.exception("reading a rollout another instance changed failed", extra={"rollout": rollout_id})
 
     def in_use(self, version: str) -> bool:
         return any(r.version == version for r in self._active.values())
@@ -241,6 +270,7 @@ class Rollouts:
             return before
         await self._writer.call(store.save_rollout(after, changed))
         self._track(after)
+        self.on_changed(after.id)
         summary = machine.summary_json(after)
         for target in changed:
             self._metrics.rollout_steps.labels(target.step).inc()
