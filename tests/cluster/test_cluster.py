@@ -255,6 +255,8 @@ async def test_redis_restarted_under_load_acks_never_stop_and_fan_out_resumes_by
             ready = httpx.get(a.base + "/readyz")
             assert ready.status_code == 200  # still serving: storage does not depend on Redis
             assert a.metric_value("pulsewire_cluster_bus_up") == 0
+            refused = api(a, "POST", f"/api/devices/{ids[0]}/commands?wait=1", {"name": "reboot", "args": {}})
+            assert refused.status_code == 503 and "cannot be reached now" in refused.json()["detail"], refused.text
             during = {d: len(v) for d, v in running.acked.items()}
             await asyncio.sleep(3)
             assert all(len(running.acked[d]) > during[d] + 20 for d in ids), "acks went on without Redis"

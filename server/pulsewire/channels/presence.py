@@ -83,6 +83,10 @@ class Presence:
             return True
         return False
 
+    def mirror(self, remote: dict[str, str]) -> None:
+        """Every device held elsewhere, as the cluster's registry has it now."""
+        self._remote = dict(remote)
+
     def forget_remote(self, device_id: str) -> None:
         """The device is connected here now."""
         self._remote.pop(device_id, None)

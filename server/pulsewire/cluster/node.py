@@ -52,6 +52,7 @@ log = logging.getLogger("pulsewire.cluster")
 
 REPLY_SLACK_S = 2.0  # beyond the command's own wait: the two hops over the bus
 REPLACED = "replaced by a newer connection of the same device"
+UNREACHABLE = "unreachable"  # RemoteFailed: the device's instance cannot be reached (Redis is away)
 
 
 class RemoteFailed(Exception):
@@ -150,8 +151,10 @@ class ClusterNode:
     async def command(self, device_id: str, name: str, args: dict[str, Any], wait: float) -> env.Result:
         """Run the command on the instance holding the device; raises RemoteFailed with why it got no answer."""
         holder = self._presence.held_by(device_id)
-        if holder is None or not self.bus.healthy:
+        if holder is None:
             raise RemoteFailed(env.ERR_OFFLINE)
+        if not self.bus.healthy:
+            raise RemoteFailed(UNREACHABLE)
         command_id = commands.new_id()
         reply: asyncio.Future[env.Result] = asyncio.get_running_loop().create_future()
         self._replies[command_id] = reply
@@ -263,10 +266,12 @@ class ClusterNode:
                     conn.replaced = await self.bus.claim(conn.device_id, conn.nonce)
                     self.bus.publish(env.Claim(self.id, device=conn.device_id, conn=conn.nonce))
             alive = self.bus.alive()
+            elsewhere = {}
             for device_id, holder in (await self.bus.holders()).items():
                 instance = holder.rsplit(":", 1)[0]
                 if instance != self.id and instance in alive and self._presence.get(device_id) is None:
-                    self._presence.hold_remote(device_id, instance)
+                    elsewhere[device_id] = instance
+            self._presence.mirror(elsewhere)  # what went offline elsewhere while Redis was away is forgotten
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.ensure_future(work)

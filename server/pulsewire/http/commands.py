@@ -14,7 +14,7 @@ from pulsewire.app.services import ClusterDep, MetricsDep, PresenceDep, ReadsDep
 from pulsewire.channels import commands
 from pulsewire.channels.presence import Connection, PendingCommand, Presence
 from pulsewire.cluster import envelope
-from pulsewire.cluster.node import ClusterNode, RemoteFailed
+from pulsewire.cluster.node import UNREACHABLE, ClusterNode, RemoteFailed
 from pulsewire.http.errors import no_device
 from pulsewire.http.responses import ADMIN, answers
 from pulsewire.http.schemas import CommandAcceptedOut, CommandIn, CommandResultOut, DeviceId
@@ -113,7 +113,12 @@ async def send_command(
 # Why a command sent to the device's instance got no answer: (outcome, status, detail), as for a local one.
 _REMOTE_FAILURES = {
     envelope.ERR_OFFLINE: ("offline", 409, "device is offline"),
-    envelope.ERR_TIMEOUT: ("timeout", 504, "no result from the device within the wait"),
+    UNREACHABLE: (
+        "unreachable",
+        503,
+        "the device is connected to another instance of the cluster, which cannot be reached now; try again",
+    ),
+    envelope.ERR_TIMEOUT: ("timeout", 504, "no result from the device within {wait:g} s"),
     envelope.ERR_ENDED: (
         "lost",
         503,
@@ -137,7 +142,7 @@ async def _elsewhere(
     except RemoteFailed as failed:
         outcome, status, detail = _REMOTE_FAILURES[failed.error]
         metrics.commands.labels(name=name, outcome=outcome).inc()
-        raise HTTPException(status, detail) from None
+        raise HTTPException(status, detail.format(wait=wait or commands.SEND_TIMEOUT_S)) from None
     if wait == 0:
         metrics.commands.labels(name=name, outcome="sent").inc()
         response.status_code = 202
