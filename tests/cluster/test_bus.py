@@ -272,6 +272,17 @@ async def test_a_newer_claim_returns_the_older_holder_and_a_stale_release_leaves
         assert await b.bus.release("d1", "c2") is False
 
 
+async def test_two_hundred_claims_at_once_wait_for_a_connection_and_the_bus_stays_up(redis_url: str) -> None:
+    """A fleet reconnecting together: more claims at once than the bus has connections to Redis.
+    They queue for one; none fails and the bus is never taken for down."""
+    async with node(redis_url, "a") as a:
+        previous = await asyncio.gather(*(a.bus.claim(f"d{n}", "c1") for n in range(200)))
+        released = await asyncio.gather(*(a.bus.release(f"d{n}", "c1") for n in range(200)))
+        assert previous == [None] * 200 and released == [True] * 200
+        assert a.health == [True] and a.bus.healthy
+        assert await a.bus.holders() == {}
+
+
 @pytest.mark.parametrize(
     "instance, options, message",
     [

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -44,6 +44,7 @@ INSTANCE_KEY = "pulsewire:instance:"  # + instance id
 PRESENCE = "pulsewire:presence"
 _BROADCAST = BROADCAST.encode()
 
+MAX_CONNECTIONS = 32  # to Redis, per instance: commands beyond wait for one (at most TIMEOUT_S)
 TIMEOUT_S = 2.0  # connecting, and any one command: a Redis that does not answer by then is down
 MAX_OUTBOX = 10_000  # envelopes waiting to be published; past it the oldest is dropped
 MAX_BATCH = 512  # envelopes per pipeline: one round trip for many, without holding up the loop
@@ -391,7 +392,17 @@ def _check_options(instance_id: str, heartbeat_s: float, dead_after_s: float, ma
 
 def _client(url: str) -> Redis:
     # No retries inside redis-py: a command fails at once (or after TIMEOUT_S), and the bus decides.
-    return Redis.from_url(url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S, retry=Retry(NoBackoff(), 0))
+    # A blocking pool: a hundred devices connecting at once wait their turn for a connection rather
+    # than failing with "Too many connections", which would read as Redis being down.
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=TIMEOUT_S,
+        socket_connect_timeout=TIMEOUT_S,
+        socket_timeout=TIMEOUT_S,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return Redis(connection_pool=pool)
 
 
 def _text(value: Any) -> str | None:
