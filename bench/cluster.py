@@ -185,21 +185,20 @@ class System:
     server_pids: list[int]  # supervisors (or servers of one process)
     redis_pid: int
 
-    def pids(self) -> dict[str, list[int]]:
-        """The processes of each part now (not the load generator: see `measure`)."""
-        import psycopg
+    def finder(self, conn: Any) -> Any:
+        """A function naming each part's processes now (not the load generator's: see `measure`), asking
+        PostgreSQL over `conn` for its backends."""
 
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+        def find() -> dict[str, list[int]]:
             rows = conn.execute("SELECT pid, datname, backend_type FROM pg_stat_activity").fetchall()
-        return {
-            "server": [pid for top in self.server_pids for pid in proctime.with_descendants(top)],
-            "postgres": [pid for pid, datname, _ in rows if datname == self.database],
-            "postgres background": [pid for pid, datname, kind in rows if datname is None and kind in PG_BACKGROUND],
-            "redis": [self.redis_pid],
-        }
+            return {
+                "server": [pid for top in self.server_pids for pid in proctime.with_descendants(top)],
+                "postgres": [pid for pid, datname, _ in rows if datname == self.database],
+                "postgres background": [pid for pid, db, kind in rows if db is None and kind in PG_BACKGROUND],
+                "redis": [self.redis_pid],
+            }
 
-    def snapshot(self) -> dict[str, dict[int, float]]:
-        return {part: proctime.snapshot(pids) for part, pids in self.pids().items()}
+        return find
 
 
 @dataclass
@@ -207,22 +206,24 @@ class Cpu:
     seconds: dict[str, float] = field(default_factory=dict)  # part -> CPU seconds over the load
     wall_s: float = 0.0
     per_process: dict[str, list[float]] = field(default_factory=dict)  # part -> each process's seconds
+    processes: dict[str, int] = field(default_factory=dict)  # part -> processes seen
     ended: dict[str, int] = field(default_factory=dict)  # part -> processes that ended during the load
 
 
 def measure(system: System, load: Any) -> tuple[Any, Cpu]:
     """Call `load()` (which runs the load generator to its end) and the CPU each part used meanwhile."""
-    before, children_before, start = system.snapshot(), children_cpu_seconds(), time.monotonic()
-    result = load()
-    after, wall = system.snapshot(), time.monotonic() - start
-    cpu = Cpu(wall_s=round(wall, 2))
-    for part in before:
-        used = proctime.used(before[part], after[part])
+    import psycopg
+
+    with psycopg.connect(system.admin_url, autocommit=True) as conn:
+        children_before, start = children_cpu_seconds(), time.monotonic()
+        with proctime.Tracker(system.finder(conn)) as tracker:
+            result = load()
+    cpu = Cpu(wall_s=round(time.monotonic() - start, 2))
+    for part in tracker.first:
+        used = tracker.used(part)
         cpu.seconds[part] = round(used.seconds, 2)
-        cpu.per_process[part] = sorted(
-            (round(v - before[part].get(pid, 0.0), 2) for pid, v in after[part].items()), reverse=True
-        )
-        cpu.ended[part] = used.ended
+        cpu.per_process[part] = [round(x, 2) for x in tracker.per_process(part)]
+        cpu.processes[part], cpu.ended[part] = used.processes, used.ended
     cpu.seconds["load generator"] = round(children_cpu_seconds() - children_before, 2)
     return result, cpu
 
@@ -641,7 +642,8 @@ def notes(r: Run, devices: int) -> list[str]:
             if load.get("acked") and (live["got"] or 0) < load["acked"]:
                 out.append(f"{name}: the dashboard on {live['url']} received {live['got']:,} of {load['acked']:,}")
     if r.cpu is not None and any(r.cpu.ended.values()):
-        out.append(f"processes that ended during the load (their last CPU uncounted): {r.cpu.ended}")
+        ended = ", ".join(f"{part} {n} of {r.cpu.processes[part]}" for part, n in r.cpu.ended.items() if n)
+        out.append(f"processes that ended during the saturating load (counted to their last 50 ms sample): {ended}")
     if r.server_log:
         out.append(f"servers logged {len(r.server_log)} warning/error line(s), first: {r.server_log[0][:200]}")
     return out
