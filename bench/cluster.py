@@ -157,7 +157,7 @@ def fresh_database(admin_url: str) -> Iterator[tuple[str, str]]:
 
 @contextlib.contextmanager
 def private_redis() -> Iterator[Any]:
-    from tests.support.redisserver import PrivateRedis  # the repository root is on sys.path (harness.server)
+    from tests.support.redisserver import PrivateRedis  # importable once harness.server is (it says why)
 
     redis = PrivateRedis()
     try:
