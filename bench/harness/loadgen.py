@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +92,21 @@ def run_loadgen(
     proto: str = "ws",
     tokens_file: Path | None = None,
     rate: int | None = None,
+    lives: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Run load.mjs once against `url` (ws:// for the device channel, mqtt:// for a broker); its JSON line."""
+    """Run load.mjs once against `url` (ws:// for the device channel, mqtt:// for a broker); its JSON line.
+
+    `lives`: the bases (ws://host:port) of one live subscriber each, whose figures are in the line's
+    `lives` list; by default one subscriber on `url`.
+    """
     command = [node, str(loadgen), "--proto", proto, "--url", url, "--devices", str(devices)]
     command += ["--batch", str(batch), "--window", str(WINDOW), "--seconds", plain_number(seconds)]
     if tokens_file is not None:
         command += ["--tokens", str(tokens_file)]
     if rate:
         command += ["--rate", str(rate)]
+    if lives:
+        command += ["--lives", ",".join(lives)]
     try:
         done = subprocess.run(
             command, cwd=loadgen.parent, capture_output=True, text=True, timeout=seconds + 60, check=False
