@@ -19,6 +19,10 @@ from pulsewire.protocol.rules import MAX_INTERVAL_MS, MIN_INTERVAL_MS
 from pulsewire.proxies import Network, parse_trusted
 from pulsewire.storage.retention import Retention
 
+# Beyond the longest delivery attempt, a claimed notification's claim lasts this much longer: the
+# outcome's write waits in the writer's queue, and the clocks of instances on several machines differ.
+NOTIFY_CLAIM_MARGIN_S = 10.0
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PULSEWIRE_", frozen=True, extra="forbid")
@@ -318,6 +322,12 @@ class Settings(BaseSettings):
     def mail_sender(self) -> str:
         """The From address of alert emails."""
         return self.smtp_sender or f"pulsewire@{socket.getfqdn()}"
+
+    @property
+    def notify_claim_s(self) -> float:
+        """How long an instance's outbox holds a notification it is delivering before any instance
+        may take it again: longer than any attempt (webhook or email) and the write of its outcome."""
+        return max(self.webhook_timeout_s, self.smtp_timeout_s) + NOTIFY_CLAIM_MARGIN_S
 
     @cached_property
     def retention(self) -> Retention:

@@ -8,6 +8,7 @@ The webhook receiver answers by path, so one receiver plays every kind the tests
 | `/ok` | 200 when the signature verifies with the receiver's secret, else 401 |
 | `/fail` | 500 with a short text |
 | `/slow` | nothing for 30 s |
+| `/hang-once` | nothing for 30 s the first time a key comes, then as `/ok` |
 | `/trickle` | an answer head that comes one byte every 0.1 s |
 | `/trickle-body` | 500 and a body that comes one byte every 0.1 s |
 | `/loop` | 302 to itself |
@@ -40,6 +41,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     verified: bool
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -48,6 +50,7 @@ class WebhookReceiver:
     port: int = 0
     received: list[Received] = field(default_factory=list)
     huge_bytes_written: int = 0  # of the /huge body, before the client went away
+    hung: set[str] = field(default_factory=set)  # the keys /hang-once has hung on
     scheme: str = "http"
 
     def url(self, path: str) -> str:
@@ -76,7 +79,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         verified = verify(receiver.secret, body, self.headers.get(SIGNATURE_HEADER))
         receiver.received.append(Received(self.path, dict(self.headers.items()), body, verified))
-        if self.path == "/ok":
+        key = self.headers.get("Idempotency-Key", "")
+        if self.path == "/hang-once" and key not in receiver.hung:
+            receiver.hung.add(key)
+            time.sleep(30)
+        elif self.path in ("/ok", "/hang-once"):
             self._answer(200 if verified else 401, b"thanks" if verified else b"bad signature")
         elif self.path == "/fail":
             self._answer(500, b"database on fire\r\nsecond line")

@@ -1,14 +1,22 @@
 """The outbox worker: delivers the notifications that `write_changes` stored, until each is sent or failed.
 
 A notification is a row written in the transaction of its event, so it survives a restart and a
-receiver that is down. The worker reads the rows that are due, sends up to `notify_concurrency`
-at once (alerts/deliver.py), and records each outcome through the writer: `sent`, or `pending`
-again at a backed-off, jittered time (alerts/retry.py), or `failed` once `notify_give_up_s` has
-passed since its first attempt. Delivery is at least once: a notification sent but not yet
-recorded when the server dies is sent again after the restart, with the same idempotency key.
+receiver that is down. The worker claims the rows that are due (`claim_due` in
+storage/alert_log.py, through the writer), sends up to `notify_concurrency` at once
+(alerts/deliver.py), and records each outcome through the writer in place of its claim: `sent`,
+or `pending` again at a backed-off, jittered time (alerts/retry.py), or `failed` once
+`notify_give_up_s` has passed since its first attempt. The rows an event queues are written
+claimed for this instance and sent straight from their commit (`take`), with no look at the outbox.
+
+Several instances may share the database, each with its worker. A claim keeps a row from the
+others for `notify_claim_s` (longer than any attempt and its record), so one notification is
+delivered by one instance at a time. Delivery is at least once: a notification sent but not yet
+recorded when its instance dies is sent again once the claim runs out, by whichever instance
+claims it first (the same one, restarted), with the same idempotency key.
 
 The worker runs beside ingest and never holds it up: sending happens on the event loop with
-bounded time and memory per attempt, and an outcome is one small write in the writer's queue.
+bounded time and memory per attempt; a claim and an outcome are each one small write in the
+writer's queue, and a look that finds nothing due writes nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import random
 from collections.abc import Callable
 
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from pulsewire.alerts.channels import Channel
 from pulsewire.alerts.deliver import Notice, Outcome, deliver
@@ -59,7 +67,9 @@ class Outbox:
         )
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.notify_concurrency)
+        self._claim_ms = round(settings.notify_claim_s * 1000)
         self._in_flight: set[int] = set()
+        self._held: dict[int, Notification] = {}  # claimed here, not started: released by the next claim
         self._channels: dict[str, Channel] = {}  # as of the last look at the outbox
         self._outcomes: list[Attempt] = []  # waiting for `_recording`, the write that takes them
         self._recording: asyncio.Future[None] | None = None
@@ -67,23 +77,21 @@ class Outbox:
         self._task: asyncio.Task[None] | None = None
 
     def take(self, queued: list[Notification]) -> None:
-        """Notifications just committed: sent at once when a slot is free and their channel is
-        known, with no read of the outbox; the rest wait for the next look, which comes now."""
-        left = False
+        """Notifications just committed, claimed for this instance: sent at once when a slot is
+        free and their channel is known, with no read of the outbox; the rest are held, and the
+        next look, which comes now, releases them to be claimed again by whoever has room."""
         for n in queued:
             channel = self._channels.get(n.channel_id)
-            if channel is None or n.id in self._in_flight or len(self._in_flight) >= self._settings.notify_concurrency:
-                left = True
-                continue
-            self._start(n, channel)
-        if left:
-            self._wake.set()
+            if channel is None or len(self._in_flight) >= self._settings.notify_concurrency:
+                self._hold(n)
+            else:
+                self._start(n, channel)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="pulsewire-outbox")
 
     async def stop(self) -> None:
-        """Stop sending; what is in flight is abandoned and sent again after the next start."""
+        """Stop sending; what is in flight or held is abandoned, and sent again once its claim runs out."""
         tasks = [t for t in (self._task, self._recording, *self._sending) if t is not None]
         for task in tasks:
             task.cancel()
@@ -103,20 +111,37 @@ class Outbox:
             self._wake.clear()
 
     async def _send_due(self) -> None:
-        free = self._settings.notify_concurrency - len(self._in_flight)
-        busy = frozenset(self._in_flight)  # a copy: the set changes on the loop meanwhile
-        due, self._channels, pending = await asyncio.to_thread(self._due, now_ms(), max(free, 0), busy)
+        soonest, self._channels, pending = await asyncio.to_thread(self._look)
         self._metrics.notifications_pending.set(pending)
+        now = now_ms()
+        free = self._settings.notify_concurrency - len(self._in_flight)
+        if not self._held and (soonest is None or soonest > now or free <= 0):
+            return  # nothing to claim or release: no write
+        held = list(self._held.values())
+        claim = alert_log.claim_due(now, now + self._claim_ms, free, frozenset(self._in_flight), held)
+        due = await self._writer.call(claim)
+        for n in held:  # released: due again, for any outbox
+            self._held.pop(n.id, None)
+        if any(n.channel_id not in self._channels for n in due):  # a channel made since the look
+            self._channels = await asyncio.to_thread(self._read_channels)
         for n in due:
-            if n.id in self._in_flight or len(self._in_flight) >= self._settings.notify_concurrency:
-                continue  # taken straight from its commit while this look was on its way
-            self._start(n, self._channels.get(n.channel_id))
+            if len(self._in_flight) >= self._settings.notify_concurrency:
+                self._hold(n)  # slots taken straight from a commit while the claim was on its way
+            else:
+                self._start(n, self._channels.get(n.channel_id))
 
-    def _due(self, now: int, limit: int, busy: frozenset[int]) -> tuple[list[Notification], dict[str, Channel], int]:
+    def _look(self) -> tuple[int | None, dict[str, Channel], int]:
+        """When the next notification falls due, the channels, and how many notifications are pending."""
         with self._db.connect() as conn:
-            due = alert_log.due_notifications(conn, now, limit + len(busy), busy)[:limit] if limit else []
-            channels = {c.id: c.channel for c in list_channels(conn)}
-            return due, channels, alert_log.pending_count(conn)
+            return alert_log.next_due(conn), _channels(conn), alert_log.pending_count(conn)
+
+    def _read_channels(self) -> dict[str, Channel]:
+        with self._db.connect() as conn:
+            return _channels(conn)
+
+    def _hold(self, n: Notification) -> None:
+        self._held[n.id] = n
+        self._wake.set()
 
     def _start(self, n: Notification, channel: Channel | None) -> None:
         self._in_flight.add(n.id)
@@ -167,21 +192,27 @@ class Outbox:
     async def _record_together(self) -> None:
         await asyncio.sleep(0)  # outcomes of the same moment join this write
         outcomes, self._outcomes, self._recording = self._outcomes, [], None
-        await self._writer.call(alert_log.record_attempts(outcomes))
+        lost = await self._writer.call(alert_log.record_attempts(outcomes))
+        if lost:  # another outbox has taken these rows over, and records their outcome itself
+            log.warning("outcomes not recorded: their claims had run out", extra={"notifications": lost})
 
     def _attempt(self, n: Notification, outcome: Outcome, at: int, gone: bool) -> Attempt:
         attempts = n.attempts + 1
         first = n.first_attempt_ms if n.first_attempt_ms is not None else at
         done = now_ms()
         if outcome.delivered:
-            return Attempt(n.id, SENT, attempts, first, done, done, None)
+            return Attempt(n.id, n.claim, SENT, attempts, first, done, done, None)
         retry = None if gone else next_attempt(attempts, first / 1000, done / 1000, self._draw, policy=self._policy)
         if retry is None:
-            return Attempt(n.id, FAILED, attempts, first, done, done, outcome.detail)
-        return Attempt(n.id, PENDING, attempts, first, round(retry * 1000), None, outcome.detail)
+            return Attempt(n.id, n.claim, FAILED, attempts, first, done, done, outcome.detail)
+        return Attempt(n.id, n.claim, PENDING, attempts, first, round(retry * 1000), None, outcome.detail)
 
     def _count(self, attempt: Attempt, channel: Channel | None) -> None:
         kind = channel.kind if channel is not None else "unknown"
         m = self._metrics
         counter = {SENT: m.notifications_sent, PENDING: m.notifications_retried, FAILED: m.notifications_failed}
         counter[attempt.status].labels(kind).inc()
+
+
+def _channels(conn: Connection) -> dict[str, Channel]:
+    return {c.id: c.channel for c in list_channels(conn)}

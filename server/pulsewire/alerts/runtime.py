@@ -7,7 +7,8 @@
   queue (`call_prepared`), so its changes are ordered with the groups around them.
 - Rule edits and acknowledgements go through the writer's queue in the same way.
 - Each committed event goes to live clients (`alert` messages) and wakes the outbox
-  (alerts/outbox.py), which delivers its notifications.
+  (alerts/outbox.py), which delivers its notifications: they are written claimed for this
+  instance's outbox, so the outbox of another instance on the same database leaves them alone.
 - In a cluster (`clustered`), each instance judges the devices it holds: readings arrive where the
   device is connected, and the clock judges only those devices (and those that went offline here).
   A device that arrives takes its alert states from the database (`adopt`); a rule edit or an
@@ -189,7 +190,7 @@ class Alerting:
 
         def write(conn: Connection, removed: frozenset[str]) -> tuple[Any, dict[int, int], list[alert_log.Written]]:
             before = first(conn) if first is not None else None
-            ids, written = alert_log.write_changes(conn, changes, now, removed)
+            ids, written = alert_log.write_changes(conn, changes, now, self._claim(now), removed)
             return before, ids, written
 
         def committed(result: tuple[Any, dict[int, int], list[alert_log.Written]]) -> None:
@@ -198,6 +199,10 @@ class Alerting:
             self._announce(written)
 
         return Extra(write, committed)
+
+    def _claim(self, now: int) -> int:
+        """Until when the notifications written at `now` are claimed for this instance's outbox."""
+        return now + round(self._settings.notify_claim_s * 1000)
 
     def _announce(self, written: Iterable[alert_log.Written]) -> None:
         queued: list[alert_log.Notification] = []
@@ -266,7 +271,7 @@ class Alerting:
                 result = fn(conn)
                 book = _book(conn)
                 changes = engine.rule_changes(book, now)
-                ids, written = alert_log.write_changes(conn, changes, now)
+                ids, written = alert_log.write_changes(conn, changes, now, self._claim(now))
                 return result, book, changes, ids, written
 
             def committed(out: _RulesWritten) -> None:

@@ -3,6 +3,13 @@
 `write_changes` runs inside the transaction that stores the readings behind the changes (or the
 clock's own transaction), so an alert, its state and its notifications are committed together
 with what caused them, or not at all. The reads serve the HTTP API and the outbox worker.
+
+Several instances may share one database, each with an outbox. A pending notification is due
+when its `next_at_ms` has passed; an outbox delivers only the rows it claimed, and a claim sets
+`next_at_ms` to when the claim runs out (`claim_due`, or `write_changes` for the rows it queues),
+so no other outbox finds the row due meanwhile. That value is also the claim's token: an outcome
+or a release is written only while the row still holds it (`record_attempts`), so an instance
+whose claim ran out, and was taken over, cannot overwrite the outcome of the one that took it.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pulsewire.alerts import evaluate
@@ -33,6 +40,7 @@ class Notification:
     body: Mapping[str, Any]
     attempts: int
     first_attempt_ms: int | None
+    claim: int  # the next_at_ms this row holds while claimed here: the claim's end and its token
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +73,16 @@ def load_pairs(conn: Connection) -> dict[Key, Pair]:
 
 
 def write_changes(
-    conn: Connection, changes: Sequence[Change], now: int, skip_devices: frozenset[str] = frozenset()
+    conn: Connection,
+    changes: Sequence[Change],
+    now: int,
+    claim: int,
+    skip_devices: frozenset[str] = frozenset(),
 ) -> tuple[dict[int, int], list[Written]]:
     """Write the changes in order. Returns the alert id each new episode got (by change index)
     and the events written. Changes of `skip_devices` (removed before their readings were
-    stored) are left out."""
+    stored) are left out. The notifications queued are claimed until `claim` by the outbox of
+    this instance, which takes them once this transaction commits."""
     ids: dict[int, int] = {}
     current: dict[Key, int | None] = {}
     out: list[Written] = []
@@ -104,7 +117,7 @@ def write_changes(
             _update(conn, alert_id, change)
         current[change.key] = alert_id if change.event.kind != "resolved" else None
         alert = alert_json(_alert_row(conn, alert_id), change.after)
-        queued = _notify(conn, change, alert_id, alert, now) if change.notify else []
+        queued = _notify(conn, change, alert_id, alert, now, claim) if change.notify else []
         out.append(Written(change.event.kind, alert, queued))
     for key, change in states.items():
         _store_state(conn, key, change.after, current.get(key, change.after.alert_id if change.after else None))
@@ -163,8 +176,11 @@ def _store_state(conn: Connection, key: Key, pair: Pair | None, alert_id: int | 
     )
 
 
-def _notify(conn: Connection, change: Change, alert_id: int, alert: dict[str, Any], now: int) -> list[Notification]:
-    """One outbox row per channel of the rule, due at once."""
+def _notify(
+    conn: Connection, change: Change, alert_id: int, alert: dict[str, Any], now: int, claim: int
+) -> list[Notification]:
+    """One outbox row per channel of the rule, claimed until `claim` by this instance's outbox
+    (another instance's would otherwise find it due and send it too)."""
     assert change.event is not None
     rule = change.entry.rule
     if not rule.channels:
@@ -175,9 +191,11 @@ def _notify(conn: Connection, change: Change, alert_id: int, alert: dict[str, An
     row = {"alert_id": alert_id, "event": event, "key": key, "body": body, "status": PENDING}
     ids = conn.execute(
         insert(alert_notifications).returning(alert_notifications.c.id, sort_by_parameter_order=True),
-        [{**row, "channel_id": c, "created_ms": now, "next_at_ms": now} for c in rule.channels],
+        [{**row, "channel_id": c, "created_ms": now, "next_at_ms": claim} for c in rule.channels],
     ).scalars()
-    return [Notification(i, alert_id, c, event, key, body, 0, None) for i, c in zip(ids, rule.channels, strict=True)]
+    return [
+        Notification(i, alert_id, c, event, key, body, 0, None, claim) for i, c in zip(ids, rule.channels, strict=True)
+    ]
 
 
 # -- the alert as the API shows it
@@ -256,23 +274,59 @@ def acknowledge_resolved(alert_id: int, now: int) -> Callable[[Connection], bool
 # -- the outbox
 
 
-def due_notifications(conn: Connection, now: int, limit: int, exclude: Iterable[int]) -> list[Notification]:
-    query = (
-        select(alert_notifications)
-        .where(alert_notifications.c.status == PENDING, alert_notifications.c.next_at_ms <= now)
-        .order_by(alert_notifications.c.next_at_ms, alert_notifications.c.id)
-        .limit(limit)
-    )
-    skip = set(exclude)
-    return [
-        Notification(r.id, r.alert_id, r.channel_id, r.event, r.key, r.body, r.attempts, r.first_attempt_ms)
-        for r in conn.execute(query)
-        if r.id not in skip
-    ]
+def claim_due(
+    now: int, until: int, limit: int, exclude: Iterable[int] = (), release: Sequence[Notification] = ()
+) -> Callable[[Connection], list[Notification]]:
+    """Claim up to `limit` notifications due at `now` (but those in `exclude`, being delivered
+    here) for delivery by the caller until `until`, oldest due first. `release`: claims the
+    caller holds and will not use, made due at once first, for whichever outbox looks next.
+
+    The rows are read and pushed to `until` in one transaction, the read locking what it returns
+    and skipping rows another transaction has locked (PostgreSQL's FOR UPDATE SKIP LOCKED): two
+    outboxes claiming at once never get the same row, and neither waits for the other. SQLite has
+    one writer, so there the transaction alone does it (SQLAlchemy leaves the clause out)."""
+
+    def run(conn: Connection) -> list[Notification]:
+        if release:
+            conn.execute(
+                update(alert_notifications)
+                .where(
+                    alert_notifications.c.id == bindparam("nid"),
+                    alert_notifications.c.status == PENDING,
+                    alert_notifications.c.next_at_ms == bindparam("held"),
+                )
+                .values(next_at_ms=now),
+                [{"nid": n.id, "held": n.claim} for n in release],
+            )
+        if limit <= 0:
+            return []
+        rows = conn.execute(
+            select(alert_notifications)
+            .where(
+                alert_notifications.c.status == PENDING,
+                alert_notifications.c.next_at_ms <= now,
+                alert_notifications.c.id.not_in(list(exclude)),
+            )
+            .order_by(alert_notifications.c.next_at_ms, alert_notifications.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if rows:
+            conn.execute(
+                update(alert_notifications)
+                .where(alert_notifications.c.id.in_([r.id for r in rows]))
+                .values(next_at_ms=until)
+            )
+        return [
+            Notification(r.id, r.alert_id, r.channel_id, r.event, r.key, r.body, r.attempts, r.first_attempt_ms, until)
+            for r in rows
+        ]
+
+    return run
 
 
 def next_due(conn: Connection) -> int | None:
-    """When the earliest pending notification falls due (server ms), or None."""
+    """When the earliest pending notification falls due, or its claim runs out (server ms), or None."""
     return conn.scalar(
         select(alert_notifications.c.next_at_ms)
         .where(alert_notifications.c.status == PENDING)
@@ -286,6 +340,7 @@ class Attempt:
     """The outcome of one delivery attempt, to record."""
 
     id: int
+    claim: int  # the claim it was made under (Notification.claim)
     status: str  # sent | pending (retry at next_at_ms) | failed
     attempts: int
     first_attempt_ms: int
@@ -294,12 +349,20 @@ class Attempt:
     error: str | None
 
 
-def record_attempts(attempts: Sequence[Attempt]) -> Callable[[Connection], None]:
-    def run(conn: Connection) -> None:
+def record_attempts(attempts: Sequence[Attempt]) -> Callable[[Connection], list[int]]:
+    """Record each outcome in place of its claim, if the row still holds that claim; returns the
+    ids of those not recorded (their claim ran out and another outbox took the row, or will)."""
+
+    def run(conn: Connection) -> list[int]:
+        lost = []
         for a in attempts:
-            conn.execute(
+            done = conn.execute(
                 update(alert_notifications)
-                .where(alert_notifications.c.id == a.id)
+                .where(
+                    alert_notifications.c.id == a.id,
+                    alert_notifications.c.status == PENDING,
+                    alert_notifications.c.next_at_ms == a.claim,
+                )
                 .values(
                     status=a.status,
                     attempts=a.attempts,
@@ -309,6 +372,9 @@ def record_attempts(attempts: Sequence[Attempt]) -> Callable[[Connection], None]
                     last_error=None if a.error is None else a.error[:200],
                 )
             )
+            if done.rowcount == 0:
+                lost.append(a.id)
+        return lost
 
     return run
 

@@ -158,6 +158,7 @@ alert_notifications = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("created_ms", BigInteger, nullable=False),
     Column("first_attempt_ms", BigInteger, nullable=True),
+    # Pending: when it is due; while an instance delivers it (claimed), when that claim runs out.
     Column("next_at_ms", BigInteger, nullable=False),
     Column("done_ms", BigInteger, nullable=True),
     Column("last_error", String(200), nullable=True),
