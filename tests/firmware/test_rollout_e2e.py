@@ -139,49 +139,42 @@ def test_a_rollout_takes_the_board_from_v1_to_v2_which_reports_it_and_streams_on
     assert "boot: 0.2.0 on trial (boot 1 of 3)" in sim.lines
 
 
-def test_a_v3_that_raises_at_import_rolls_the_board_back_to_v2_and_the_rollout_says_why(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+def roll_out_a_bad_v3(tmp_path: Path, request: pytest.FixtureRequest, source: Path) -> tuple[Server, list[str], str]:
+    """Take a board to 0.2.0, then roll out 0.3.0 built from `source`: the board must come back on
+    0.2.0 by itself and stream on, and the rollout record `rolled_back`. The server, the board's lines
+    since the rollout started, and the reason the rollout recorded."""
     server = start_server(tmp_path / "server", "sqlite", request, sample_interval_ms="200")
     device_id, token = server.register()
     with board(config=firmware_config(server.base, token, trial_ms=TRIAL_MS), reboot=True) as sim:
         on_v2(server, sim, tmp_path, device_id)
-        release(server, tmp_path, "0.3.0", broken_firmware(tmp_path))
+        release(server, tmp_path, "0.3.0", source)
         since = sim.mark()
         rollout_id = start_rollout(server, "0.3.0", [device_id])
-        sim.wait_for_line(f"boot: leaving 0.3.0: {BROKEN}", 90, since)
-        gone_back = wait_step(server, rollout_id, device_id, "rolled_back", 60)
+        gone_back = wait_step(server, rollout_id, device_id, "rolled_back", 120)
         sim.wait_for_line("link: online", 30, since)
         assert firmware_of(server)[device_id] == "0.2.0"
         streams_on(server, device_id)
         done = rollout(server, rollout_id)
-
-    assert gone_back["reason"] == BROKEN
+        lines = sim.lines[since:]
     assert steps_logged(server, rollout_id, device_id) == ["downloading", "installed", "rolled_back"]
-    assert done["state"] == "finished"
-    assert done["counts"]["rolled_back"] == 1
+    assert (done["state"], done["counts"]["rolled_back"]) == ("finished", 1)
+    return server, lines, str(gone_back["reason"])
+
+
+def test_a_v3_that_raises_at_import_rolls_the_board_back_to_v2_and_the_rollout_says_why(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    _, lines, reason = roll_out_a_bad_v3(tmp_path, request, broken_firmware(tmp_path))
+    assert reason == BROKEN
+    assert f"boot: leaving 0.3.0: {BROKEN}" in lines
 
 
 def test_a_v3_that_cannot_reach_the_server_rolls_the_board_back_to_v2_after_its_boots_and_the_rollout_says_why(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    server = start_server(tmp_path / "server", "sqlite", request, sample_interval_ms="200")
-    device_id, token = server.register()
-    with board(config=firmware_config(server.base, token, trial_ms=TRIAL_MS), reboot=True) as sim:
-        on_v2(server, sim, tmp_path, device_id)
-        release(server, tmp_path, "0.3.0", unreachable_firmware(tmp_path))
-        since = sim.mark()
-        rollout_id = start_rollout(server, "0.3.0", [device_id])
-        gone_back = wait_step(server, rollout_id, device_id, "rolled_back", 120)
-        assert firmware_of(server)[device_id] == "0.2.0"
-        streams_on(server, device_id)
-        done = rollout(server, rollout_id)
-        tries = [line for line in sim.lines[since:] if line.startswith("boot: 0.3.0 on trial")]
-
-    why = f"no welcome from the server in 3 boots ({TRIAL_MS // 1000} s each)"
-    assert gone_back["reason"] == why
-    assert steps_logged(server, rollout_id, device_id) == ["downloading", "installed", "rolled_back"]
-    assert (done["state"], done["counts"]["rolled_back"]) == ("finished", 1)
+    server, lines, reason = roll_out_a_bad_v3(tmp_path, request, unreachable_firmware(tmp_path))
+    assert reason == f"no welcome from the server in 3 boots ({TRIAL_MS // 1000} s each)"
+    tries = [line for line in lines if line.startswith("boot: 0.3.0 on trial")]
     assert tries == [f"boot: 0.3.0 on trial (boot {n} of 3)" for n in (1, 2, 3)]
     assert server.metric_value("pulsewire_auth_refusals_total", 'reason="subprotocol"') >= 3  # v3 tried, each boot
 

@@ -5,17 +5,14 @@ front of them, configured from the block of docs/cluster.md marked `<!-- tested:
 
 from __future__ import annotations
 
-import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.env import ROOT
 from tests.support.redisserver import PrivateRedis
 from tests.support.server import Server, free_port
-from tests.support.webservers import config_block, fill, nginx_command, require
+from tests.support.webservers import config_block, fill, nginx_command, require, stop_process, wait_listening
 
 CLUSTER_DOC = ROOT / "docs" / "cluster.md"
 DOC_UPSTREAMS = ("10.0.0.11:8000", "10.0.0.12:8000", "10.0.0.13:8000")
@@ -47,25 +44,11 @@ class Nginx:
         site.write_text(fill(config_block("nginx-cluster", CLUSTER_DOC), values))
         with open(self.folder / "stderr.log", "ab") as err:
             self.proc = subprocess.Popen(nginx_command(binary, self.folder, site), stdout=err, stderr=err)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited at start: {(self.folder / 'error.log').read_text()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("nginx did not listen in 15 s")
+        wait_listening(self.proc, self.port, "nginx", lambda: (self.folder / "error.log").read_text()[-2000:])
+        return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +78,32 @@ def nginx_command(binary: str, folder: Path, site: Path) -> list[str]:
     return [binary, "-e", str(error_log), "-p", str(folder), "-c", str(main)]
 
 
+def wait_listening(proc: subprocess.Popen[bytes], port: int, name: str, logs: Callable[[], str]) -> None:
+    """Until `proc` listens on 127.0.0.1:`port`; an exit or START_TIMEOUT_S without it raises, with `logs()`."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode} at start:\n{logs()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    stop_process(proc)
+    raise RuntimeError(f"{name} did not listen on {port} within {START_TIMEOUT_S:g} s:\n{logs()}")
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -118,13 +145,7 @@ class Proxy:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def logs(self) -> str:
         return "\n".join(
@@ -133,17 +154,7 @@ class Proxy:
 
     def _wait_listening(self) -> None:
         assert self.proc is not None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode} at start:\n{self.logs()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"{self.kind} did not listen on {self.port} within {START_TIMEOUT_S:g} s:\n{self.logs()}")
+        wait_listening(self.proc, self.port, self.kind, self.logs)
 
     def _site(self, name: str, values: dict[str, str]) -> Path:
         timeout = IDLE_TIMEOUTS[name]
