@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.harness import proctime
 from pulsewire.app.workers import MAX_BACKOFF_S, STABLE_AFTER_S, Slot, restart_delay
 from tests.support.cli import cli
 from tests.support.clients import device, now_ms, send_batch
@@ -54,22 +55,9 @@ def started(server: Server) -> list[tuple[int, int]]:
     return [(int(m[1]), int(m[2])) for line in server.log_lines() if (m := WORKER_STARTED.search(line))]
 
 
-def children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
-
-
 def running_workers(server: Server) -> dict[int, int]:
     """{worker number: pid} of the workers that run now (children of the supervisor)."""
-    alive = children(server.pid)
+    alive = set(proctime.children(server.pid))
     return {number: pid for number, pid in started(server) if pid in alive}
 
 

@@ -169,7 +169,7 @@ async def test_start_with_redis_down_returns_and_the_bus_keeps_trying(redis_url:
         a.bus.publish(live("a", "lost"))
         assert a.bus.dropped == 1
         with pytest.raises(BusUnavailable):
-            await a.bus.holder("d1")
+            (await a.bus.holders()).get("d1")
 
 
 async def test_redis_killed_then_restarted_the_bus_recovers_by_itself(
@@ -259,16 +259,16 @@ async def test_a_clean_stop_says_gone_once_and_leaves_no_heartbeat(redis_url: st
 
 async def test_a_newer_claim_returns_the_older_holder_and_a_stale_release_leaves_it(redis_url: str) -> None:
     async with node(redis_url, "a") as a, node(redis_url, "b") as b:
-        assert await a.bus.holder("d1") is None
+        assert (await a.bus.holders()).get("d1") is None
         assert await a.bus.claim("d1", "c1") is None
-        assert await a.bus.holder("d1") == "a:c1"
+        assert (await a.bus.holders()).get("d1") == "a:c1"
         assert await b.bus.claim("d1", "c2") == "a:c1"  # a closes its connection c1 on hearing this
         assert await a.bus.release("d1", "c1") is False  # the older connection ending later
-        assert await b.bus.holder("d1") == "b:c2"
+        assert (await b.bus.holders()).get("d1") == "b:c2"
         assert await a.bus.claim("d2", "c1") is None  # another device is its own
         assert await b.bus.release("d1", "c2") is True
-        assert await a.bus.holder("d1") is None
-        assert await a.bus.holder("d2") == "a:c1"
+        assert (await a.bus.holders()).get("d1") is None
+        assert (await a.bus.holders()).get("d2") == "a:c1"
         assert await b.bus.release("d1", "c2") is False
 
 

@@ -286,14 +286,20 @@ def test_staged_files_that_no_longer_match_are_never_run(tmp_path: Path) -> None
 # --- power cuts ------------------------------------------------------------------------------------
 
 
+def midway_through_session_mpy(r: Rig, release: Release) -> int:
+    """Once the board is up, send `update` for `release` (command c-1) with session.mpy served slowly,
+    and return when part of it has come: the number of hellos seen by then."""
+    r.channel.wait_hello(BASE_FW)
+    r.files.slow["session.mpy"] = 0.2
+    r.channel.send(release.command("c-1"))
+    wait_until(lambda: any(s.sent >= 1024 for s in r.files.fetched("session.mpy")), 30, "part of session.mpy")
+    return len(r.channel.hellos)
+
+
 def test_a_reset_during_the_download_boots_v1_and_the_download_resumes(tmp_path: Path) -> None:
     with rig(tmp_path) as r:
-        r.channel.wait_hello(BASE_FW)
         v2 = r.release("0.2.0")
-        r.files.slow["session.mpy"] = 0.2
-        r.channel.send(v2.command("c-1"))
-        wait_until(lambda: any(s.sent >= 1024 for s in r.files.fetched("session.mpy")), 30, "part of session.mpy")
-        since = len(r.channel.hellos)
+        since = midway_through_session_mpy(r, v2)
         r.sim.reset()
         assert r.channel.wait_hello(BASE_FW, since)["boot"] == {"state": "confirmed"}
         cut_at = r.files.fetched("session.mpy")[0].sent
@@ -309,12 +315,8 @@ def test_the_same_update_sent_again_while_it_downloads_is_answered_by_the_runnin
     """A server that saw the board reconnect mid-download sends `update` again: the download goes
     on, and its result answers the latest command, instead of a refusal that would fail the rollout."""
     with rig(tmp_path) as r:
-        r.channel.wait_hello(BASE_FW)
         v2 = r.release("0.2.0")
-        r.files.slow["session.mpy"] = 0.2
-        r.channel.send(v2.command("c-1"))
-        wait_until(lambda: any(s.sent >= 1024 for s in r.files.fetched("session.mpy")), 30, "part of session.mpy")
-        since = len(r.channel.hellos)
+        since = midway_through_session_mpy(r, v2)
         r.channel.send(v2.command("c-2"))
         time.sleep(0.5)
         r.files.slow.clear()

@@ -353,10 +353,6 @@ class RedisBus:
         removed = await self._call(lambda: self._release(keys=[PRESENCE], args=[device, self._holder(conn)]))
         return bool(removed)
 
-    async def holder(self, device: str) -> str | None:
-        """The connection that holds `device` ("<instance>:<conn>"), or None."""
-        return _text(await self._call(lambda: self._redis.hget(PRESENCE, device)))
-
     async def holders(self) -> dict[str, str]:
         """Every device held anywhere -> "<instance>:<conn>"."""
         found = await self._call(lambda: self._redis.hgetall(PRESENCE))
